@@ -1,0 +1,70 @@
+"""The flat domain error tree, and the one place database errors become domain errors.
+
+Messages of these errors are shown to clients, so they never carry SQL text, constraint
+names or anything about other tenants. Unexpected exceptions are not DomainErrors and are
+masked at the GraphQL boundary (app/api/errors.py).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+
+class DomainError(Exception):
+    """An expected failure with a stable, client-visible code."""
+
+    code: str = "ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class NotFound(DomainError):
+    """The object does not exist, or exists only in another tenant (indistinguishable)."""
+
+    code = "NOT_FOUND"
+
+
+class Forbidden(DomainError):
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class Conflict(DomainError):
+    code = "CONFLICT"
+
+
+class Invalid(DomainError):
+    """Input that fails validation; `field` names the offending input field."""
+
+    code = "INVALID"
+
+
+class Unavailable(DomainError):
+    code = "UNAVAILABLE"
+
+
+def translate_database_error(
+    exc: asyncpg.PostgresError, *, not_found: str = "Not found", conflict: str = "Conflict"
+) -> DomainError | None:
+    """Map the database errors that have a domain meaning; None for anything unexpected.
+
+    A foreign-key violation means "the referenced object is not in this tenant": composite
+    foreign keys make another tenant's object and a random id fail the same way.
+    """
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return NotFound(not_found)
+    if isinstance(exc, asyncpg.UniqueViolationError | asyncpg.ExclusionViolationError):
+        return Conflict(conflict)
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return Forbidden("Not allowed")
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return Unavailable("The request took too long; try again with a smaller page")
+    if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
+        return Invalid("Invalid value")
+    return None

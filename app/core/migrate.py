@@ -1,0 +1,77 @@
+"""Schema migrations (yoyo) and the idempotent policy SQL re-applied on every migrate.
+
+Runs as the owner role over psycopg; the request path never imports this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+POLICIES_DIR = SQL_DIR / "policies"
+
+
+@dataclass(frozen=True)
+class MigrationStatus:
+    applied: list[str]
+    pending: list[str]
+
+
+def _yoyo_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):
+        raise ValueError("the migration database URL must start with postgresql://")
+    return "postgresql+psycopg://" + rest
+
+
+def _psycopg_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def status(owner_url: str) -> MigrationStatus:
+    backend = get_backend(_yoyo_url(owner_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    pending = {m.id for m in backend.to_apply(migrations)}
+    return MigrationStatus(
+        applied=[m.id for m in migrations if m.id not in pending],
+        pending=[m.id for m in migrations if m.id in pending],
+    )
+
+
+def migrate(owner_url: str) -> list[str]:
+    """Apply pending migrations, then (always) the policies. Returns the applied ids."""
+    backend = get_backend(_yoyo_url(owner_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        to_apply = backend.to_apply(migrations)
+        backend.apply_migrations(to_apply)
+    apply_policies(owner_url)
+    return [m.id for m in to_apply]
+
+
+def rollback_last(owner_url: str) -> str | None:
+    """Roll back the most recently applied migration; returns its id (None if none)."""
+    backend = get_backend(_yoyo_url(owner_url))
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        to_rollback = backend.to_rollback(migrations)
+        if not to_rollback:
+            return None
+        last = to_rollback[:1]
+        backend.rollback_migrations(last)
+    # Policies are dropped with their tables; the next migrate re-applies them.
+    return str(last[0].id)
+
+
+def apply_policies(owner_url: str) -> None:
+    """Roles checks, grants, helper functions and RLS policies, in one transaction."""
+    files = sorted(POLICIES_DIR.glob("*.sql"))
+    with psycopg.connect(_psycopg_url(owner_url)) as conn, conn.transaction():
+        for path in files:
+            # Policy files are trusted repository SQL, not user input.
+            conn.execute(path.read_text(encoding="utf-8").encode())

@@ -1,0 +1,139 @@
+"""Typed settings read once from the environment; nothing here is read at import time."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+Environment = Literal["development", "production"]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the server cannot run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request hardening limits, built into the schema once at start-up."""
+
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    default_page_size: int = 20
+    max_page_size: int = 100
+    max_body_bytes: int = 1_000_000
+    statement_timeout_ms: int = 5000
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server is configured with. Build with `Settings.from_env()`."""
+
+    environment: Environment = "development"
+    # None means "use the embedded PostgreSQL in data_dir".
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("tenantry")))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    jwt_issuer: str = "tenantry"
+    jwt_audience: str = "tenantry-api"
+    access_token_ttl_seconds: int = 900
+    # A JSON Web Key Set file holding the private signing keys; generated in data_dir if unset.
+    signing_keys_file: Path | None = None
+    graphiql: bool = True
+    introspection: bool = True
+    pool_min_size: int = 1
+    pool_max_size: int = 10
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def keys_file(self) -> Path:
+        return self.signing_keys_file or self.data_dir / "keys" / "signing-keys.json"
+
+    def with_database(self, database_url: str, migration_database_url: str) -> Settings:
+        return replace(
+            self, database_url=database_url, migration_database_url=migration_database_url
+        )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        environment = env.get("TENANTRY_ENV", "development")
+        if environment not in ("development", "production"):
+            raise SettingsError(
+                f"TENANTRY_ENV must be development or production, got {environment!r}"
+            )
+        dev = environment == "development"
+        database_url = env.get("DATABASE_URL") or None
+        migration_url = env.get("MIGRATION_DATABASE_URL") or None
+        if migration_url and not database_url:
+            raise SettingsError("MIGRATION_DATABASE_URL is set but DATABASE_URL is not")
+        data_dir = env.get("TENANTRY_DATA_DIR")
+        keys_file = env.get("TENANTRY_SIGNING_KEYS_FILE")
+        limits = Limits(
+            max_depth=_int(env, "TENANTRY_MAX_DEPTH", Limits.max_depth),
+            max_aliases=_int(env, "TENANTRY_MAX_ALIASES", Limits.max_aliases),
+            max_tokens=_int(env, "TENANTRY_MAX_TOKENS", Limits.max_tokens),
+            default_page_size=_int(env, "TENANTRY_DEFAULT_PAGE_SIZE", Limits.default_page_size),
+            max_page_size=_int(env, "TENANTRY_MAX_PAGE_SIZE", Limits.max_page_size),
+            max_body_bytes=_int(env, "TENANTRY_MAX_BODY_BYTES", Limits.max_body_bytes),
+            statement_timeout_ms=_int(
+                env, "TENANTRY_STATEMENT_TIMEOUT_MS", Limits.statement_timeout_ms
+            ),
+        )
+        if limits.default_page_size > limits.max_page_size:
+            raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
+        defaults = cls()
+        return cls(
+            environment="development" if dev else "production",
+            database_url=database_url,
+            migration_database_url=migration_url or database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=Path(data_dir) if data_dir else defaults.data_dir,
+            host=env.get("TENANTRY_HOST", defaults.host),
+            port=_int(env, "TENANTRY_PORT", defaults.port),
+            jwt_issuer=env.get("TENANTRY_JWT_ISSUER", defaults.jwt_issuer),
+            jwt_audience=env.get("TENANTRY_JWT_AUDIENCE", defaults.jwt_audience),
+            access_token_ttl_seconds=_int(env, "TENANTRY_ACCESS_TOKEN_TTL", 900, minimum=30),
+            signing_keys_file=Path(keys_file) if keys_file else None,
+            graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
+            introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),
+            pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),
+            pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
+            limits=limits,
+        )

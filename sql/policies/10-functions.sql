@@ -1,0 +1,19 @@
+-- The single helper every policy reads the tenant through.
+-- current_setting(..., true) is NULL when never set and '' after a transaction-local
+-- set_config has ended on a pooled connection: NULLIF maps both to NULL, and
+-- `tenant_id = NULL` matches no row, so no tenant means zero rows (fail closed).
+CREATE OR REPLACE FUNCTION app.current_tenant_id() RETURNS uuid
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT NULLIF(current_setting('app.tenant_id', true), '')::uuid $$;
+
+-- Sign-in names a tenant by slug before any tenant is bound. This is the only way to see
+-- a tenants row without being bound to it: it returns the id and status of one slug,
+-- never a listing. SECURITY DEFINER with a fixed search_path; EXECUTE granted explicitly.
+CREATE OR REPLACE FUNCTION app.tenant_by_slug(p_slug text)
+    RETURNS TABLE (id uuid, status text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT t.id, t.status FROM public.tenants AS t WHERE t.slug = lower(p_slug) $$;
+
+REVOKE ALL ON FUNCTION app.current_tenant_id() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app.tenant_by_slug(text) FROM PUBLIC;
