@@ -10,9 +10,9 @@ and every row-level-security policy matches zero rows (fail closed).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +20,7 @@ from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
 StatementListener = Callable[[str], None]
+T = TypeVar("T")
 
 # One round trip binds the tenant and the statement budget, both transaction-local.
 _BIND_SQL = (
@@ -44,12 +45,18 @@ class Database:
             dsn,
             min_size=min_size,
             max_size=max_size,
-            server_settings={"application_name": "tenantry"},
+            # pg_temp last: even a temporary table could never shadow a tenant table.
+            server_settings={"application_name": "tenantry", "search_path": "public, pg_temp"},
         )
         return cls(pool, statement_timeout_ms=statement_timeout_ms)
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def ping(self) -> None:
+        """One round trip on a pooled connection; raises when the database is unreachable."""
+        async with self._pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
 
     def session(self, tenant_id: UUID | None, *, readonly: bool) -> Session:
         """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows)."""
@@ -88,6 +95,8 @@ class Session:
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None
         self._closed = False
+        self._failed = False
+        self._savepoints = 0
 
     async def _connection(self) -> PoolConnectionProxy[Any]:
         if self._closed:
@@ -105,51 +114,61 @@ class Session:
             self._conn, self._tx = conn, tx
         return self._conn
 
-    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+    async def _run(self, call: Callable[[PoolConnectionProxy[Any]], Awaitable[T]], sql: str) -> T:
         async with self._lock:
             conn = await self._connection()
             self._db._notify(sql)
-            return await conn.fetch(sql, *args)
+            try:
+                return await call(conn)
+            except asyncpg.PostgresError:
+                # Outside a savepoint a failed statement aborts the whole transaction, and a
+                # COMMIT would then silently roll back: close() must not report success.
+                if self._savepoints == 0:
+                    self._failed = True
+                raise
+
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        return await self._run(lambda c: c.fetch(sql, *args), sql)
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        async with self._lock:
-            conn = await self._connection()
-            self._db._notify(sql)
-            return await conn.fetchrow(sql, *args)
+        return await self._run(lambda c: c.fetchrow(sql, *args), sql)
 
     async def fetchval(self, sql: str, *args: object) -> Any:
-        async with self._lock:
-            conn = await self._connection()
-            self._db._notify(sql)
-            return await conn.fetchval(sql, *args)
+        return await self._run(lambda c: c.fetchval(sql, *args), sql)
 
     async def execute(self, sql: str, *args: object) -> str:
-        async with self._lock:
-            conn = await self._connection()
-            self._db._notify(sql)
-            return await conn.execute(sql, *args)
+        return await self._run(lambda c: c.execute(sql, *args), sql)
 
     async def executemany(self, sql: str, args: Sequence[Sequence[object]]) -> None:
-        async with self._lock:
-            conn = await self._connection()
-            self._db._notify(sql)
-            await conn.executemany(sql, args)
+        await self._run(lambda c: c.executemany(sql, args), sql)
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:
-        """A savepoint: everything in the block is kept or undone together."""
+        """A savepoint: everything in the block is kept or undone together.
+
+        An error that escapes the block rolls back to the savepoint, and the transaction
+        goes on as if the block had not run.
+        """
         async with self._lock:
             conn = await self._connection()
             savepoint = conn.transaction()
             await savepoint.start()
+        self._savepoints += 1
         try:
             yield
         except BaseException:
             async with self._lock:
                 await savepoint.rollback()
             raise
+        finally:
+            self._savepoints -= 1
         async with self._lock:
-            await savepoint.commit()
+            try:
+                await savepoint.commit()
+            except asyncpg.PostgresError:
+                # An error inside the block was swallowed there; the transaction is aborted.
+                self._failed = self._failed or self._savepoints == 0
+                raise
 
     async def close(self, *, commit: bool) -> None:
         """Commit or roll back, and return the connection to the pool. Idempotent."""
@@ -161,9 +180,13 @@ class Session:
         if conn is None or tx is None:
             return
         try:
-            if commit:
+            if commit and not self._failed:
                 await tx.commit()
             else:
                 await tx.rollback()
         finally:
             await self._db._pool.release(conn)
+        if commit and self._failed:
+            raise asyncpg.InFailedSQLTransactionError(
+                "a statement of this transaction failed; it was rolled back, not committed"
+            )

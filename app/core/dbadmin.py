@@ -58,7 +58,8 @@ def bootstrap(
             verb = sql.SQL("ALTER") if exists else sql.SQL("CREATE")
             conn.execute(
                 sql.SQL(
-                    "{verb} ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE{extra}"
+                    "{verb} ROLE {role} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB "
+                    "NOCREATEROLE{extra}"
                 ).format(verb=verb, role=sql.Identifier(role), extra=extra)
             )
             if password:
@@ -76,13 +77,16 @@ def bootstrap(
     db_admin_url = with_user_and_database(admin_url, _user_of(admin_url), database)
     with psycopg.connect(db_admin_url, autocommit=True) as conn:
         # PostgreSQL 15+ already owns `public` by the database owner; older clusters need it.
-        conn.execute(
-            sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE))
-        )
+        conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE)))
         conn.execute(
             sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
                 sql.Identifier(database), sql.Identifier(APP_ROLE)
             )
+        )
+        # Temporary tables have no row-level security and are searched before `public`:
+        # nobody but the owner gets the default TEMPORARY privilege.
+        conn.execute(
+            sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database))
         )
     return DatabaseUrls(
         app=with_user_and_database(admin_url, APP_ROLE, database, app_password),

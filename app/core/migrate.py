@@ -5,11 +5,16 @@ Runs as the owner role over psycopg; the request path never imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from yoyo import get_backend, read_migrations
+
+from app.core.dbadmin import APP_ROLE
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
@@ -33,21 +38,47 @@ def _psycopg_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def status(owner_url: str) -> MigrationStatus:
+@contextmanager
+def _backend(owner_url: str) -> Iterator[Any]:
+    """A yoyo backend whose connection is closed afterwards (yoyo itself never closes it)."""
     backend = get_backend(_yoyo_url(owner_url))
+    try:
+        yield backend
+    finally:
+        backend.connection.close()
+
+
+def status(owner_url: str) -> MigrationStatus:
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    pending = {m.id for m in backend.to_apply(migrations)}
+    with _backend(owner_url) as backend:
+        pending = {m.id for m in backend.to_apply(migrations)}
     return MigrationStatus(
         applied=[m.id for m in migrations if m.id not in pending],
         pending=[m.id for m in migrations if m.id in pending],
     )
 
 
+class WrongRole(ValueError):
+    """Migrations were pointed at the server's role instead of the owner role."""
+
+
+def _require_owner(owner_url: str) -> None:
+    # yoyo would read "permission denied" on its lock table as a lock held elsewhere and
+    # retry for 10 s before failing with a confusing error.
+    with psycopg.connect(_psycopg_url(owner_url)) as conn:
+        row = conn.execute("SELECT current_user").fetchone()
+    if row is not None and row[0] == APP_ROLE:
+        raise WrongRole(
+            f"migrations must run as the owner role (MIGRATION_DATABASE_URL), not as {APP_ROLE}"
+        )
+
+
 def migrate(owner_url: str) -> list[str]:
     """Apply pending migrations, then (always) the policies. Returns the applied ids."""
-    backend = get_backend(_yoyo_url(owner_url))
+    _yoyo_url(owner_url)  # reject a non-PostgreSQL URL before connecting
+    _require_owner(owner_url)
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with _backend(owner_url) as backend, backend.lock():
         to_apply = backend.to_apply(migrations)
         backend.apply_migrations(to_apply)
     apply_policies(owner_url)
@@ -56,9 +87,8 @@ def migrate(owner_url: str) -> list[str]:
 
 def rollback_last(owner_url: str) -> str | None:
     """Roll back the most recently applied migration; returns its id (None if none)."""
-    backend = get_backend(_yoyo_url(owner_url))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with _backend(owner_url) as backend, backend.lock():
         to_rollback = backend.to_rollback(migrations)
         if not to_rollback:
             return None

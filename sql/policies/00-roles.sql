@@ -22,6 +22,12 @@ BEGIN
 END
 $$;
 
--- Nobody but the owner creates objects in our schemas.
+-- Nobody but the owner creates objects in our schemas, nor temporary tables (which have no
+-- row-level security and would be searched before `public`).
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+DO $$
+BEGIN
+    EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+END
+$$;
 REVOKE ALL ON SCHEMA app FROM PUBLIC;
