@@ -1,0 +1,144 @@
+"""Pure-ASGI middleware: request ids, the body-size cap, and bearer-token verification.
+
+Token verification happens here, before any GraphQL work: an invalid token is a 401 and
+nothing executes. A request without a token proceeds anonymously (sign-in needs that).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.context import Principal
+from app.core.errors import Unauthenticated
+from app.core.security import TokenService
+
+logger = logging.getLogger("tenantry.auth")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+async def _send_json(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestIdMiddleware:
+    """Accepts a sane X-Request-ID or makes one; echoes it on the response and in logs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message)["x-request-id"] = request_id
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over the limit, declared or streamed, before anything parses them."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await _send_json(send, 413, "PAYLOAD_TOO_LARGE", "Request body too large")
+            return
+        received = 0
+        response_started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            response_started = response_started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not response_started:
+                await _send_json(send, 413, "PAYLOAD_TOO_LARGE", "Request body too large")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class AuthenticationMiddleware:
+    """Verifies `Authorization: Bearer` and stores the Principal in the request state."""
+
+    def __init__(self, app: ASGIApp, *, tokens: TokenService) -> None:
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = None
+        header = Headers(scope=scope).get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            try:
+                if scheme.lower() != "bearer" or not token.strip():
+                    raise Unauthenticated("Invalid access token")
+                claims = self.tokens.verify_access_token(token.strip())
+            except Unauthenticated as exc:
+                logger.info("rejected bearer token (request %s)", state.get("request_id"))
+                await _send_json(
+                    send,
+                    401,
+                    exc.code,
+                    exc.message,
+                    [(b"www-authenticate", b'Bearer error="invalid_token"')],
+                )
+                return
+            state["principal"] = Principal(user_id=claims.user_id, tenant_id=claims.tenant_id)
+        await self.app(scope, receive, send)

@@ -1,0 +1,101 @@
+"""The one boundary where a mutation's expected failures become typed results.
+
+Each mutation runs its service call inside a savepoint: on a domain error (or a database
+error with a domain meaning) the savepoint is rolled back, so the mutation changed
+nothing, and the error is returned in the payload's `errors` list with a stable code.
+Anything unexpected propagates and is masked by app/api/errors.py; the operation's
+transaction is then rolled back as a whole.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+from uuid import UUID
+
+import asyncpg
+import strawberry
+
+from app.api.context import Info
+from app.core.db import Session
+from app.core.errors import DomainError, Invalid, translate_database_error
+from app.core.validation import MISSING, Patch
+
+T = TypeVar("T")
+
+
+@strawberry.enum(description="Stable, machine-readable error codes.")
+class ErrorCode(enum.Enum):
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    CONFLICT = "CONFLICT"
+    INVALID = "INVALID"
+    UNAVAILABLE = "UNAVAILABLE"
+
+
+@strawberry.type(description="An expected failure of a mutation; nothing was changed.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="Stable code to branch on.")
+    message: str = strawberry.field(description="Human-readable explanation.")
+    field: str | None = strawberry.field(
+        description="The input field at fault, when one is (e.g. `name`, `dueDate`)."
+    )
+
+    @classmethod
+    def of(cls, error: DomainError) -> UserError:
+        return cls(code=ErrorCode(error.code), message=error.message, field=error.field)
+
+
+@dataclass
+class Outcome(Generic[T]):
+    value: T | None = None
+    errors: list[UserError] = field(default_factory=list)
+
+
+async def attempt(info: Info, action: Callable[[Session, UUID], Awaitable[T]]) -> Outcome[T]:
+    """Run `action(session, actor)` atomically for the signed-in user."""
+    principal = info.context.require_principal()
+    session = info.context.session
+    try:
+        async with session.atomic():
+            return Outcome(await action(session, principal.user_id))
+    except DomainError as error:
+        return Outcome(errors=[UserError.of(error)])
+    except asyncpg.PostgresError as exc:
+        translated = translate_database_error(exc)
+        if translated is None:
+            raise
+        return Outcome(errors=[UserError.of(translated)])
+    finally:
+        # The payload, and later mutations of the same document, must read the new state.
+        info.context.loaders.clear()
+
+
+@strawberry.type(description="The result of a delete mutation.")
+class DeletePayload:
+    deleted_id: strawberry.ID | None = strawberry.field(
+        description="The global ID of the deleted object; null when `errors` is not empty."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was deleted.")
+
+    @classmethod
+    def of(cls, outcome: Outcome[None], deleted_id: strawberry.ID) -> DeletePayload:
+        return cls(deleted_id=None if outcome.errors else deleted_id, errors=outcome.errors)
+
+
+def patch(value: T | None, *, field: str) -> Patch[T]:
+    """A partial-update input of a non-null field: absent means keep; null is an error."""
+    if value is strawberry.UNSET:
+        return MISSING
+    if value is None:
+        raise Invalid(f"`{field}` cannot be null; omit it to keep the current value", field=field)
+    return value
+
+
+def patch_nullable(value: T | None) -> Patch[T | None]:
+    """A partial-update input of a nullable field: absent means keep, null means clear."""
+    return MISSING if value is strawberry.UNSET else value
