@@ -1,0 +1,145 @@
+"""Project queries and mutations: read arguments, call one service function, map the result."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.api.context import Info
+from app.api.mutations import DeletePayload, UserError, attempt, patch
+from app.api.relay import (
+    After,
+    Connection,
+    First,
+    ObjectId,
+    load_node,
+    ordering,
+    parse_id,
+    table_connection,
+)
+from app.core.tables import Filter
+from app.projects import service
+from app.projects.models import PROJECT_ORDERINGS, ProjectStatus
+from app.projects.types import Project, ProjectOrder
+
+
+@strawberry.input(description="Conditions a project must meet.")
+class ProjectFilter:
+    status: ProjectStatus | None = strawberry.field(
+        default=None, description="Only projects in this status."
+    )
+
+
+@strawberry.input(description="A new project.")
+class CreateProjectInput:
+    name: str = strawberry.field(description="1-200 characters.")
+    description: str = strawberry.field(default="", description="Up to 10000 characters.")
+
+
+@strawberry.input(description="Changes to a project; omitted fields are kept.")
+class UpdateProjectInput:
+    id: strawberry.ID = strawberry.field(description="The project to change.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="New name.")
+    description: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New description."
+    )
+
+
+@strawberry.type(description="The result of a project mutation.")
+class ProjectPayload:
+    project: Project | None = strawberry.field(
+        description="The project as it is now; null when `errors` is not empty."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
+
+
+@strawberry.type
+class ProjectQueries:
+    @strawberry.field(description="Projects of the current tenant.")
+    async def projects(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: Annotated[
+            ProjectFilter | None, strawberry.argument(description="Only matching projects.")
+        ] = None,
+        order_by: Annotated[
+            ProjectOrder | None,
+            strawberry.argument(description="Order of the projects (default: oldest first)."),
+        ] = None,
+    ) -> Connection[Project]:
+        info.context.require_principal()
+        order = order_by or ProjectOrder()
+        filters: tuple[Filter, ...] = ()
+        if filter is not None and filter.status is not None:
+            filters = (("status", filter.status.value),)
+        return await table_connection(
+            info,
+            Project,
+            ordering=ordering(PROJECT_ORDERINGS, order.field, order.direction),
+            first=first,
+            after=after,
+            filters=filters,
+        )
+
+    @strawberry.field(description="A project by ID; null if there is none in this tenant.")
+    async def project(self, info: Info, id: ObjectId) -> Project | None:
+        info.context.require_principal()
+        return await load_node(info, Project, parse_id(id, Project))
+
+
+@strawberry.type
+class ProjectMutations:
+    @strawberry.mutation(description="Create a project.")
+    async def create_project(
+        self,
+        info: Info,
+        input: Annotated[CreateProjectInput, strawberry.argument(description="The new project.")],
+    ) -> ProjectPayload:
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.create_project(
+                s, name=input.name, description=input.description, actor=actor
+            ),
+        )
+        return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(description="Rename a project or change its description.")
+    async def update_project(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateProjectInput, strawberry.argument(description="The project and its changes.")
+        ],
+    ) -> ProjectPayload:
+        outcome = await attempt(
+            info,
+            lambda s, _: service.update_project(
+                s,
+                parse_id(input.id, Project),
+                name=patch(input.name, field="name"),
+                description=patch(input.description, field="description"),
+            ),
+        )
+        return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(description="Archive a project: it keeps its tasks but takes no new ones.")
+    async def archive_project(self, info: Info, id: ObjectId) -> ProjectPayload:
+        outcome = await attempt(
+            info, lambda s, _: service.set_archived(s, parse_id(id, Project), archived=True)
+        )
+        return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(description="Make an archived project active again.")
+    async def unarchive_project(self, info: Info, id: ObjectId) -> ProjectPayload:
+        outcome = await attempt(
+            info, lambda s, _: service.set_archived(s, parse_id(id, Project), archived=False)
+        )
+        return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(description="Delete a project with all its tasks and comments.")
+    async def delete_project(self, info: Info, id: ObjectId) -> DeletePayload:
+        outcome = await attempt(info, lambda s, _: service.delete_project(s, parse_id(id, Project)))
+        return DeletePayload.of(outcome, id)

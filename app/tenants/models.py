@@ -1,0 +1,38 @@
+"""Tenants: the customer organisations every other row belongs to."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from app.core.tables import Table
+
+
+class TenantStatus(enum.Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: UUID
+    slug: str
+    name: str
+    status: TenantStatus
+    plan: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """What sign-in may learn about a slug before it is bound to that tenant."""
+
+    id: UUID
+    status: TenantStatus
+
+
+TENANTS = Table("tenants", Tenant)

@@ -1,0 +1,32 @@
+"""SQL for tenants. Row-level security shows a session only its own tenant row."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from app.core.db import Session
+from app.tenants.models import TENANTS, Tenant, TenantRef, TenantStatus
+
+
+async def lookup_slug(session: Session, slug: str) -> TenantRef | None:
+    # The one SECURITY DEFINER path to a tenant row the session is not bound to.
+    row = await session.fetchrow("SELECT id, status FROM app.tenant_by_slug($1)", slug)
+    return None if row is None else TenantRef(row["id"], TenantStatus(row["status"]))
+
+
+async def insert(session: Session, tenant_id: UUID, slug: str, name: str, plan: str) -> Tenant:
+    row = await session.fetchrow(
+        f"INSERT INTO tenants AS t (id, slug, name, plan) VALUES ($1, $2, $3, $4) "
+        f"RETURNING {TENANTS.select_list()}",
+        tenant_id,
+        slug,
+        name,
+        plan,
+    )
+    assert row is not None
+    return TENANTS.to_model(row)
+
+
+async def current(session: Session) -> Tenant | None:
+    row = await session.fetchrow(f"SELECT {TENANTS.select_list()} FROM tenants t")
+    return None if row is None else TENANTS.to_model(row)

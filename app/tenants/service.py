@@ -1,0 +1,65 @@
+"""Creating tenants and resolving them by slug."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from app.core import validation
+from app.core.db import Database, Session
+from app.core.errors import Conflict, Invalid, NotFound
+from app.tenants import queries
+from app.tenants.models import Tenant, TenantRef
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# Slugs become subdomains and URL segments; these would collide with our own.
+RESERVED_SLUGS = frozenset(
+    {"admin", "api", "app", "auth", "graphql", "internal", "platform", "static", "status", "www"}
+)
+
+
+def check_slug(slug: str) -> str:
+    normalised = slug.strip().lower()
+    if not _SLUG.match(normalised):
+        raise Invalid(
+            "`slug` must be 1-63 lowercase letters, digits or hyphens, "
+            "not starting or ending with a hyphen",
+            field="slug",
+        )
+    if normalised in RESERVED_SLUGS:
+        raise Invalid(f"`slug` {normalised!r} is reserved", field="slug")
+    return normalised
+
+
+async def create_tenant(
+    database: Database, *, slug: str, name: str, plan: str = "free", tenant_id: UUID | None = None
+) -> Tenant:
+    """Create a tenant in its own transaction, bound to the new tenant's id.
+
+    The tenants policy admits a row whose id is the bound tenant, so the server's role
+    can create a tenant without any way to see or touch the others.
+    """
+    slug = check_slug(slug)
+    name = validation.text(name, field="name", max_length=200)
+    new_id = tenant_id or uuid4()
+    try:
+        async with database.transaction(new_id) as session:
+            return await queries.insert(session, new_id, slug, name, plan)
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"The slug {slug!r} is already taken", field="slug") from None
+
+
+async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
+    """Id and status of the tenant with this slug, read without binding any tenant."""
+    async with database.transaction(None, readonly=True) as session:
+        return await queries.lookup_slug(session, slug.strip().lower())
+
+
+async def current_tenant(session: Session) -> Tenant:
+    """The tenant the session is bound to."""
+    tenant = await queries.current(session)
+    if tenant is None:
+        raise NotFound("Tenant not found")
+    return tenant

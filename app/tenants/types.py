@@ -1,0 +1,25 @@
+"""GraphQL types for tenants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+import strawberry
+
+from app.api.relay import Node
+from app.core.tables import Table
+from app.tenants.models import TENANTS, TenantStatus
+
+strawberry.enum(TenantStatus, description="Lifecycle state of a tenant.")
+
+
+@strawberry.type(description="The organisation the caller belongs to.")
+class Tenant(Node):
+    table: ClassVar[Table[Any]] = TENANTS
+    slug: str = strawberry.field(description="URL-safe unique name, used to sign in.")
+    name: str = strawberry.field(description="Display name of the organisation.")
+    status: TenantStatus = strawberry.field(description="Lifecycle state.")
+    plan: str = strawberry.field(description="The subscription plan.")
+    created_at: datetime = strawberry.field(description="When the tenant was created.")
+    updated_at: datetime = strawberry.field(description="When the tenant last changed.")

@@ -1,0 +1,44 @@
+"""Users: the people of one tenant. Email is unique per tenant, case-insensitively."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from app.core.tables import Ordering, Table
+
+
+class UserStatus(enum.Enum):
+    ACTIVE = "active"
+    INVITED = "invited"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    email: str
+    display_name: str
+    status: UserStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What sign-in checks; never leaves the service layer."""
+
+    user_id: UUID
+    password_hash: str | None
+    status: UserStatus
+
+
+USERS = Table("users", User)
+
+USER_ORDERINGS = {
+    "CREATED_AT": Ordering("t.created_at", "timestamptz"),
+    "EMAIL": Ordering("lower(t.email)", "text"),
+    "DISPLAY_NAME": Ordering("t.display_name", "text"),
+}

@@ -1,0 +1,29 @@
+"""SQL for users. The tenant comes from the bound transaction (RLS), never from input."""
+
+from __future__ import annotations
+
+from app.core.db import Session
+from app.users.models import USERS, Credentials, User, UserStatus
+
+
+async def insert(
+    session: Session, *, email: str, display_name: str, password_hash: str | None
+) -> User:
+    row = await session.fetchrow(
+        f"INSERT INTO users AS t (tenant_id, email, display_name, password_hash) "
+        f"VALUES (app.current_tenant_id(), $1, $2, $3) RETURNING {USERS.select_list()}",
+        email,
+        display_name,
+        password_hash,
+    )
+    assert row is not None
+    return USERS.to_model(row)
+
+
+async def credentials_by_email(session: Session, email: str) -> Credentials | None:
+    row = await session.fetchrow(
+        "SELECT id, password_hash, status FROM users WHERE lower(email) = lower($1)", email
+    )
+    if row is None:
+        return None
+    return Credentials(row["id"], row["password_hash"], UserStatus(row["status"]))

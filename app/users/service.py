@@ -1,0 +1,44 @@
+"""Creating and finding users. Invitations and profile changes come with the accounts issue."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from app.core import validation
+from app.core.db import Session
+from app.core.errors import Conflict, NotFound
+from app.core.security import hash_password
+from app.core.tables import fetch_by_ids
+from app.users import queries
+from app.users.models import USERS, Credentials, User
+
+
+async def create_user(
+    session: Session, *, email: str, display_name: str, password: str | None
+) -> User:
+    """A user of the session's tenant; a duplicate email (any case) is a Conflict."""
+    email = validation.email(email)
+    display_name = validation.text(display_name, field="displayName", max_length=200)
+    password_hash = None if password is None else await hash_password(password)
+    try:
+        async with session.atomic():
+            return await queries.insert(
+                session, email=email, display_name=display_name, password_hash=password_hash
+            )
+    except asyncpg.UniqueViolationError:
+        raise Conflict("A user with this email already exists", field="email") from None
+
+
+async def get_user(session: Session, user_id: UUID, *, field: str = "id") -> User:
+    """The user, or NotFound (also when the id belongs to another tenant)."""
+    found = await fetch_by_ids(session, USERS, [user_id])
+    if user_id not in found:
+        raise NotFound("User not found", field=field)
+    return found[user_id]
+
+
+async def credentials(session: Session, email: str) -> Credentials | None:
+    """What sign-in checks for this email in the session's tenant (any case)."""
+    return await queries.credentials_by_email(session, email.strip())

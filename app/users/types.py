@@ -1,0 +1,68 @@
+"""GraphQL types for users."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+
+import strawberry
+
+from app.api.context import Info
+from app.api.relay import After, Connection, First, Node, OrderDirection
+from app.core.tables import Table
+from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
+from app.users.models import USERS, UserStatus
+
+strawberry.enum(UserStatus, description="Whether a user can sign in.")
+
+
+@strawberry.enum(description="Fields users can be ordered by.")
+class UserOrderField(enum.Enum):
+    CREATED_AT = "CREATED_AT"
+    EMAIL = "EMAIL"
+    DISPLAY_NAME = "DISPLAY_NAME"
+
+
+@strawberry.input(description="How to order users.")
+class UserOrder:
+    field: UserOrderField = strawberry.field(
+        default=UserOrderField.CREATED_AT, description="The field to sort by."
+    )
+    direction: OrderDirection = strawberry.field(
+        default=OrderDirection.ASC, description="The sort direction."
+    )
+
+
+@strawberry.type(description="A person who belongs to the current tenant.")
+class User(Node):
+    table: ClassVar[Table[Any]] = USERS
+    email: str = strawberry.field(description="Email address, unique within the tenant.")
+    display_name: str = strawberry.field(description="Name shown to other users.")
+    status: UserStatus = strawberry.field(description="Whether the user can sign in.")
+    created_at: datetime = strawberry.field(description="When the user was created.")
+    updated_at: datetime = strawberry.field(description="When the user last changed.")
+
+    @strawberry.field(description="Tasks assigned to this user, across projects.")
+    async def assigned_tasks(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        filter: Annotated[
+            TaskFilter | None, strawberry.argument(description="Only tasks matching this filter.")
+        ] = None,
+        order_by: Annotated[
+            TaskOrder | None,
+            strawberry.argument(description="Order of the tasks (default: position)."),
+        ] = None,
+    ) -> Connection[Task]:
+        return await task_connection(
+            info,
+            first=first,
+            after=after,
+            filter=filter,
+            order_by=order_by,
+            partition="assignee_id",
+            parent=self.pk,
+        )
