@@ -1,0 +1,87 @@
+"""Demo data for `tenantry serve --demo`: one tenant with users, projects, tasks, comments.
+
+Seeded through the same service functions the API uses, with a fixed random seed, and
+only once: a restart finds the demo tenant and leaves it alone.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from app.comments.service import add_comment
+from app.core.db import Database
+from app.core.errors import Conflict
+from app.projects.service import create_project
+from app.tasks.models import TaskPriority, TaskStatus
+from app.tasks.service import NewTask, create_task
+from app.tenants.service import create_tenant, lookup_slug
+from app.users.service import create_user
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "tenantry-demo-password"
+DEMO_USERS = (
+    ("alice@demo.example", "Alice Example"),
+    ("bob@demo.example", "Bob Example"),
+    ("carol@demo.example", "Carol Example"),
+)
+_PROJECTS = ("Website relaunch", "Mobile app", "Customer onboarding")
+_VERBS = ("Design", "Build", "Review", "Test", "Document", "Ship", "Plan", "Fix")
+_THINGS = ("login page", "billing flow", "search", "settings", "API docs", "emails", "reports")
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    tenant: str
+    email: str
+    password: str
+
+
+async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
+    """Create the demo tenant unless it exists; returns how to sign in to it."""
+    login = DemoLogin(DEMO_SLUG, DEMO_USERS[0][0], DEMO_PASSWORD)
+    if await lookup_slug(database, DEMO_SLUG) is not None:
+        return login
+    rng = random.Random(seed)
+    try:
+        tenant = await create_tenant(database, slug=DEMO_SLUG, name="Demo Inc.")
+    except Conflict:  # another process seeded it at the same moment
+        return login
+    async with database.transaction(tenant.id) as session:
+        users = [
+            await create_user(session, email=e, display_name=n, password=DEMO_PASSWORD)
+            for e, n in DEMO_USERS
+        ]
+        for name in _PROJECTS:
+            owner = rng.choice(users)
+            project = await create_project(
+                session,
+                name=name,
+                description=f"Everything for the {name.lower()}.",
+                actor=owner.id,
+            )
+            for _ in range(rng.randint(6, 12)):
+                task = await create_task(
+                    session,
+                    NewTask(
+                        project_id=project.id,
+                        title=f"{rng.choice(_VERBS)} the {rng.choice(_THINGS)}",
+                        status=rng.choice(list(TaskStatus)),
+                        priority=rng.choice(list(TaskPriority)),
+                        assignee_id=rng.choice([*(u.id for u in users), None]),
+                        due_date=date(2026, 12, 1) + timedelta(days=rng.randint(0, 90))
+                        if rng.random() < 0.6
+                        else None,
+                    ),
+                    actor=owner.id,
+                )
+                for _ in range(rng.randint(0, 3)):
+                    author = rng.choice(users)
+                    await add_comment(
+                        session,
+                        task.id,
+                        rng.choice(("Looks good.", "On it.", "Blocked?")),
+                        actor=author.id,
+                    )
+    return login

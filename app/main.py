@@ -1,0 +1,110 @@
+"""The ASGI application: routes, middleware, and a lifespan holding the database pool.
+
+`create_app(settings)` needs a database URL; `tenantry serve` starts the embedded
+PostgreSQL first when none is configured. Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.api.graphiql import STATIC_DIR
+from app.api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from app.api.view import STATIC_PREFIX, GraphQLView
+from app.core.db import Database
+from app.core.security import TokenService, load_or_create_keys
+from app.core.settings import Settings, SettingsError
+from app.schema import build_schema
+
+logger = logging.getLogger("tenantry")
+
+
+class State(TypedDict):
+    """Lifespan state, copied into every request's `request.state`."""
+
+    database: Database
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness: the process answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Readiness: the database answers too."""
+    database: Database = request.state.database
+    try:
+        await database.ping()
+    except Exception:
+        logger.exception("readiness check failed")
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
+    """The application; with `database`, that pool is used (and left open) instead of a new one.
+
+    Tests pass their own pool so the server and the test share one event loop and one set of
+    statement listeners.
+    """
+    if settings.database_url is None and database is None:
+        raise SettingsError("no database URL: set DATABASE_URL or use `tenantry serve`")
+    given = database
+    keys = load_or_create_keys(settings.keys_file, create=settings.environment == "development")
+    tokens = TokenService(
+        keys,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    schema = build_schema(settings.limits, introspection=settings.introspection)
+    graphql = GraphQLView(schema, settings=settings, tokens=tokens)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        if given is not None:
+            yield {"database": given}
+            return
+        assert settings.database_url is not None
+        database = await Database.connect(
+            settings.database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            statement_timeout_ms=settings.limits.statement_timeout_ms,
+        )
+        try:
+            yield {"database": database}
+        finally:
+            await database.close()
+
+    async def jwks(request: Request) -> JSONResponse:
+        """Public keys that verify access tokens, for other services."""
+        return JSONResponse(tokens.public_jwks(), headers={"cache-control": "max-age=300"})
+
+    routes: list[BaseRoute] = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/.well-known/jwks.json", jwks),
+    ]
+    if settings.graphiql:
+        routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql"))
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(RequestIdMiddleware),
+            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(AuthenticationMiddleware, tokens=tokens),
+        ],
+        lifespan=lifespan,
+    )

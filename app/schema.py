@@ -1,0 +1,66 @@
+"""The GraphQL schema, assembled once from the domains' query and mutation types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from app.api.context import Info
+from app.api.extensions import build_extensions
+from app.api.relay import Node, resolve_global_id
+from app.auth.resolvers import AuthMutations
+from app.comments.resolvers import CommentMutations
+from app.comments.types import Comment
+from app.core.settings import Limits
+from app.projects.resolvers import ProjectMutations, ProjectQueries
+from app.tasks.resolvers import TaskMutations, TaskQueries
+from app.tenants.resolvers import TenantQueries
+from app.tenants.types import Tenant
+from app.users.resolvers import UserQueries
+
+
+@strawberry.type(description="Everything a client can read.")
+class Query(UserQueries, TenantQueries, ProjectQueries, TaskQueries):
+    @strawberry.field(description="Any object by its global ID; null if there is none here.")
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
+    ) -> Node | None:
+        info.context.require_principal()
+        return await resolve_global_id(info, id)
+
+
+@strawberry.type(description="Everything a client can change.")
+class Mutation(AuthMutations, ProjectMutations, TaskMutations, CommentMutations):
+    pass
+
+
+class TenantrySchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Nothing: Strawberry would log every client mistake at ERROR level. Unexpected
+        errors are logged in full, with the request id, by app/api/errors.py."""
+
+
+def build_schema(limits: Limits | None = None, *, introspection: bool = True) -> strawberry.Schema:
+    """The schema with its hardening extensions; the SDL does not depend on the arguments."""
+    return TenantrySchema(
+        query=Query,
+        mutation=Mutation,
+        # Node types reachable only through `node(id:)` must still be in the schema.
+        types=[Comment, Tenant],
+        extensions=build_extensions(limits or Limits(), introspection=introspection),
+        # "Did you mean …?" hints map a hidden schema as well as introspection does.
+        config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
+    )
+
+
+def sdl() -> str:
+    """The schema in SDL, as committed in schema.graphql."""
+    return build_schema().as_str() + "\n"
