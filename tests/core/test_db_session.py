@@ -1,0 +1,201 @@
+"""app.core.db: the tenant-bound session every request runs in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from uuid import UUID
+
+import asyncpg
+import pytest
+
+from app.core.db import Database
+from tests.conftest import TestDatabase
+from tests.factories import seed_tenant
+
+MakeDatabase = Callable[..., Awaitable[Database]]
+
+
+@pytest.fixture
+async def make_database(test_db: TestDatabase) -> AsyncIterator[MakeDatabase]:
+    """Own pools as the server's role, for tests that need a size or timeout of their own."""
+    made: list[Database] = []
+
+    async def make(*, max_size: int = 1, statement_timeout_ms: int = 5000) -> Database:
+        db = await Database.connect(
+            test_db.urls.app,
+            min_size=1,
+            max_size=max_size,
+            statement_timeout_ms=statement_timeout_ms,
+        )
+        made.append(db)
+        return db
+
+    yield make
+    for db in made:
+        await db.close()
+
+
+async def project_names(database: Database, tenant: UUID) -> list[str]:
+    async with database.transaction(tenant, readonly=True) as session:
+        rows = await session.fetch("SELECT name FROM projects ORDER BY name")
+    return [r["name"] for r in rows]
+
+
+INSERT_PROJECT = "INSERT INTO projects (tenant_id, name) VALUES ($1, $2)"
+
+
+async def test_session_acquires_no_connection_until_a_statement_runs(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database(max_size=1)
+    seen: list[str] = []
+    db.statement_listeners.append(seen.append)
+    idle = db.session(None, readonly=True)
+    async with db.transaction(None):
+        pass
+    # Were either holding the pool's only connection, this would wait for ever.
+    async with asyncio.timeout(10), db.transaction(None, readonly=True) as session:
+        assert await session.fetchval("SELECT 1") == 1
+    assert seen == ["SELECT 1"]
+    await idle.close(commit=True)
+
+
+async def test_read_only_session_rejects_writes(database: Database) -> None:
+    tenant = await seed_tenant(database)
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        async with database.transaction(tenant, readonly=True) as session:
+            await session.execute(INSERT_PROJECT, tenant, "written")
+    assert await project_names(database, tenant) == []
+
+
+async def test_transaction_commits_on_success_and_rolls_back_on_exception(
+    database: Database,
+) -> None:
+    tenant = await seed_tenant(database)
+
+    class Boom(Exception):
+        pass
+
+    async def insert_then_fail() -> None:
+        async with database.transaction(tenant) as session:
+            await session.execute(INSERT_PROJECT, tenant, "rolled back")
+            raise Boom
+
+    with pytest.raises(Boom):
+        await insert_then_fail()
+    async with database.transaction(tenant) as session:
+        await session.execute(INSERT_PROJECT, tenant, "committed")
+    assert await project_names(database, tenant) == ["committed"]
+
+
+async def test_atomic_undoes_only_its_own_block(database: Database) -> None:
+    tenant = await seed_tenant(database)
+    async with database.transaction(tenant) as session:
+
+        async def insert_then_fail() -> None:
+            async with session.atomic():
+                await session.execute(INSERT_PROJECT, tenant, "b undone")
+                raise ValueError("undo")
+
+        await session.execute(INSERT_PROJECT, tenant, "a before")
+        with pytest.raises(ValueError, match="undo"):
+            await insert_then_fail()
+        async with session.atomic():
+            await session.execute(INSERT_PROJECT, tenant, "c kept")
+        await session.execute(INSERT_PROJECT, tenant, "d after")
+    assert await project_names(database, tenant) == ["a before", "c kept", "d after"]
+
+
+async def test_atomic_lets_the_transaction_continue_after_a_database_error(
+    database: Database,
+) -> None:
+    tenant = await seed_tenant(database)
+    async with database.transaction(tenant) as session:
+        await session.execute(
+            "INSERT INTO users (tenant_id, email, display_name) VALUES ($1, 'x@y.z', 'X')", tenant
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with session.atomic():
+                await session.execute(
+                    "INSERT INTO users (tenant_id, email, display_name) VALUES ($1, 'X@y.z', 'X')",
+                    tenant,
+                )
+        await session.execute(INSERT_PROJECT, tenant, "after the conflict")
+    assert await project_names(database, tenant) == ["after the conflict"]
+
+
+async def test_transaction_does_not_report_success_after_a_caught_database_error(
+    database: Database,
+) -> None:
+    tenant = await seed_tenant(database)
+    try:
+        async with database.transaction(tenant) as session:
+            await session.execute(INSERT_PROJECT, tenant, "written before the error")
+            # A caught error outside atomic(), e.g. a conflict turned into a typed result.
+            with pytest.raises(asyncpg.DivisionByZeroError):
+                await session.execute("SELECT 1 / 0")
+    except asyncpg.PostgresError:
+        return  # the lost commit was reported
+    assert await project_names(database, tenant) == ["written before the error"]
+
+
+async def test_statement_timeout_cancels_long_statements(make_database: MakeDatabase) -> None:
+    db = await make_database(statement_timeout_ms=100)
+    async with db.transaction(None, readonly=True) as session:
+        assert await session.fetchval("SHOW statement_timeout") == "100ms"
+    with pytest.raises(asyncpg.QueryCanceledError):
+        async with db.transaction(None, readonly=True) as session:
+            await session.fetchval("SELECT pg_sleep(10)")
+
+
+async def test_close_is_idempotent(database: Database) -> None:
+    tenant = await seed_tenant(database)
+    session = database.session(tenant, readonly=False)
+    await session.execute(INSERT_PROJECT, tenant, "committed once")
+    await session.close(commit=True)
+    await session.close(commit=True)
+    await session.close(commit=False)  # too late to roll back: already committed
+    with pytest.raises(RuntimeError, match="closed"):
+        await session.fetchval("SELECT 1")
+    assert await project_names(database, tenant) == ["committed once"]
+    never_used = database.session(tenant, readonly=True)
+    await never_used.close(commit=False)
+    await never_used.close(commit=True)
+
+
+async def test_database_close_is_idempotent(make_database: MakeDatabase) -> None:
+    db = await make_database()
+    await db.close()
+    await db.close()
+    with pytest.raises(asyncpg.InterfaceError):
+        async with db.transaction(None) as session:
+            await session.fetchval("SELECT 1")
+
+
+async def test_statement_listeners_see_every_statement(make_database: MakeDatabase) -> None:
+    db = await make_database()
+    first: list[str] = []
+    second: list[str] = []
+    db.statement_listeners += [first.append, second.append]
+    async with db.transaction(None) as session:
+        await session.fetch("SELECT 1")
+        await session.fetchrow("SELECT 2")
+        await session.fetchval("SELECT 3")
+        await session.execute("SELECT 4")
+        await session.executemany("SELECT $1::int", [(5,), (6,)])
+    # The tenant binding is the session's own business, not a statement of the caller.
+    assert first == second == ["SELECT 1", "SELECT 2", "SELECT 3", "SELECT 4", "SELECT $1::int"]
+
+
+async def test_session_binds_its_tenant_for_its_transaction_only(
+    make_database: MakeDatabase,
+) -> None:
+    db = await make_database(max_size=1)
+    tenant = await seed_tenant(db)
+    async with db.transaction(tenant, readonly=True) as session:
+        assert await session.fetchval("SELECT app.current_tenant_id()") == tenant
+        assert await session.fetchval("SELECT count(*) FROM tenants") == 1
+    async with db.transaction(None, readonly=True) as session:
+        assert await session.fetchval("SELECT app.current_tenant_id()") is None
+        assert await session.fetchval("SELECT count(*) FROM tenants") == 0

@@ -1,0 +1,101 @@
+"""The `tenantry` command against a real server: migrate, status, rollback, serve's checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from app.cli import main
+from app.core import dbadmin
+from app.core.dbadmin import DatabaseUrls
+from app.core.migrate import MIGRATIONS_DIR
+from tests.conftest import TestDatabase, create_throwaway_database
+
+MIGRATION_IDS = sorted(
+    p.name.removesuffix(".sql")
+    for p in MIGRATIONS_DIR.glob("*.sql")
+    if not p.name.endswith(".rollback.sql")
+)
+
+
+@pytest.fixture
+def fresh(test_db: TestDatabase, monkeypatch: pytest.MonkeyPatch) -> Iterator[DatabaseUrls]:
+    """An unmigrated database, configured the way an operator would (environment)."""
+    name, urls = create_throwaway_database(test_db.admin_url)
+    monkeypatch.setenv("DATABASE_URL", urls.app)
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", urls.owner)
+    try:
+        yield urls
+    finally:
+        dbadmin.drop_database(test_db.admin_url, name)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_migrate_status_and_rollback(
+    fresh: DatabaseUrls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(capsys, "migrate", "--status")[:2] == (
+        0,
+        "".join(f"pending  {m}\n" for m in MIGRATION_IDS),
+    )
+
+    code, out, _ = run(capsys, "migrate")
+    assert code == 0
+    assert out == f"applied {', '.join(MIGRATION_IDS)}\npolicies re-applied\n"
+    assert run(capsys, "migrate")[1] == "no pending migrations\npolicies re-applied\n"
+    assert run(capsys, "migrate", "--status")[1] == "".join(
+        f"applied  {m}\n" for m in MIGRATION_IDS
+    )
+
+    assert run(capsys, "migrate", "--rollback")[1] == f"rolled back {MIGRATION_IDS[-1]}\n"
+    assert run(capsys, "migrate", "--status")[1].endswith(f"pending  {MIGRATION_IDS[-1]}\n")
+
+
+def test_serve_refuses_pending_migrations(
+    fresh: DatabaseUrls, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "serve")
+
+    assert code == 1
+    assert "run `tenantry migrate` first" in err
+
+
+def test_migrate_as_the_server_role_is_a_clear_error(
+    fresh: DatabaseUrls, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", fresh.app)
+
+    code, _, err = run(capsys, "migrate")
+
+    assert code == 2
+    assert "must run as the owner role" in err
+
+
+def test_unreachable_database_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.delenv("MIGRATION_DATABASE_URL", raising=False)
+
+    code, _, err = run(capsys, "migrate", "--status")
+
+    assert code == 2
+    assert err.startswith("cannot reach the database:")
+    assert "Traceback" not in err
+
+
+def test_bad_setting_is_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TENANTRY_MAX_PAGE_SIZE", "lots")
+
+    code, _, err = run(capsys, "export-schema", "--check")
+
+    assert code == 2
+    assert err == "configuration error: TENANTRY_MAX_PAGE_SIZE must be a whole number, got 'lots'\n"
