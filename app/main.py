@@ -22,7 +22,8 @@ from app.api.graphiql import STATIC_DIR
 from app.api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
-from app.core.security import TokenService, load_or_create_keys
+from app.core.keys import load_or_create_keys
+from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.schema import build_schema
 

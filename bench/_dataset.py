@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from app.core.db import Database
-from app.core.security import hash_password
+from app.core.passwords import hash_password
 from app.tenants.service import create_tenant
 
 SEED = 20260105

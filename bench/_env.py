@@ -33,7 +33,8 @@ import httpx
 import psycopg
 
 from app.core import dbadmin, migrate
-from app.core.security import TokenService, load_or_create_keys
+from app.core.keys import load_or_create_keys
+from app.core.security import TokenService
 from app.core.settings import Settings
 
 from . import _dataset

@@ -26,7 +26,8 @@ from strawberry.types import ExecutionResult
 from app.api.context import Context, Principal
 from app.comments.models import COMMENT_ORDERINGS, COMMENTS
 from app.core.db import Database
-from app.core.security import TokenService, load_or_create_keys
+from app.core.keys import load_or_create_keys
+from app.core.security import TokenService
 from app.core.settings import Settings
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
 from app.projects.models import PROJECT_ORDERINGS, PROJECTS

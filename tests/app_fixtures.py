@@ -22,7 +22,8 @@ import pytest
 import uvicorn
 
 from app.core.db import Database
-from app.core.security import TokenService, load_or_create_keys
+from app.core.keys import load_or_create_keys
+from app.core.security import TokenService
 from app.core.settings import Settings
 from app.main import create_app
 from app.tenants.service import create_tenant

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from app.core.db import Database
 from app.core.errors import Unauthenticated
-from app.core.security import IssuedToken, TokenService, verify_password
+from app.core.passwords import verify_password
+from app.core.security import IssuedToken, TokenService
 from app.tenants.models import TenantStatus
 from app.tenants.service import lookup_slug
 from app.users.models import User, UserStatus

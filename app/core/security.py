@@ -1,71 +1,25 @@
-"""Password hashing and access-token signing. Knows nothing of GraphQL or HTTP.
+"""Access-token signing and verification. Knows nothing of GraphQL or HTTP.
 
-Passwords: Argon2id with the OWASP minimum (19 MiB, t=2, p=1), hashed off the event loop.
 Tokens: ES256 JWTs via joserfc with the algorithm pinned, a `kid` header and an explicit
 `typ` so no other kind of token can pass as an access token.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import KeySet
 
-from app.core.errors import Invalid, Unauthenticated
-
-MIN_PASSWORD_LENGTH = 8
-# Rejected before hashing so a huge body cannot buy seconds of Argon2 time.
-MAX_PASSWORD_LENGTH = 1024
+from app.core.errors import Unauthenticated
+from app.core.keys import ALGORITHM
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
-ALGORITHM = "ES256"
 CLOCK_LEEWAY_SECONDS = 30
-
-_hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-# Verified against when the account does not exist, so both paths cost one Argon2 run.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
-
-
-def check_password_policy(password: str) -> None:
-    if len(password) > MAX_PASSWORD_LENGTH:
-        raise Invalid(
-            f"Password must be at most {MAX_PASSWORD_LENGTH} characters", field="password"
-        )
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(
-            f"Password must be at least {MIN_PASSWORD_LENGTH} characters", field="password"
-        )
-
-
-async def hash_password(password: str) -> str:
-    check_password_policy(password)
-    return await asyncio.to_thread(_hasher.hash, password)
-
-
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant-work check: a missing hash still costs one Argon2 verification."""
-    if len(password) > MAX_PASSWORD_LENGTH:
-        return False
-
-    def _verify() -> bool:
-        try:
-            return _hasher.verify(password_hash or _DUMMY_HASH, password) and bool(password_hash)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.to_thread(_verify)
 
 
 @dataclass(frozen=True)
@@ -140,24 +94,3 @@ class TokenService:
             )
         except (JoseError, ValueError, TypeError, KeyError):
             raise Unauthenticated("Invalid access token") from None
-
-
-def generate_signing_key() -> ECKey:
-    kid = time.strftime("%Y%m%d") + "-" + secrets.token_hex(4)
-    return ECKey.generate_key(
-        "P-256", parameters={"kid": kid, "use": "sig", "alg": ALGORITHM}, private=True
-    )
-
-
-def load_or_create_keys(path: Path, *, create: bool) -> KeySet:
-    """Read the private JWK set; create one (mode 0600) when allowed and missing."""
-    if path.exists():
-        return KeySet.import_key_set(json.loads(path.read_text(encoding="utf-8")))
-    if not create:
-        raise FileNotFoundError(f"signing keys file {path} does not exist")
-    keys = KeySet([generate_signing_key()])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(keys.as_dict(private=True), f)
-    return keys

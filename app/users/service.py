@@ -9,7 +9,7 @@ import asyncpg
 from app.core import validation
 from app.core.db import Session
 from app.core.errors import Conflict, NotFound
-from app.core.security import hash_password
+from app.core.passwords import hash_password
 from app.core.tables import fetch_by_ids
 from app.users import queries
 from app.users.models import USERS, Credentials, User

@@ -28,7 +28,8 @@ from joserfc.jwk import ECKey, KeySet, OctKey
 
 from app.api.relay import encode_global_id
 from app.core.db import Database
-from app.core.security import TokenService, generate_signing_key, load_or_create_keys
+from app.core.keys import generate_signing_key, load_or_create_keys
+from app.core.security import TokenService
 from app.core.settings import Limits, Settings
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 from tests.conftest import TestDatabase
