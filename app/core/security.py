@@ -6,6 +6,8 @@ Tokens: ES256 JWTs via joserfc with the algorithm pinned, a `kid` header and an 
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,11 @@ from joserfc.jwk import KeySet
 from app.core.errors import Unauthenticated
 from app.core.keys import ALGORITHM
 
+# Each kind of token has its own `typ`, checked on every verification, so no token kind
+# can pass as another (a challenge is never an access token, a refresh token is not a JWT).
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
+MFA_CHALLENGE_TYPE = "mfa-challenge+jwt"
+MFA_ENROLLMENT_TYPE = "mfa-enroll+jwt"
 CLOCK_LEEWAY_SECONDS = 30
 
 
@@ -28,6 +34,27 @@ class AccessClaims:
 
     user_id: UUID
     tenant_id: UUID
+    session_id: UUID
+    # Authenticator assurance level: 1 = password or external identity, 2 = with MFA.
+    aal: int
+    amr: tuple[str, ...]
+    auth_time: int
+    token_id: str
+    expires_at: int
+
+    def fresh(self, *, max_age_seconds: int, now: float | None = None) -> bool:
+        """Authenticated at AAL 2 within `max_age_seconds` (for sensitive MFA changes)."""
+        now = time.time() if now is None else now
+        return self.aal >= 2 and now - self.auth_time <= max_age_seconds
+
+
+@dataclass(frozen=True)
+class ChallengeClaims:
+    """A half-finished sign-in: the password was right, a second step is owed."""
+
+    user_id: UUID
+    tenant_id: UUID
+    amr: tuple[str, ...]
     token_id: str
     expires_at: int
 
@@ -41,7 +68,15 @@ class IssuedToken:
 class TokenService:
     """Signs with the newest key of a JWK set; verifies with any key still in it."""
 
-    def __init__(self, keys: KeySet, *, issuer: str, audience: str, ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        keys: KeySet,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        challenge_ttl_seconds: int = 300,
+    ) -> None:
         if not keys.keys:
             raise ValueError("the signing key set is empty")
         self._keys = keys
@@ -49,48 +84,148 @@ class TokenService:
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
-        self._claims = jwt.JWTClaimsRegistry(
+        self.challenge_ttl_seconds = challenge_ttl_seconds
+        common = {
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": audience},
+            "sub": {"essential": True},
+            "tid": {"essential": True},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "jti": {"essential": True},
+            "amr": {"essential": True},
+        }
+        self._access_claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_LEEWAY_SECONDS,
-            iss={"essential": True, "value": issuer},
-            aud={"essential": True, "value": audience},
-            sub={"essential": True},
-            tid={"essential": True},
-            exp={"essential": True},
-            iat={"essential": True},
-            jti={"essential": True},
+            sid={"essential": True},
+            aal={"essential": True, "values": [1, 2]},
+            auth_time={"essential": True},
+            **common,
         )
+        self._challenge_claims = jwt.JWTClaimsRegistry(leeway=CLOCK_LEEWAY_SECONDS, **common)
 
     def public_jwks(self) -> dict[str, Any]:
         return dict(self._keys.as_dict(private=False))
 
-    def issue_access_token(self, *, user_id: UUID, tenant_id: UUID) -> IssuedToken:
+    def _sign(self, typ: str, claims: dict[str, Any], ttl_seconds: int) -> IssuedToken:
         now = int(time.time())
-        expires_at = now + self.ttl_seconds
-        header = {"alg": ALGORITHM, "kid": self._signing_key.kid, "typ": ACCESS_TOKEN_TYPE}
-        claims = {
+        expires_at = now + ttl_seconds
+        header = {"alg": ALGORITHM, "kid": self._signing_key.kid, "typ": typ}
+        body = {
             "iss": self.issuer,
             "aud": self.audience,
-            "sub": str(user_id),
-            "tid": str(tenant_id),
             "iat": now,
             "exp": expires_at,
             "jti": uuid4().hex,
+            **claims,
         }
-        return IssuedToken(jwt.encode(header, claims, self._signing_key), expires_at)
+        return IssuedToken(jwt.encode(header, body, self._signing_key), expires_at)
+
+    def _decode(self, token: str, typ: str, registry: jwt.JWTClaimsRegistry) -> dict[str, Any]:
+        decoded = jwt.decode(token, self._keys, algorithms=[ALGORITHM])
+        # A kid is required even while one key exists, so rotation never has to guess.
+        if decoded.header.get("typ") != typ or not decoded.header.get("kid"):
+            raise Unauthenticated("Invalid token")
+        registry.validate(decoded.claims)
+        return decoded.claims
+
+    def issue_access_token(
+        self,
+        *,
+        user_id: UUID,
+        tenant_id: UUID,
+        session_id: UUID,
+        aal: int,
+        amr: tuple[str, ...],
+        auth_time: int,
+    ) -> IssuedToken:
+        claims = {
+            "sub": str(user_id),
+            "tid": str(tenant_id),
+            "sid": str(session_id),
+            "aal": aal,
+            "amr": list(amr),
+            "auth_time": auth_time,
+        }
+        return self._sign(ACCESS_TOKEN_TYPE, claims, self.ttl_seconds)
 
     def verify_access_token(self, token: str) -> AccessClaims:
         """Every failure is the same Unauthenticated: the reason is logged, not returned."""
         try:
-            decoded = jwt.decode(token, self._keys, algorithms=[ALGORITHM])
-            # A kid is required even while one key exists, so rotation never has to guess.
-            if decoded.header.get("typ") != ACCESS_TOKEN_TYPE or not decoded.header.get("kid"):
-                raise Unauthenticated("Invalid access token")
-            self._claims.validate(decoded.claims)
+            claims = self._decode(token, ACCESS_TOKEN_TYPE, self._access_claims)
             return AccessClaims(
-                user_id=UUID(str(decoded.claims["sub"])),
-                tenant_id=UUID(str(decoded.claims["tid"])),
-                token_id=str(decoded.claims["jti"]),
-                expires_at=int(decoded.claims["exp"]),
+                user_id=UUID(str(claims["sub"])),
+                tenant_id=UUID(str(claims["tid"])),
+                session_id=UUID(str(claims["sid"])),
+                aal=int(claims["aal"]),
+                amr=_amr(claims["amr"]),
+                auth_time=int(claims["auth_time"]),
+                token_id=str(claims["jti"]),
+                expires_at=int(claims["exp"]),
             )
-        except (JoseError, ValueError, TypeError, KeyError):
+        except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
             raise Unauthenticated("Invalid access token") from None
+
+    def issue_challenge(
+        self, typ: str, *, user_id: UUID, tenant_id: UUID, amr: tuple[str, ...]
+    ) -> IssuedToken:
+        """A short-lived token naming a user whose sign-in needs a second step."""
+        claims = {"sub": str(user_id), "tid": str(tenant_id), "amr": list(amr)}
+        return self._sign(typ, claims, self.challenge_ttl_seconds)
+
+    def verify_challenge(self, typ: str, token: str) -> ChallengeClaims:
+        try:
+            claims = self._decode(token, typ, self._challenge_claims)
+            return ChallengeClaims(
+                user_id=UUID(str(claims["sub"])),
+                tenant_id=UUID(str(claims["tid"])),
+                amr=_amr(claims["amr"]),
+                token_id=str(claims["jti"]),
+                expires_at=int(claims["exp"]),
+            )
+        except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
+            raise Unauthenticated("Invalid or expired challenge") from None
+
+
+def _amr(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("amr must be a list of strings")
+    return tuple(value)
+
+
+# Opaque single-purpose secrets (refresh tokens, invitation and reset tokens):
+# `<kind>.<tenant id hex>.<secret>`. The tenant part lets the server bind the right tenant
+# before looking the token up under row-level security; a forged tenant part just finds
+# nothing. Only a SHA-256 of the whole token is stored: the secret has 256 bits of entropy,
+# so a slow hash would add nothing.
+_OPAQUE_SECRET_BYTES = 32
+
+
+@dataclass(frozen=True)
+class OpaqueToken:
+    token: str
+    tenant_id: UUID
+    digest: bytes
+
+
+def new_opaque_token(kind: str, tenant_id: UUID) -> OpaqueToken:
+    token = f"{kind}.{tenant_id.hex}.{secrets.token_urlsafe(_OPAQUE_SECRET_BYTES)}"
+    return OpaqueToken(token, tenant_id, token_digest(token))
+
+
+def parse_opaque_token(kind: str, token: str) -> OpaqueToken | None:
+    """The token's tenant and digest, or None when it is not a well-formed `kind` token."""
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != kind or len(parts[2]) < 40 or len(token) > 200:
+        return None
+    try:
+        tenant_id = UUID(hex=parts[1])
+    except ValueError:
+        return None
+    if tenant_id.hex != parts[1]:
+        return None
+    return OpaqueToken(token, tenant_id, token_digest(token))
+
+
+def token_digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()

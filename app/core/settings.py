@@ -57,6 +57,34 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Sessions, account tokens, MFA and sign-in throttling."""
+
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    # A rotated refresh token presented again within this window is a retry, not reuse.
+    refresh_reuse_grace_seconds: int = 10
+    # Half-finished sign-ins (MFA challenge or forced enrolment).
+    challenge_ttl_seconds: int = 300
+    # Disabling MFA or regenerating recovery codes needs AAL 2 at most this old.
+    fresh_auth_seconds: int = 600
+    invitation_ttl_seconds: int = 7 * 24 * 3600
+    password_reset_ttl_seconds: int = 3600
+    email_verification_ttl_seconds: int = 24 * 3600
+    # Failed sign-ins tolerated per window, per account / IP / tenant.
+    throttle_window_seconds: int = 900
+    throttle_per_account: int = 10
+    throttle_per_ip: int = 50
+    throttle_per_tenant: int = 500
+    # Where links in mails point (invitation acceptance, password reset, verification).
+    public_url: str = "http://127.0.0.1:8000"
+    # SMTP server for production mail (smtp://user:pass@host:port); None: development mailer.
+    smtp_url: str | None = None
+    mail_from: str = "Tenantry <no-reply@localhost>"
+    # AES-GCM keys for TOTP secrets; generated in data_dir if unset (development).
+    mfa_keys_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server is configured with. Build with `Settings.from_env()`."""
 
@@ -78,6 +106,7 @@ class Settings:
     pool_min_size: int = 1
     pool_max_size: int = 10
     limits: Limits = field(default_factory=Limits)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def embedded(self) -> bool:
@@ -86,6 +115,10 @@ class Settings:
     @property
     def keys_file(self) -> Path:
         return self.signing_keys_file or self.data_dir / "keys" / "signing-keys.json"
+
+    @property
+    def mfa_keys_path(self) -> Path:
+        return self.auth.mfa_keys_file or self.data_dir / "keys" / "mfa-keys.json"
 
     def with_database(self, database_url: str, migration_database_url: str) -> Settings:
         return replace(
@@ -122,6 +155,37 @@ class Settings:
         if limits.default_page_size > limits.max_page_size:
             raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
         defaults = cls()
+        mfa_keys = env.get("TENANTRY_MFA_KEYS_FILE")
+        a = AuthSettings
+        auth = AuthSettings(
+            refresh_token_ttl_seconds=_int(
+                env, "TENANTRY_REFRESH_TOKEN_TTL", a.refresh_token_ttl_seconds, minimum=60
+            ),
+            refresh_reuse_grace_seconds=_int(
+                env, "TENANTRY_REFRESH_REUSE_GRACE", a.refresh_reuse_grace_seconds, minimum=0
+            ),
+            challenge_ttl_seconds=_int(
+                env, "TENANTRY_CHALLENGE_TTL", a.challenge_ttl_seconds, minimum=30
+            ),
+            fresh_auth_seconds=_int(env, "TENANTRY_FRESH_AUTH", a.fresh_auth_seconds, minimum=30),
+            invitation_ttl_seconds=_int(env, "TENANTRY_INVITATION_TTL", a.invitation_ttl_seconds),
+            password_reset_ttl_seconds=_int(
+                env, "TENANTRY_PASSWORD_RESET_TTL", a.password_reset_ttl_seconds
+            ),
+            email_verification_ttl_seconds=_int(
+                env, "TENANTRY_EMAIL_VERIFICATION_TTL", a.email_verification_ttl_seconds
+            ),
+            throttle_window_seconds=_int(
+                env, "TENANTRY_THROTTLE_WINDOW", a.throttle_window_seconds
+            ),
+            throttle_per_account=_int(env, "TENANTRY_THROTTLE_PER_ACCOUNT", a.throttle_per_account),
+            throttle_per_ip=_int(env, "TENANTRY_THROTTLE_PER_IP", a.throttle_per_ip),
+            throttle_per_tenant=_int(env, "TENANTRY_THROTTLE_PER_TENANT", a.throttle_per_tenant),
+            public_url=env.get("TENANTRY_PUBLIC_URL", a.public_url).rstrip("/"),
+            smtp_url=env.get("TENANTRY_SMTP_URL") or None,
+            mail_from=env.get("TENANTRY_MAIL_FROM", a.mail_from),
+            mfa_keys_file=Path(mfa_keys) if mfa_keys else None,
+        )
         return cls(
             environment="development" if dev else "production",
             database_url=database_url,
@@ -139,4 +203,5 @@ class Settings:
             pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),
             pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
             limits=limits,
+            auth=auth,
         )

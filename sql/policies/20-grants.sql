@@ -20,3 +20,6 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The audit log is append-only for the server: it may record and read, never rewrite.
+REVOKE UPDATE, DELETE ON public.audit_log FROM tenantry_app;
