@@ -1,0 +1,1 @@
+"""Multi-factor authentication: TOTP factors and recovery codes."""
