@@ -78,12 +78,19 @@ def normalize(password: str) -> str:
     return unicodedata.normalize("NFC", password)
 
 
+def _encodable(password: str) -> bool:
+    # JSON can carry lone surrogates (e.g. U+D800), which have no UTF-8 form.
+    return not any(0xD800 <= ord(c) <= 0xDFFF for c in password)
+
+
 def check_password_policy(password: str, *, field: str = "password") -> None:
     """Raise Invalid (naming `field`) unless the password may be set."""
     if len(password) > MAX_PASSWORD_LENGTH:
         raise Invalid(f"Password must be at most {MAX_PASSWORD_LENGTH} characters", field=field)
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Invalid(f"Password must be at least {MIN_PASSWORD_LENGTH} characters", field=field)
+    if not _encodable(password):
+        raise Invalid("Password contains characters that are not allowed", field=field)
     if normalize(password).casefold() in common_passwords():
         raise Invalid("This password is too common; choose another one", field=field)
 
@@ -95,6 +102,9 @@ def _hash(password: str) -> str:
 
 def _verify(password_hash: str | None, password: str) -> bool:
     argon2_computations.add()
+    if not _encodable(password):
+        # Still one Argon2 run, so a malformed password costs what a wrong one does.
+        password_hash, password = None, ""
     try:
         return _hasher.verify(password_hash or _DUMMY_HASH, normalize(password)) and bool(
             password_hash
@@ -114,7 +124,7 @@ async def hash_unchecked(password: str) -> str:
 
     Over-long input is still refused before hashing.
     """
-    if len(password) > MAX_PASSWORD_LENGTH:
+    if len(password) > MAX_PASSWORD_LENGTH or not _encodable(password):
         password = ""
     return await asyncio.to_thread(_hash, password)
 
