@@ -22,7 +22,7 @@ from app.api.graphiql import STATIC_DIR
 from app.api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
-from app.core.keys import load_or_create_keys
+from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.schema import build_schema
@@ -61,7 +61,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     if settings.database_url is None and database is None:
         raise SettingsError("no database URL: set DATABASE_URL or use `tenantry serve`")
     given = database
-    keys = load_or_create_keys(settings.keys_file, create=settings.environment == "development")
+    keys = KeyRing.from_file(settings.keys_file, create=settings.environment == "development")
     tokens = TokenService(
         keys,
         issuer=settings.jwt_issuer,

@@ -33,7 +33,7 @@ import httpx
 import psycopg
 
 from app.core import dbadmin, migrate
-from app.core.keys import load_or_create_keys
+from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings
 
@@ -304,7 +304,7 @@ def environment(database_url: str | None, *, seed: int) -> Iterator[Env]:
             introspection=False,
         )
         tokens = TokenService(
-            load_or_create_keys(keys_file, create=True),
+            KeyRing.from_file(keys_file, create=True),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             ttl_seconds=3600,

@@ -26,7 +26,7 @@ from strawberry.types import ExecutionResult
 from app.api.context import Context, Principal
 from app.comments.models import COMMENT_ORDERINGS, COMMENTS
 from app.core.db import Database
-from app.core.keys import load_or_create_keys
+from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
@@ -217,7 +217,7 @@ async def _measure(spec: Spec) -> Results:
     block = _Blocks(spec.watched)
     settings = spec.settings
     tokens = TokenService(
-        load_or_create_keys(settings.keys_file, create=False),
+        KeyRing.from_file(settings.keys_file),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from app.core.db import Database
-from app.core.keys import load_or_create_keys
+from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings
 from app.main import create_app
@@ -63,7 +63,7 @@ def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Sett
 def tokens(app_settings: Settings) -> TokenService:
     """Signs tokens with the server's own keys, so tests need not pay Argon2 to sign in."""
     return TokenService(
-        load_or_create_keys(app_settings.keys_file, create=True),
+        KeyRing.from_file(app_settings.keys_file, create=True),
         issuer=app_settings.jwt_issuer,
         audience=app_settings.jwt_audience,
         ttl_seconds=app_settings.access_token_ttl_seconds,

@@ -15,10 +15,9 @@ from uuid import UUID, uuid4
 
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from app.core.errors import Unauthenticated
-from app.core.keys import ALGORITHM
+from app.core.keys import ALGORITHM, KeyRing
 
 # Each kind of token has its own `typ`, checked on every verification, so no token kind
 # can pass as another (a challenge is never an access token, a refresh token is not a JWT).
@@ -70,22 +69,20 @@ class TokenService:
 
     def __init__(
         self,
-        keys: KeySet,
+        keys: KeyRing,
         *,
         issuer: str,
         audience: str,
         ttl_seconds: int,
         challenge_ttl_seconds: int = 300,
     ) -> None:
-        if not keys.keys:
-            raise ValueError("the signing key set is empty")
+        # Read on every use, so a rotated key file takes effect without a restart.
         self._keys = keys
-        self._signing_key = keys.keys[-1]
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self.challenge_ttl_seconds = challenge_ttl_seconds
-        common = {
+        common: dict[str, Any] = {
             "iss": {"essential": True, "value": issuer},
             "aud": {"essential": True, "value": audience},
             "sub": {"essential": True},
@@ -105,12 +102,13 @@ class TokenService:
         self._challenge_claims = jwt.JWTClaimsRegistry(leeway=CLOCK_LEEWAY_SECONDS, **common)
 
     def public_jwks(self) -> dict[str, Any]:
-        return dict(self._keys.as_dict(private=False))
+        return dict(self._keys.key_set.as_dict(private=False))
 
     def _sign(self, typ: str, claims: dict[str, Any], ttl_seconds: int) -> IssuedToken:
         now = int(time.time())
         expires_at = now + ttl_seconds
-        header = {"alg": ALGORITHM, "kid": self._signing_key.kid, "typ": typ}
+        signing_key = self._keys.signing_key
+        header = {"alg": ALGORITHM, "kid": signing_key.kid, "typ": typ}
         body = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -119,10 +117,10 @@ class TokenService:
             "jti": uuid4().hex,
             **claims,
         }
-        return IssuedToken(jwt.encode(header, body, self._signing_key), expires_at)
+        return IssuedToken(jwt.encode(header, body, signing_key), expires_at)
 
     def _decode(self, token: str, typ: str, registry: jwt.JWTClaimsRegistry) -> dict[str, Any]:
-        decoded = jwt.decode(token, self._keys, algorithms=[ALGORITHM])
+        decoded = jwt.decode(token, self._keys.key_set, algorithms=[ALGORITHM])
         # A kid is required even while one key exists, so rotation never has to guess.
         if decoded.header.get("typ") != typ or not decoded.header.get("kid"):
             raise Unauthenticated("Invalid token")

@@ -28,7 +28,7 @@ from joserfc.jwk import ECKey, KeySet, OctKey
 
 from app.api.relay import encode_global_id
 from app.core.db import Database
-from app.core.keys import generate_signing_key, load_or_create_keys
+from app.core.keys import KeyRing, generate_signing_key, load_or_create_keys
 from app.core.security import TokenService
 from app.core.settings import Limits, Settings
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
@@ -828,7 +828,7 @@ def _service(keys: KeySet, settings: Settings, **changes: Any) -> TokenService:
         "ttl_seconds": 600,
     }
     options.update(changes)
-    return TokenService(keys, **options)
+    return TokenService(KeyRing.fixed(keys), **options)
 
 
 def _other_key(keys: KeySet, settings: Settings, org: Org) -> str:
