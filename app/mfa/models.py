@@ -22,3 +22,19 @@ class TotpFactor:
     @property
     def confirmed(self) -> bool:
         return self.confirmed_at is not None
+
+
+@dataclass(frozen=True)
+class TotpEnrollment:
+    """A started enrolment: what the authenticator app needs, shown once."""
+
+    secret: str
+    otpauth_uri: str
+
+
+@dataclass(frozen=True)
+class MfaStatus:
+    totp_enabled: bool
+    # A started, not yet confirmed enrolment.
+    totp_pending: bool
+    recovery_codes_remaining: int
