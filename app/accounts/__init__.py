@@ -1,0 +1,1 @@
+"""Accounts: invitations, password reset and change, email change and verification."""

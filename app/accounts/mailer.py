@@ -1,0 +1,125 @@
+"""Sending account mail: a small protocol with a development and an SMTP implementation.
+
+`send` takes the action's database session. The development mailer writes the message to
+the tenant's `outbox` table in that same transaction, so an action that rolls back has
+sent nothing (and tests read what was "sent" there). The SMTP mailer delivers at once,
+with the standard library off the event loop; services call it as their last step, after
+every write that could still fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from app.accounts import queries
+from app.accounts.models import MailMessage
+from app.core.db import Session
+from app.core.settings import Settings
+
+logger = logging.getLogger("tenantry.mail")
+
+
+class Mailer(Protocol):
+    async def send(self, session: Session, message: MailMessage) -> None:
+        """Send `message` as part of the action running in `session`."""
+        ...
+
+
+class DevelopmentMailer:
+    """Logs each message and keeps it in the tenant's outbox table (no mail leaves)."""
+
+    async def send(self, session: Session, message: MailMessage) -> None:
+        await queries.insert_outbox(session, message)
+        # Development only: the body holds the link a developer follows by hand.
+        logger.info(
+            "mail %s to %s: %s\n%s", message.kind, message.recipient, message.subject, message.body
+        )
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    # "plain", "starttls" (upgrade after connecting) or "tls" (smtps://, TLS from the start).
+    security: str
+    username: str | None
+    password: str | None
+
+    @classmethod
+    def from_url(cls, url: str) -> SmtpConfig:
+        """`smtp://[user:pass@]host[:port][?starttls=true]` or `smtps://…` (implicit TLS)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("the SMTP URL must look like smtp://host:port or smtps://host:port")
+        starttls = parse_qs(parts.query).get("starttls", ["false"])[-1].lower() in ("1", "true")
+        security = "tls" if parts.scheme == "smtps" else "starttls" if starttls else "plain"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if security == "tls" else 587 if starttls else 25),
+            security=security,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+class SmtpMailer:
+    """Delivers by SMTP with smtplib, in a worker thread so the event loop never blocks."""
+
+    def __init__(self, config: SmtpConfig, *, sender: str, timeout_seconds: float = 10) -> None:
+        self.config = config
+        self.sender = sender
+        self.timeout_seconds = timeout_seconds
+
+    async def send(self, session: Session, message: MailMessage) -> None:
+        await asyncio.to_thread(self._deliver, self._compose(message))
+        logger.info("mail %s sent to %s", message.kind, message.recipient)
+
+    def _compose(self, message: MailMessage) -> EmailMessage:
+        mail = EmailMessage()
+        # The email package refuses CR/LF in headers, so no input can inject headers.
+        mail["From"] = self.sender
+        mail["To"] = Address(addr_spec=message.recipient)
+        mail["Subject"] = message.subject
+        mail["Message-ID"] = make_msgid(domain=_domain(self.sender))
+        mail["X-Tenantry-Kind"] = message.kind
+        mail.set_content(message.body)
+        return mail
+
+    def _deliver(self, mail: EmailMessage) -> None:
+        c = self.config
+        smtp: smtplib.SMTP
+        if c.security == "tls":
+            smtp = smtplib.SMTP_SSL(
+                c.host, c.port, timeout=self.timeout_seconds, context=ssl.create_default_context()
+            )
+        else:
+            smtp = smtplib.SMTP(c.host, c.port, timeout=self.timeout_seconds)
+        with smtp:
+            if c.security == "starttls":
+                smtp.starttls(context=ssl.create_default_context())
+            if c.username is not None:
+                smtp.login(c.username, c.password or "")
+            smtp.send_message(mail)
+
+
+def _domain(sender: str) -> str:
+    address = sender.rsplit("<", 1)[-1].rstrip(">").strip()
+    return address.rsplit("@", 1)[-1] or "localhost"
+
+
+def mailer_for(settings: Settings) -> Mailer:
+    """SMTP when `TENANTRY_SMTP_URL` is set, the development outbox otherwise."""
+    if settings.auth.smtp_url:
+        return SmtpMailer(
+            SmtpConfig.from_url(settings.auth.smtp_url), sender=settings.auth.mail_from
+        )
+    return DevelopmentMailer()

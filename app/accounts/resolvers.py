@@ -1,0 +1,202 @@
+"""Account mutations: read arguments, call one service function, map the result."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
+
+import asyncpg
+import strawberry
+
+from app.accounts import service
+from app.accounts.mailer import mailer_for
+from app.accounts.types import (
+    AcceptInvitationInput,
+    AccountPayload,
+    ChangeEmailInput,
+    ChangePasswordInput,
+    CompletePasswordResetInput,
+    InviteUserInput,
+    InviteUserPayload,
+    RequestPasswordResetInput,
+)
+from app.api.context import Info
+from app.api.mutations import Outcome, UserError, attempt
+from app.auth.types import SignInPayload
+from app.core.errors import DomainError, translate_database_error
+from app.users.types import User
+
+T = TypeVar("T")
+
+
+async def _anonymous(action: Awaitable[T]) -> Outcome[T]:
+    """`attempt` for flows without a signed-in user: they run in transactions of their own."""
+    try:
+        return Outcome(await action)
+    except DomainError as error:
+        return Outcome(errors=[UserError.of(error)])
+    except asyncpg.PostgresError as exc:
+        translated = translate_database_error(exc)
+        if translated is None:
+            raise
+        return Outcome(errors=[UserError.of(translated)])
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(
+        description="Invite someone to this tenant by email (owners and admins only)."
+    )
+    async def invite_user(
+        self,
+        info: Info,
+        input: Annotated[InviteUserInput, strawberry.argument(description="The invitation.")],
+    ) -> InviteUserPayload:
+        ctx = info.context
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.invite_user(
+                s,
+                mailer_for(ctx.settings),
+                ctx.settings,
+                ctx.request_meta,
+                actor_id=actor,
+                email=input.email,
+                role=input.role,
+                display_name=input.display_name,
+            ),
+        )
+        return InviteUserPayload(user=User.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(
+        description="Accept an invitation: choose a password and sign in (no token needed)."
+    )
+    async def accept_invitation(
+        self,
+        info: Info,
+        input: Annotated[
+            AcceptInvitationInput, strawberry.argument(description="The token and password.")
+        ],
+    ) -> SignInPayload:
+        ctx = info.context
+        try:
+            result = await service.accept_invitation(
+                ctx.database,
+                ctx.tokens,
+                ctx.settings,
+                ctx.request_meta,
+                token=input.token,
+                password=input.password,
+                display_name=input.display_name,
+            )
+        except DomainError as error:
+            return SignInPayload.of_error(error)
+        return SignInPayload.of_result(result)
+
+    @strawberry.mutation(
+        description="Mail a password-reset link. The answer is the same whether or not the "
+        "account exists."
+    )
+    async def request_password_reset(
+        self,
+        info: Info,
+        input: Annotated[
+            RequestPasswordResetInput, strawberry.argument(description="The account.")
+        ],
+    ) -> AccountPayload:
+        ctx = info.context
+        outcome = await _anonymous(
+            service.request_password_reset(
+                ctx.database,
+                mailer_for(ctx.settings),
+                ctx.settings,
+                ctx.request_meta,
+                tenant=input.tenant,
+                email=input.email,
+            )
+        )
+        return AccountPayload.failed(outcome.errors)
+
+    @strawberry.mutation(
+        description="Set a new password with a reset link's token; ends every session."
+    )
+    async def complete_password_reset(
+        self,
+        info: Info,
+        input: Annotated[
+            CompletePasswordResetInput, strawberry.argument(description="The token and password.")
+        ],
+    ) -> AccountPayload:
+        ctx = info.context
+        outcome = await _anonymous(
+            service.complete_password_reset(
+                ctx.database,
+                ctx.tokens,
+                ctx.store,
+                ctx.request_meta,
+                token=input.token,
+                new_password=input.new_password,
+            )
+        )
+        return AccountPayload.failed(outcome.errors)
+
+    @strawberry.mutation(
+        description="Change the signed-in user's password; ends their other sessions."
+    )
+    async def change_password(
+        self,
+        info: Info,
+        input: Annotated[ChangePasswordInput, strawberry.argument(description="The passwords.")],
+    ) -> AccountPayload:
+        ctx = info.context
+        principal = ctx.require_principal()
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.change_password(
+                s,
+                ctx.tokens,
+                ctx.store,
+                ctx.request_meta,
+                actor_id=actor,
+                session_id=principal.session_id,
+                current_password=input.current_password,
+                new_password=input.new_password,
+            ),
+        )
+        return AccountPayload.failed(outcome.errors)
+
+    @strawberry.mutation(
+        description="Start changing the signed-in user's email: a link is mailed to the new one."
+    )
+    async def change_email(
+        self,
+        info: Info,
+        input: Annotated[ChangeEmailInput, strawberry.argument(description="The new address.")],
+    ) -> AccountPayload:
+        ctx = info.context
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.request_email_change(
+                s,
+                mailer_for(ctx.settings),
+                ctx.settings,
+                ctx.request_meta,
+                actor_id=actor,
+                new_email=input.new_email,
+            ),
+        )
+        return AccountPayload.failed(outcome.errors)
+
+    @strawberry.mutation(description="Apply an email change from its verification link's token.")
+    async def verify_email(
+        self,
+        info: Info,
+        token: Annotated[
+            str, strawberry.argument(description="The `token` parameter of the link.")
+        ],
+    ) -> AccountPayload:
+        ctx = info.context
+        outcome = await _anonymous(
+            service.verify_email(ctx.database, ctx.request_meta, token=token)
+        )
+        return AccountPayload.failed(outcome.errors)
