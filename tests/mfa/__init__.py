@@ -1,0 +1,1 @@
+"""Tests of two-factor authentication (app/mfa/)."""
