@@ -1,0 +1,157 @@
+"""Mailers: the development outbox follows the action's transaction; SMTP really delivers."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from app.accounts.mailer import DevelopmentMailer, SmtpConfig, SmtpMailer, mailer_for
+from app.accounts.models import MailMessage
+from app.core.db import Database
+from app.core.settings import AuthSettings, Settings
+from tests.app_fixtures import free_port
+from tests.factories import seed_tenant
+
+MESSAGE = MailMessage(
+    kind="invitation",
+    recipient="ada@example.com",
+    subject="You are invited to Ünïcode Org",
+    body="Follow this link:\nhttp://127.0.0.1:8000/accept-invitation?token=inv.x.y\n",
+)
+
+
+async def outbox(database: Database, tenant_id: Any) -> list[dict[str, Any]]:
+    async with database.transaction(tenant_id, readonly=True) as session:
+        rows = await session.fetch(
+            "SELECT kind, recipient, subject, body FROM outbox ORDER BY created_at, id"
+        )
+    return [dict(r) for r in rows]
+
+
+async def test_development_mailer_writes_the_outbox_in_the_actions_transaction(
+    database: Database,
+) -> None:
+    tenant = await seed_tenant(database)
+
+    async with database.transaction(tenant) as session:
+        await DevelopmentMailer().send(session, MESSAGE)
+
+    assert await outbox(database, tenant) == [
+        {
+            "kind": "invitation",
+            "recipient": "ada@example.com",
+            "subject": MESSAGE.subject,
+            "body": MESSAGE.body,
+        }
+    ]
+
+
+async def test_an_aborted_action_sends_nothing(database: Database) -> None:
+    tenant = await seed_tenant(database)
+
+    async def invite_then_fail() -> None:
+        async with database.transaction(tenant) as session:
+            await DevelopmentMailer().send(session, MESSAGE)
+            raise RuntimeError("action failed")
+
+    with pytest.raises(RuntimeError, match="action failed"):
+        await invite_then_fail()
+
+    assert await outbox(database, tenant) == []
+
+
+@dataclass
+class _Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[_Inbox, int]]:
+    inbox = _Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def test_smtp_mailer_delivers_to_a_real_smtp_server(
+    smtp_server: tuple[_Inbox, int], database: Database
+) -> None:
+    inbox, port = smtp_server
+    settings = Settings(
+        auth=AuthSettings(
+            smtp_url=f"smtp://127.0.0.1:{port}", mail_from="Tenantry <no-reply@tenantry.test>"
+        )
+    )
+    mailer = mailer_for(settings)
+    assert isinstance(mailer, SmtpMailer)
+    tenant = await seed_tenant(database)
+
+    async with database.transaction(tenant) as session:
+        await mailer.send(session, MESSAGE)
+
+    assert len(inbox.received) == 1
+    sender, recipients, content = inbox.received[0]
+    assert sender == "no-reply@tenantry.test"
+    assert recipients == ["ada@example.com"]
+    parsed = email.message_from_bytes(content, policy=email.policy.default)
+    assert parsed["Subject"] == MESSAGE.subject
+    assert parsed["To"] == "ada@example.com"
+    assert parsed["X-Tenantry-Kind"] == "invitation"
+    body = parsed.get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == MESSAGE.body
+    # SMTP mail is not kept in the outbox.
+    assert await outbox(database, tenant) == []
+
+
+async def test_smtp_mailer_refuses_header_injection(smtp_server: tuple[_Inbox, int]) -> None:
+    inbox, port = smtp_server
+    mailer = SmtpMailer(SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"), sender="a@b.test")
+    evil = MailMessage("invitation", "ada@example.com", "Hi\r\nBcc: eve@evil.test", "body")
+
+    with pytest.raises(ValueError, match=r"linefeed|carriage"):
+        await mailer.send(None, evil)  # type: ignore[arg-type]
+
+    assert inbox.received == []
+
+
+def test_development_mailer_without_an_smtp_url() -> None:
+    assert isinstance(mailer_for(Settings()), DevelopmentMailer)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("smtp://mail.test", SmtpConfig("mail.test", 25, "plain", None, None)),
+        (
+            "smtp://u%40x:p%2Fw@mail.test:2525?starttls=true",
+            SmtpConfig("mail.test", 2525, "starttls", "u@x", "p/w"),
+        ),
+        ("smtp://mail.test?starttls=1", SmtpConfig("mail.test", 587, "starttls", None, None)),
+        ("smtps://u:p@mail.test", SmtpConfig("mail.test", 465, "tls", "u", "p")),
+    ],
+)
+def test_smtp_urls(url: str, expected: SmtpConfig) -> None:
+    assert SmtpConfig.from_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["http://mail.test", "smtp://", "mail.test:25"])
+def test_bad_smtp_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="SMTP URL"):
+        SmtpConfig.from_url(url)
