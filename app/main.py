@@ -25,6 +25,7 @@ from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
+from app.core.store import Store
 from app.schema import build_schema
 
 logger = logging.getLogger("tenantry")
@@ -34,6 +35,7 @@ class State(TypedDict):
     """Lifespan state, copied into every request's `request.state`."""
 
     database: Database
+    store: Store
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -42,10 +44,12 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database answers too."""
+    """Readiness: the database and the store (Redis, when configured) answer too."""
     database: Database = request.state.database
+    store: Store = request.state.store
     try:
         await database.ping()
+        await store.ping()
     except Exception:
         logger.exception("readiness check failed")
         return JSONResponse({"status": "unavailable"}, status_code=503)
@@ -69,12 +73,17 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     schema = build_schema(settings.limits, introspection=settings.introspection)
+    # Redis when configured (connections open lazily), else this process's memory.
+    store = Store.from_url(settings.redis_url)
     graphql = GraphQLView(schema, settings=settings, tokens=tokens)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         if given is not None:
-            yield {"database": given}
+            try:
+                yield {"database": given, "store": store}
+            finally:
+                await store.close()
             return
         assert settings.database_url is not None
         database = await Database.connect(
@@ -84,8 +93,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             statement_timeout_ms=settings.limits.statement_timeout_ms,
         )
         try:
-            yield {"database": database}
+            yield {"database": database, "store": store}
         finally:
+            await store.close()
             await database.close()
 
     async def jwks(request: Request) -> JSONResponse:
@@ -105,7 +115,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
-            Middleware(AuthenticationMiddleware, tokens=tokens),
+            Middleware(AuthenticationMiddleware, tokens=tokens, store=store),
         ],
         lifespan=lifespan,
     )

@@ -9,13 +9,16 @@ from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from app.accounts.resolvers import AccountMutations
 from app.api.context import Info
 from app.api.extensions import build_extensions
 from app.api.relay import Node, resolve_global_id
+from app.audit.resolvers import AuditQueries
 from app.auth.resolvers import AuthMutations
 from app.comments.resolvers import CommentMutations
 from app.comments.types import Comment
 from app.core.settings import Limits
+from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.projects.resolvers import ProjectMutations, ProjectQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
 from app.tenants.resolvers import TenantQueries
@@ -24,7 +27,7 @@ from app.users.resolvers import UserQueries
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(UserQueries, TenantQueries, ProjectQueries, TaskQueries):
+class Query(UserQueries, TenantQueries, ProjectQueries, TaskQueries, AuditQueries, MfaQueries):
     @strawberry.field(description="Any object by its global ID; null if there is none here.")
     async def node(
         self,
@@ -36,7 +39,14 @@ class Query(UserQueries, TenantQueries, ProjectQueries, TaskQueries):
 
 
 @strawberry.type(description="Everything a client can change.")
-class Mutation(AuthMutations, ProjectMutations, TaskMutations, CommentMutations):
+class Mutation(
+    AuthMutations,
+    ProjectMutations,
+    TaskMutations,
+    CommentMutations,
+    MfaMutations,
+    AccountMutations,
+):
     pass
 
 

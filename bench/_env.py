@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -126,7 +127,14 @@ class Env:
     def token(self, tenant: TenantData) -> str:
         """An access token of the tenant's first user, minted with the server's own keys."""
         if tenant.slug not in self.access_tokens:
-            issued = self.tokens.issue_access_token(user_id=tenant.user_ids[0], tenant_id=tenant.id)
+            issued = self.tokens.issue_access_token(
+                user_id=tenant.user_ids[0],
+                tenant_id=tenant.id,
+                session_id=uuid.uuid4(),  # a session only the token knows: no sign-in
+                aal=1,
+                amr=("pwd",),
+                auth_time=int(time.time()),
+            )
             self.access_tokens[tenant.slug] = issued.token
         return self.access_tokens[tenant.slug]
 

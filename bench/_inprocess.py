@@ -27,8 +27,9 @@ from app.api.context import Context, Principal
 from app.comments.models import COMMENT_ORDERINGS, COMMENTS
 from app.core.db import Database
 from app.core.keys import KeyRing
-from app.core.security import TokenService
+from app.core.security import AccessClaims, TokenService
 from app.core.settings import Settings
+from app.core.store import Store
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
 from app.projects.models import PROJECT_ORDERINGS, PROJECTS
 from app.schema import build_schema
@@ -115,6 +116,21 @@ class _Runner:
     tokens: TokenService
     database: Database
     tenant: TenantData
+    store: Store
+
+    @property
+    def claims(self) -> AccessClaims:
+        """A principal as the middleware builds it from a verified token."""
+        return AccessClaims(
+            user_id=self.tenant.user_ids[0],
+            tenant_id=self.tenant.id,
+            session_id=UUID(int=0),
+            aal=1,
+            amr=("pwd",),
+            auth_time=0,
+            token_id="bench",  # noqa: S106 (a token id, not a secret)
+            expires_at=0,
+        )
 
 
 _SCOPE = {"type": "http", "method": "POST", "path": "/graphql", "headers": [], "query_string": b""}
@@ -129,7 +145,8 @@ async def _execute(run: _Runner, op: Op, variables: Variables) -> ExecutionResul
         settings=run.settings,
         database=run.database,
         tokens=run.tokens,
-        principal=Principal(user_id=tenant.user_ids[0], tenant_id=tenant.id),
+        store=run.store,
+        principal=Principal.of(run.claims),
         session=run.database.session(tenant.id, readonly=True),
     )
     result = await run.schema.execute(op.document, variable_values=variables, context_value=context)
@@ -230,7 +247,7 @@ async def _measure(spec: Spec) -> Results:
     )
     try:
         schema = build_schema(settings.limits, introspection=settings.introspection)
-        run = _Runner(schema, settings, tokens, database, spec.tenant)
+        run = _Runner(schema, settings, tokens, database, spec.tenant, Store.from_url(None))
         tracked = len(gc.get_objects())
         in_process: dict[str, Summary] = {}
         nested_gc = _GcPauses()

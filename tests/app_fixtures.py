@@ -7,6 +7,7 @@ so a test can watch every statement the server runs (`database.statement_listene
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shutil
 import socket
@@ -24,10 +25,11 @@ import uvicorn
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import TokenService
-from app.core.settings import Settings
+from app.core.settings import AuthSettings, Settings
 from app.main import create_app
 from app.tenants.service import create_tenant
 from app.users.service import create_user
+from tests.factories import mint_access_token
 
 PASSWORD = "correct horse battery staple"
 
@@ -54,8 +56,13 @@ def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Sett
         environment="development",
         database_url=test_db.urls.app,
         migration_database_url=test_db.urls.owner,
+        # The CI machine's Redis (REDIS_URL) when set, as in production; else memory.
+        redis_url=os.environ.get("REDIS_URL") or None,
         data_dir=data_dir,
         signing_keys_file=data_dir / "keys.json",
+        # Every test signs in from 127.0.0.1; throttling per IP is tested on its own server
+        # (tests/auth/test_throttle.py) with clients told apart by X-Forwarded-For.
+        auth=AuthSettings(throttle_per_ip=1_000_000),
     )
 
 
@@ -189,7 +196,7 @@ async def new_org(
                 display_name=f"User {i}",
                 password=password,
             )
-            token = tokens.issue_access_token(user_id=user.id, tenant_id=tenant.id).token
+            token = mint_access_token(tokens, user_id=user.id, tenant_id=tenant.id)
             org.members.append(Member(user.id, user.email, token))
     return org
 

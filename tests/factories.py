@@ -7,11 +7,13 @@ row-level security as the app: a tenant is created inside a transaction bound to
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from app.core.db import Database
+from app.core.security import TokenService
 
 
 def unique_slug(prefix: str = "t") -> str:
@@ -108,21 +110,60 @@ class SeededTenant:
     project: UUID
     task: UUID
     comment: UUID
+    # The authentication tables' rows, by table name.
+    auth: dict[str, UUID]
 
     def id_in(self, table: str) -> UUID:
         """This tenant's row id in `table` (for `tenants`, the tenant id itself)."""
-        return {
+        core = {
             "tenants": self.tenant,
             "users": self.user,
             "projects": self.project,
             "tasks": self.task,
             "comments": self.comment,
-        }[table]
+        }
+        return core[table] if table in core else self.auth[table]
+
+
+# One row per authentication table, linked to the user; each statement's $1 is the tenant,
+# $2 the user, $3 a fresh 32-byte digest, and earlier rows are reachable by table name.
+_AUTH_ROWS = {
+    "auth_sessions": "INSERT INTO auth_sessions (tenant_id, user_id, aal, amr, expires_at,"
+    " user_agent) VALUES ($1, $2, 1, '{pwd}', now() + interval '1 day', encode($3, 'hex'))"
+    " RETURNING id",
+    "refresh_tokens": "INSERT INTO refresh_tokens (tenant_id, session_id, token_hash)"
+    " SELECT $1, id, $3 FROM auth_sessions WHERE user_id = $2 LIMIT 1 RETURNING id",
+    "mfa_totp": "INSERT INTO mfa_totp (tenant_id, user_id, secret_ciphertext, key_version)"
+    " VALUES ($1, $2, $3, 1) RETURNING id",
+    "mfa_recovery_codes": "INSERT INTO mfa_recovery_codes (tenant_id, user_id, code_hash)"
+    " VALUES ($1, $2, $3) RETURNING id",
+    "account_tokens": "INSERT INTO account_tokens (tenant_id, purpose, user_id, token_hash,"
+    " expires_at) VALUES ($1, 'password_reset', $2, $3, now() + interval '1 hour') RETURNING id",
+    "outbox": "INSERT INTO outbox (tenant_id, kind, recipient, subject, body)"
+    " SELECT $1, 'test', email, 'Subject', encode($3, 'hex') FROM users WHERE id = $2"
+    " RETURNING id",
+    "identity_providers": "INSERT INTO identity_providers (tenant_id, name, issuer, audience,"
+    " jwks_url) SELECT $1, 'IdP', 'https://idp.example/' || encode($3, 'hex'), 'tenantry',"
+    " 'https://idp.example/jwks' WHERE $2::uuid IS NOT NULL RETURNING id",
+    "user_identities": "INSERT INTO user_identities (tenant_id, user_id, provider_id, subject)"
+    " SELECT $1, $2, id, encode($3, 'hex') FROM identity_providers LIMIT 1 RETURNING id",
+    "audit_log": "INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, outcome,"
+    " request_id) VALUES ($1, 'user', $2, 'test.seeded', 'success', left(encode($3, 'hex'), 64))"
+    " RETURNING id",
+}
+
+
+async def seed_auth_rows(database: Database, tenant_id: UUID, user_id: UUID) -> dict[str, UUID]:
+    rows: dict[str, UUID] = {}
+    async with database.transaction(tenant_id) as session:
+        for table, sql in _AUTH_ROWS.items():
+            rows[table] = await session.fetchval(sql, tenant_id, user_id, secrets.token_bytes(32))
+    return rows
 
 
 # Tables seed_graph fills. A new tenant table must be added here (and to seed_graph): the
 # isolation tests require rows of two tenants in every tenant table found in the catalog.
-SEEDED_TABLES = frozenset({"tenants", "users", "projects", "tasks", "comments"})
+SEEDED_TABLES = frozenset({"tenants", "users", "projects", "tasks", "comments", *_AUTH_ROWS})
 
 
 async def seed_graph(database: Database) -> SeededTenant:
@@ -133,7 +174,8 @@ async def seed_graph(database: Database) -> SeededTenant:
     project = await seed_project(database, tenant, created_by=user)
     task = await seed_task(database, tenant, project, assignee_id=user)
     comment = await seed_comment(database, tenant, task, author_id=user)
-    return SeededTenant(tenant, slug, user, project, task, comment)
+    auth = await seed_auth_rows(database, tenant, user)
+    return SeededTenant(tenant, slug, user, project, task, comment, auth)
 
 
 # Every tenant table, found from the catalog (so tables added later are covered): tables in
@@ -162,3 +204,15 @@ class _Fetcher(Protocol):
 async def tenant_tables(conn: _Fetcher) -> dict[str, str]:
     """Qualified name -> tenant key column of every tenant table, e.g. 'public.users'."""
     return {row["name"]: row["key"] for row in await conn.fetch(TENANT_TABLES_SQL)}
+
+
+def mint_access_token(tokens: TokenService, *, user_id: UUID, tenant_id: UUID, aal: int = 1) -> str:
+    """An access token of a session that exists only in the token (no sign-in needed)."""
+    return tokens.issue_access_token(
+        user_id=user_id,
+        tenant_id=tenant_id,
+        session_id=uuid4(),
+        aal=aal,
+        amr=("pwd", "otp") if aal == 2 else ("pwd",),
+        auth_time=int(time.time()),
+    ).token

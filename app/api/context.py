@@ -12,8 +12,10 @@ from starlette.requests import Request
 from app.api.loaders import Loaders
 from app.core.db import Database, Session
 from app.core.errors import Unauthenticated
-from app.core.security import TokenService
+from app.core.request_meta import RequestMeta
+from app.core.security import AccessClaims, TokenService
 from app.core.settings import Settings
+from app.core.store import Store
 
 if TYPE_CHECKING:
     from starlette.responses import Response
@@ -21,10 +23,19 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a verified user of exactly one tenant."""
+    """Who is calling: a verified user of exactly one tenant, in one session."""
 
     user_id: UUID
     tenant_id: UUID
+    claims: AccessClaims
+
+    @classmethod
+    def of(cls, claims: AccessClaims) -> Principal:
+        return cls(user_id=claims.user_id, tenant_id=claims.tenant_id, claims=claims)
+
+    @property
+    def session_id(self) -> UUID:
+        return self.claims.session_id
 
 
 @dataclass
@@ -34,6 +45,7 @@ class Context:
     settings: Settings
     database: Database
     tokens: TokenService
+    store: Store
     principal: Principal | None
     # The operation's one transaction, bound to the principal's tenant (or to none).
     session: Session
@@ -41,6 +53,16 @@ class Context:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.session)
+
+    @property
+    def request_meta(self) -> RequestMeta:
+        """Where the request came from, for audit entries."""
+        client = self.request.client
+        return RequestMeta(
+            ip=client.host if client is not None else None,
+            user_agent=self.request.headers.get("user-agent", ""),
+            request_id=getattr(self.request.state, "request_id", None),
+        )
 
     def require_principal(self) -> Principal:
         if self.principal is None:

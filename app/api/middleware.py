@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import Principal
 from app.core.errors import Unauthenticated
+from app.core.revocation import is_revoked
 from app.core.security import TokenService
+from app.core.store import Store
 
 logger = logging.getLogger("tenantry.auth")
 
@@ -113,9 +115,10 @@ class _TooLarge(Exception):
 class AuthenticationMiddleware:
     """Verifies `Authorization: Bearer` and stores the Principal in the request state."""
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenService) -> None:
+    def __init__(self, app: ASGIApp, *, tokens: TokenService, store: Store) -> None:
         self.app = app
         self.tokens = tokens
+        self.store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,6 +133,9 @@ class AuthenticationMiddleware:
                 if scheme.lower() != "bearer" or not token.strip():
                     raise Unauthenticated("Invalid access token")
                 claims = self.tokens.verify_access_token(token.strip())
+                # A revoked session's access tokens die with it, not at their expiry.
+                if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                    raise Unauthenticated("Invalid access token")
             except Unauthenticated as exc:
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
                 await _send_json(
@@ -140,5 +146,5 @@ class AuthenticationMiddleware:
                     [(b"www-authenticate", b'Bearer error="invalid_token"')],
                 )
                 return
-            state["principal"] = Principal(user_id=claims.user_id, tenant_id=claims.tenant_id)
+            state["principal"] = Principal.of(claims)
         await self.app(scope, receive, send)

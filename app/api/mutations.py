@@ -35,6 +35,11 @@ class ErrorCode(enum.Enum):
     CONFLICT = "CONFLICT"
     INVALID = "INVALID"
     UNAVAILABLE = "UNAVAILABLE"
+    INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 (an error code)
+    TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
+    INVALID_REFRESH_TOKEN = "INVALID_REFRESH_TOKEN"  # noqa: S105 (an error code)
+    INVALID_MFA_CODE = "INVALID_MFA_CODE"
+    FRESH_AUTH_REQUIRED = "FRESH_AUTH_REQUIRED"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")
@@ -44,10 +49,19 @@ class UserError:
     field: str | None = strawberry.field(
         description="The input field at fault, when one is (e.g. `name`, `dueDate`)."
     )
+    retry_after_seconds: int | None = strawberry.field(
+        default=None,
+        description="For TOO_MANY_ATTEMPTS: seconds until another attempt can succeed.",
+    )
 
     @classmethod
     def of(cls, error: DomainError) -> UserError:
-        return cls(code=ErrorCode(error.code), message=error.message, field=error.field)
+        return cls(
+            code=ErrorCode(error.code),
+            message=error.message,
+            field=error.field,
+            retry_after_seconds=getattr(error, "retry_after", None),
+        )
 
 
 @dataclass

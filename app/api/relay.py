@@ -48,6 +48,9 @@ def decode_global_id(value: str) -> tuple[str, UUID] | None:
 class Node:
     pk: strawberry.Private[UUID]
     table: ClassVar[Table[Any]]
+    # False for types only some users of a tenant may read (audit entries): `node(id:)`
+    # checks no permission, so it must not reach them.
+    node_lookup: ClassVar[bool] = True
 
     @strawberry.field(description="The opaque global ID of this object, usable with `node(id:)`.")
     def id(self) -> strawberry.ID:
@@ -97,7 +100,7 @@ def _node_types() -> dict[str, type[Node]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if "table" in cls.__dict__:
+        if "table" in cls.__dict__ and cls.node_lookup:
             found[cls.graphql_name()] = cls
     return found
 

@@ -54,6 +54,7 @@ class GraphQLView(GraphQL[Context, None]):
             settings=self.settings,
             database=database,
             tokens=self.tokens,
+            store=request.state.store,
             principal=principal,
             # Opened lazily on first query; the operation extension sets read-only for
             # queries and closes it once.

@@ -1,16 +1,19 @@
-"""The signIn mutation."""
+"""Sign-in, refresh, sign-out and session management."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
+from uuid import UUID
 
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import UserError
-from app.auth import service
-from app.core.errors import DomainError
+from app.api.mutations import attempt
+from app.api.relay import decode_global_id
+from app.auth import service, sessions
+from app.auth.types import SESSION_TYPE, SignInPayload, SignOutPayload
+from app.core.db import Session as DbSession
+from app.core.errors import DomainError, Invalid
 
 
 @strawberry.input(description="Credentials of a user of one tenant.")
@@ -18,16 +21,6 @@ class SignInInput:
     tenant: str = strawberry.field(description="The organisation's slug.")
     email: str = strawberry.field(description="The user's email (any case).")
     password: str = strawberry.field(description="The user's password.")
-
-
-@strawberry.type(description="An access token, or why none was issued.")
-class SignInPayload:
-    access_token: str | None = strawberry.field(
-        description="Send as `Authorization: Bearer <token>`; null when `errors` is not empty."
-    )
-    token_type: str = strawberry.field(default="Bearer", description="Always `Bearer`.")
-    expires_at: datetime | None = strawberry.field(description="When the token stops working.")
-    errors: list[UserError] = strawberry.field(description="Why sign-in failed.")
 
 
 @strawberry.type
@@ -40,21 +33,100 @@ class AuthMutations:
     ) -> SignInPayload:
         ctx = info.context
         try:
-            done = await service.sign_in(
+            result = await service.sign_in(
                 ctx.database,
                 ctx.tokens,
+                ctx.settings,
+                ctx.store,
+                ctx.request_meta,
                 tenant=input.tenant,
                 email=input.email,
                 password=input.password,
             )
         except DomainError as error:
-            return SignInPayload(
-                access_token=None,
-                expires_at=None,
-                errors=[UserError.of(error)],
+            return SignInPayload.of_error(error)
+        return SignInPayload.of_result(result)
+
+    @strawberry.mutation(
+        description="Exchange a refresh token for new tokens. Each refresh token works once; "
+        "presenting a used one again ends the session."
+    )
+    async def refresh_token(
+        self,
+        info: Info,
+        refresh_token: Annotated[
+            str, strawberry.argument(description="The latest refresh token of the session.")
+        ],
+    ) -> SignInPayload:
+        ctx = info.context
+        try:
+            tokens = await sessions.refresh(
+                ctx.database, ctx.tokens, ctx.settings, ctx.store, ctx.request_meta, refresh_token
             )
-        return SignInPayload(
-            access_token=done.token.token,
-            expires_at=datetime.fromtimestamp(done.token.expires_at, UTC),
-            errors=[],
-        )
+        except DomainError as error:
+            return SignInPayload.of_error(error)
+        return SignInPayload.of_tokens(tokens)
+
+    @strawberry.mutation(description="End the current session (its refresh and access tokens).")
+    async def sign_out(self, info: Info) -> SignOutPayload:
+        ctx = info.context
+
+        async def run(session: DbSession, actor: UUID) -> int:
+            principal = ctx.require_principal()
+            await sessions.revoke_session(
+                session,
+                ctx.tokens,
+                ctx.store,
+                ctx.request_meta,
+                actor_id=actor,
+                session_id=principal.session_id,
+                reason="sign_out",
+            )
+            return 1
+
+        outcome = await attempt(info, run)
+        return SignOutPayload(revoked_sessions=outcome.value or 0, errors=outcome.errors)
+
+    @strawberry.mutation(description="End every session of the signed-in user, this one included.")
+    async def sign_out_everywhere(self, info: Info) -> SignOutPayload:
+        ctx = info.context
+
+        async def run(session: DbSession, actor: UUID) -> int:
+            return await sessions.revoke_user_sessions(
+                session,
+                ctx.tokens,
+                ctx.store,
+                ctx.request_meta,
+                user_id=actor,
+                actor_id=actor,
+                reason="sign_out_everywhere",
+            )
+
+        outcome = await attempt(info, run)
+        return SignOutPayload(revoked_sessions=outcome.value or 0, errors=outcome.errors)
+
+    @strawberry.mutation(description="End one of the signed-in user's sessions (see `sessions`).")
+    async def revoke_session(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The session's ID.")],
+    ) -> SignOutPayload:
+        ctx = info.context
+
+        async def run(session: DbSession, actor: UUID) -> int:
+            decoded = decode_global_id(str(id))
+            if decoded is None or decoded[0] != SESSION_TYPE:
+                raise Invalid("Not a valid Session ID", field="id")
+            await sessions.revoke_session(
+                session,
+                ctx.tokens,
+                ctx.store,
+                ctx.request_meta,
+                actor_id=actor,
+                session_id=decoded[1],
+                reason="revoked_by_user",
+            )
+            return 1
+
+        outcome = await attempt(info, run)
+        return SignOutPayload(revoked_sessions=outcome.value or 0, errors=outcome.errors)

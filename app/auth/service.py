@@ -1,46 +1,132 @@
-"""Sign-in: a tenant slug, an email and a password become a short-lived access token.
+"""Sign-in: a tenant slug, an email and a password open a session.
 
 Every failure (unknown tenant, suspended tenant, unknown email, wrong password, disabled
 user) is the same error after the same work (one Argon2 verification), so responses do
-not reveal which accounts or tenants exist.
+not reveal which accounts or tenants exist. Failures are throttled (app/auth/throttle.py)
+and audited in the tenant when the tenant exists.
+
+A user with a confirmed second factor gets an MFA challenge instead of tokens; in a tenant
+that requires MFA, a user without one gets an enrolment challenge (app/mfa/).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
+from uuid import UUID
 
-from app.core.db import Database
+from app.audit.models import AuditOutcome
+from app.audit.service import record
+from app.auth.models import SignInTokens
+from app.auth.sessions import start_session
+from app.auth.throttle import SignInThrottle
+from app.core.db import Database, Session
 from app.core.errors import Unauthenticated
-from app.core.passwords import verify_password
-from app.core.security import IssuedToken, TokenService
+from app.core.passwords import verify_and_maybe_rehash, verify_password
+from app.core.request_meta import RequestMeta
+from app.core.security import (
+    MFA_CHALLENGE_TYPE,
+    MFA_ENROLLMENT_TYPE,
+    IssuedToken,
+    TokenService,
+)
+from app.core.settings import Settings
+from app.core.store import Store
+from app.mfa.service import has_confirmed_totp
 from app.tenants.models import TenantStatus
-from app.tenants.service import lookup_slug
-from app.users.models import User, UserStatus
-from app.users.service import credentials, get_user
+from app.tenants.service import lookup_slug, mfa_required
+from app.users.models import UserStatus
+from app.users.service import credentials, rehash_password
 
 
 class InvalidCredentials(Unauthenticated):
     code = "INVALID_CREDENTIALS"
 
 
+class NextStep(enum.Enum):
+    DONE = "DONE"
+    MFA_REQUIRED = "MFA_REQUIRED"
+    MFA_ENROLLMENT_REQUIRED = "MFA_ENROLLMENT_REQUIRED"
+
+
 @dataclass(frozen=True)
-class SignedIn:
-    user: User
-    token: IssuedToken
+class SignInResult:
+    next_step: NextStep
+    tokens: SignInTokens | None = None
+    challenge: IssuedToken | None = None
 
 
 async def sign_in(
-    database: Database, tokens: TokenService, *, tenant: str, email: str, password: str
-) -> SignedIn:
+    database: Database,
+    tokens: TokenService,
+    settings: Settings,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    tenant: str,
+    email: str,
+    password: str,
+) -> SignInResult:
+    throttle = SignInThrottle(store, settings.auth)
+    await throttle.check(tenant, email, meta)
     failure = InvalidCredentials("Invalid organisation, email or password")
     ref = await lookup_slug(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         await verify_password(None, password)
+        await throttle.failed(tenant, email, meta)
         raise failure
-    async with database.transaction(ref.id, readonly=True) as session:
+    async with database.transaction(ref.id) as session:
         found = await credentials(session, email)
-        ok = await verify_password(found.password_hash if found else None, password)
-        if found is None or not ok or found.status is not UserStatus.ACTIVE:
-            raise failure
-        user = await get_user(session, found.user_id)
-    return SignedIn(user, tokens.issue_access_token(user_id=user.id, tenant_id=ref.id))
+        ok, new_hash = await verify_and_maybe_rehash(
+            found.password_hash if found else None, password
+        )
+        if found is not None and ok and found.status is UserStatus.ACTIVE:
+            user_id: UUID = found.user_id
+            if new_hash is not None:
+                await rehash_password(session, user_id, new_hash)
+            result = await _second_step(session, tokens, settings, meta, user_id, ref.id)
+            await record(
+                session,
+                meta,
+                action="auth.sign_in",
+                actor_id=user_id,
+                target_type="user",
+                target_id=user_id,
+                metadata={"next_step": result.next_step.value, "method": "password"},
+            )
+            return result
+        await record(
+            session,
+            meta,
+            action="auth.sign_in",
+            outcome=AuditOutcome.FAILURE,
+            actor_id=None,
+            target_type="user" if found else None,
+            target_id=found.user_id if found else None,
+            metadata={"method": "password"},
+        )
+    await throttle.failed(tenant, email, meta)
+    raise failure
+
+
+async def _second_step(
+    session: Session,
+    tokens: TokenService,
+    settings: Settings,
+    meta: RequestMeta,
+    user_id: UUID,
+    tenant_id: UUID,
+) -> SignInResult:
+    amr = ("pwd",)
+    if await has_confirmed_totp(session, user_id):
+        challenge = tokens.issue_challenge(
+            MFA_CHALLENGE_TYPE, user_id=user_id, tenant_id=tenant_id, amr=amr
+        )
+        return SignInResult(NextStep.MFA_REQUIRED, challenge=challenge)
+    if await mfa_required(session):
+        challenge = tokens.issue_challenge(
+            MFA_ENROLLMENT_TYPE, user_id=user_id, tenant_id=tenant_id, amr=amr
+        )
+        return SignInResult(NextStep.MFA_ENROLLMENT_REQUIRED, challenge=challenge)
+    issued = await start_session(session, tokens, settings, meta, user_id=user_id, aal=1, amr=amr)
+    return SignInResult(NextStep.DONE, tokens=issued)

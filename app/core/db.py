@@ -10,6 +10,7 @@ and every row-level-security policy matches zero rows (fail closed).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -26,6 +27,14 @@ T = TypeVar("T")
 _BIND_SQL = (
     "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)"
 )
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb as Python values and inet as text, so rows map straight onto plain dataclasses.
+    await conn.set_type_codec(
+        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog", format="text"
+    )
+    await conn.set_type_codec("inet", encoder=str, decoder=str, schema="pg_catalog", format="text")
 
 
 class Database:
@@ -47,6 +56,7 @@ class Database:
             max_size=max_size,
             # pg_temp last: even a temporary table could never shadow a tenant table.
             server_settings={"application_name": "tenantry", "search_path": "public, pg_temp"},
+            init=_init_connection,
         )
         return cls(pool, statement_timeout_ms=statement_timeout_ms)
 

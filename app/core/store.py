@@ -63,10 +63,15 @@ class Store:
     @property
     def shared(self) -> bool:
         """Whether other server processes see the same values (Redis)."""
-        return self._cache.NAME != "memory"
+        return bool(self._cache.NAME != "memory")
 
     async def close(self) -> None:
-        await self._cache.close()
+        # aiocache 0.12 closes Redis with the deprecated `close()`; `aclose()` is current.
+        client = getattr(self._cache, "client", None)
+        if client is not None:
+            await client.aclose()
+        else:
+            await self._cache.close()
 
     async def ping(self) -> None:
         """Raises when the backend is unreachable."""
@@ -76,7 +81,10 @@ class Store:
         return await self._cache.get(key.value)
 
     async def put(self, key: StoreKey, value: Any, *, ttl_seconds: int) -> None:
-        await self._cache.set(key.value, value, ttl=ttl_seconds)
+        # Not `set(ttl=…)`: aiocache sends Redis the deprecated SETEX for that. Should the
+        # process die between the two calls, the key merely outlives its ttl.
+        await self._cache.set(key.value, value)
+        await self._cache.expire(key.value, ttl_seconds)
 
     async def delete(self, key: StoreKey) -> None:
         await self._cache.delete(key.value)

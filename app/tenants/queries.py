@@ -30,3 +30,7 @@ async def insert(session: Session, tenant_id: UUID, slug: str, name: str, plan: 
 async def current(session: Session) -> Tenant | None:
     row = await session.fetchrow(f"SELECT {TENANTS.select_list()} FROM tenants t")
     return None if row is None else TENANTS.to_model(row)
+
+
+async def mfa_required(session: Session) -> bool:
+    return bool(await session.fetchval("SELECT mfa_required FROM tenants"))

@@ -63,3 +63,8 @@ async def current_tenant(session: Session) -> Tenant:
     if tenant is None:
         raise NotFound("Tenant not found")
     return tenant
+
+
+async def mfa_required(session: Session) -> bool:
+    """Whether the session's tenant requires a second factor of every user."""
+    return bool(await queries.mfa_required(session))

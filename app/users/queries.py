@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from app.core.db import Session
 from app.users.models import USERS, Credentials, User, UserStatus
 
@@ -27,3 +29,18 @@ async def credentials_by_email(session: Session, email: str) -> Credentials | No
     if row is None:
         return None
     return Credentials(row["id"], row["password_hash"], UserStatus(row["status"]))
+
+
+async def set_password_hash(session: Session, user_id: UUID, password_hash: str) -> None:
+    await session.execute(
+        "UPDATE users SET password_hash = $2, updated_at = statement_timestamp() WHERE id = $1",
+        user_id,
+        password_hash,
+    )
+
+
+async def role_of(session: Session, user_id: UUID) -> str | None:
+    role: str | None = await session.fetchval(
+        "SELECT role FROM users WHERE id = $1 AND status = 'active'", user_id
+    )
+    return role

@@ -8,7 +8,7 @@ import asyncpg
 
 from app.core import validation
 from app.core.db import Session
-from app.core.errors import Conflict, NotFound
+from app.core.errors import Conflict, Forbidden, NotFound
 from app.core.passwords import hash_password
 from app.core.tables import fetch_by_ids
 from app.users import queries
@@ -42,3 +42,19 @@ async def get_user(session: Session, user_id: UUID, *, field: str = "id") -> Use
 async def credentials(session: Session, email: str) -> Credentials | None:
     """What sign-in checks for this email in the session's tenant (any case)."""
     return await queries.credentials_by_email(session, email.strip())
+
+
+async def rehash_password(session: Session, user_id: UUID, password_hash: str) -> None:
+    """Store a hash recomputed with current parameters (same password, nothing else changes)."""
+    await queries.set_password_hash(session, user_id, password_hash)
+
+
+# Interim, until the authorization issue replaces users.role with per-tenant roles and
+# permissions: owners and admins administer their tenant.
+_ADMIN_ROLES = frozenset({"owner", "admin"})
+
+
+async def require_tenant_admin(session: Session, user_id: UUID) -> None:
+    """Forbidden unless the user is an owner or admin of the session's tenant."""
+    if await queries.role_of(session, user_id) not in _ADMIN_ROLES:
+        raise Forbidden("Only tenant administrators may do this")

@@ -10,6 +10,8 @@ import strawberry
 
 from app.api.context import Info
 from app.api.relay import After, Connection, First, Node, OrderDirection
+from app.auth.sessions import active_sessions
+from app.auth.types import Session
 from app.core.tables import Table
 from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
 from app.users.models import USERS, UserStatus
@@ -42,6 +44,17 @@ class User(Node):
     status: UserStatus = strawberry.field(description="Whether the user can sign in.")
     created_at: datetime = strawberry.field(description="When the user was created.")
     updated_at: datetime = strawberry.field(description="When the user last changed.")
+
+    @strawberry.field(
+        description="The user's active sessions, newest first: only for the signed-in user "
+        "themself, null for anyone else."
+    )
+    async def sessions(self, info: Info) -> list[Session] | None:
+        principal = info.context.principal
+        if principal is None or principal.user_id != self.pk:
+            return None
+        found = await active_sessions(info.context.session, self.pk)
+        return [Session.of(s, current_id=principal.session_id) for s in found]
 
     @strawberry.field(description="Tasks assigned to this user, across projects.")
     async def assigned_tasks(

@@ -33,6 +33,7 @@ from app.core.security import TokenService
 from app.core.settings import Limits, Settings
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 from tests.conftest import TestDatabase
+from tests.factories import mint_access_token
 
 # The server under test runs with the default limits (tests/app_fixtures.py).
 LIMITS = Limits()
@@ -786,6 +787,10 @@ def _claims(settings: Settings, org: Org, **changes: object) -> dict[str, object
         "aud": settings.jwt_audience,
         "sub": str(org.members[0].id),
         "tid": str(org.id),
+        "sid": str(uuid4()),
+        "aal": 1,
+        "amr": ["pwd"],
+        "auth_time": now,
         "iat": now,
         "exp": now + 600,
         "jti": uuid4().hex,
@@ -851,7 +856,7 @@ def _hs256(keys: KeySet, settings: Settings, org: Org) -> str:
 
 def _issued(keys: KeySet, settings: Settings, org: Org, **service: Any) -> str:
     issuer = _service(keys, settings, **service)
-    return issuer.issue_access_token(user_id=org.members[0].id, tenant_id=org.id).token
+    return mint_access_token(issuer, user_id=org.members[0].id, tenant_id=org.id)
 
 
 BAD_TOKENS: dict[str, TokenFactory] = {
@@ -880,6 +885,16 @@ BAD_TOKENS: dict[str, TokenFactory] = {
     "no-iss": lambda k, s, o: _signed(k, s, o, iss=None),
     "no-aud": lambda k, s, o: _signed(k, s, o, aud=None),
     "no-jti": lambda k, s, o: _signed(k, s, o, jti=None),
+    "no-sid": lambda k, s, o: _signed(k, s, o, sid=None),
+    "sid-not-uuid": lambda k, s, o: _signed(k, s, o, sid="session-1"),
+    "no-aal": lambda k, s, o: _signed(k, s, o, aal=None),
+    "aal-3": lambda k, s, o: _signed(k, s, o, aal=3),
+    "no-amr": lambda k, s, o: _signed(k, s, o, amr=None),
+    "amr-not-a-list": lambda k, s, o: _signed(k, s, o, amr="pwd"),
+    "no-auth-time": lambda k, s, o: _signed(k, s, o, auth_time=None),
+    "mfa-challenge-typ": lambda k, s, o: _signed(
+        k, s, o, header=_header(k, typ="mfa-challenge+jwt")
+    ),
 }
 BAD_AUTHORIZATION_HEADERS = {
     "bearer-without-token": "Bearer",

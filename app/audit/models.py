@@ -1,0 +1,49 @@
+"""The audit log: one append-only entry per security event, per tenant."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from app.core.request_meta import RequestMeta
+from app.core.tables import Ordering, Table
+
+__all__ = ["AUDIT_LOG", "AUDIT_ORDERINGS", "ActorKind", "AuditEntry", "AuditOutcome", "RequestMeta"]
+
+
+class AuditOutcome(enum.Enum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    DENIED = "denied"
+
+
+class ActorKind(enum.Enum):
+    USER = "user"
+    ANONYMOUS = "anonymous"
+    SYSTEM = "system"
+    PLATFORM = "platform"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: UUID
+    occurred_at: datetime
+    actor_kind: ActorKind
+    actor_id: UUID | None
+    action: str
+    target_type: str | None
+    target_id: str | None
+    outcome: AuditOutcome
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    metadata: dict[str, Any]
+
+
+AUDIT_LOG = Table("audit_log", AuditEntry)
+
+# Newest first is what an admin reads; `descending` flips it per request.
+AUDIT_ORDERINGS = {"OCCURRED_AT": Ordering("t.occurred_at", "timestamptz")}

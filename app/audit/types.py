@@ -1,0 +1,37 @@
+"""GraphQL types of the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.api.relay import Node
+from app.audit.models import AUDIT_LOG, ActorKind, AuditOutcome
+from app.core.tables import Table
+
+strawberry.enum(AuditOutcome, description="How a recorded action ended.")
+strawberry.enum(ActorKind, description="What kind of principal acted.")
+
+
+@strawberry.type(description="One recorded security event of the tenant (append-only).")
+class AuditLogEntry(Node):
+    table: ClassVar[Table[Any]] = AUDIT_LOG
+    node_lookup: ClassVar[bool] = False
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    actor_kind: ActorKind = strawberry.field(description="Who acted: a user, anonymous, ...")
+    actor_id: strawberry.Private[Any]
+    action: str = strawberry.field(description="What happened, e.g. `auth.sign_in`.")
+    target_type: str | None = strawberry.field(description="Kind of object acted on.")
+    target_id: str | None = strawberry.field(description="Id of the object acted on.")
+    outcome: AuditOutcome = strawberry.field(description="success, failure or denied.")
+    ip: str | None = strawberry.field(description="Client address.")
+    user_agent: str | None = strawberry.field(description="Client user agent.")
+    request_id: str | None = strawberry.field(description="The request's X-Request-ID.")
+    metadata: JSON = strawberry.field(description="Details of the event (no secrets).")
+
+    @strawberry.field(description="The acting user's id (raw UUID), if a user acted.")
+    def actor_user_id(self) -> strawberry.ID | None:
+        return None if self.actor_id is None else strawberry.ID(str(self.actor_id))
