@@ -168,3 +168,27 @@ async def insert_token(
         )
     assert token.digest == token_digest(token.token)
     return token.token
+
+
+REFRESH = f"""
+mutation Refresh($rt: String!) {{ refreshToken(refreshToken: $rt) {{ {SIGN_IN_FIELDS} }} }}
+"""
+
+
+async def refresh_works(gql: GraphQL, refresh_token: str) -> bool:
+    result = await call(gql, REFRESH, "refreshToken", rt=refresh_token)
+    return bool(result["accessToken"])
+
+
+async def access_works(gql: GraphQL, access_token: str) -> bool:
+    response = await gql.post(VIEWER, token=access_token)
+    return response.status_code == 200 and response.json()["data"]["viewer"] is not None
+
+
+async def live_sessions(database: Database, tenant_id: UUID, user_id: UUID) -> int:
+    async with database.transaction(tenant_id, readonly=True) as session:
+        count: int = await session.fetchval(
+            "SELECT count(*) FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            user_id,
+        )
+    return count
