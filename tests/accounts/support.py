@@ -51,7 +51,7 @@ mutation ChangeEmail($input: ChangeEmailInput!) {{
 }}
 """
 VERIFY_EMAIL = f"""
-mutation Verify($token: String!) {{ verifyEmail(token: $token) {{ ok {ERRORS} }} }}
+mutation Verify($link: String!) {{ verifyEmail(token: $link) {{ ok {ERRORS} }} }}
 """
 VIEWER = "{ viewer { email displayName status } }"
 
