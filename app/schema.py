@@ -18,16 +18,25 @@ from app.auth.resolvers import AuthMutations
 from app.comments.resolvers import CommentMutations
 from app.comments.types import Comment
 from app.core.settings import Limits
+from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.projects.resolvers import ProjectMutations, ProjectQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
 from app.tenants.resolvers import TenantQueries
 from app.tenants.types import Tenant
-from app.users.resolvers import UserQueries
+from app.users.resolvers import UserMutations, UserQueries
 
 
 @strawberry.type(description="Everything a client can read.")
-class Query(UserQueries, TenantQueries, ProjectQueries, TaskQueries, AuditQueries, MfaQueries):
+class Query(
+    UserQueries,
+    TenantQueries,
+    ProjectQueries,
+    TaskQueries,
+    AuditQueries,
+    MfaQueries,
+    IdentityQueries,
+):
     @strawberry.field(description="Any object by its global ID; null if there is none here.")
     async def node(
         self,
@@ -46,6 +55,8 @@ class Mutation(
     CommentMutations,
     MfaMutations,
     AccountMutations,
+    IdentityMutations,
+    UserMutations,
 ):
     pass
 

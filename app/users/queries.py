@@ -44,3 +44,13 @@ async def role_of(session: Session, user_id: UUID) -> str | None:
         "SELECT role FROM users WHERE id = $1 AND status = 'active'", user_id
     )
     return role
+
+
+async def set_status(session: Session, user_id: UUID, status: UserStatus) -> User | None:
+    row = await session.fetchrow(
+        f"UPDATE users AS t SET status = $2, updated_at = statement_timestamp() WHERE id = $1"
+        f" RETURNING {USERS.select_list()}",
+        user_id,
+        status.value,
+    )
+    return None if row is None else USERS.to_model(row)

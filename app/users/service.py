@@ -6,13 +6,18 @@ from uuid import UUID
 
 import asyncpg
 
+from app.audit.service import record
+from app.auth.sessions import revoke_user_sessions
 from app.core import validation
 from app.core.db import Session
-from app.core.errors import Conflict, Forbidden, NotFound
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.passwords import hash_password
+from app.core.request_meta import RequestMeta
+from app.core.security import TokenService
+from app.core.store import Store
 from app.core.tables import fetch_by_ids
 from app.users import queries
-from app.users.models import USERS, Credentials, User
+from app.users.models import USERS, Credentials, User, UserStatus
 
 
 async def create_user(
@@ -58,3 +63,39 @@ async def require_tenant_admin(session: Session, user_id: UUID) -> None:
     """Forbidden unless the user is an owner or admin of the session's tenant."""
     if await queries.role_of(session, user_id) not in _ADMIN_ROLES:
         raise Forbidden("Only tenant administrators may do this")
+
+
+async def set_disabled(
+    session: Session,
+    tokens: TokenService,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: UUID,
+    user_id: UUID,
+    disabled: bool,
+) -> User:
+    """Disable (every session revoked at once) or re-enable a user. Administrators only."""
+    await require_tenant_admin(session, actor)
+    if user_id == actor:
+        raise Invalid("You cannot disable or enable yourself", field="id")
+    user = await get_user(session, user_id)
+    if user.status is UserStatus.INVITED:
+        raise Invalid("The user has not accepted the invitation yet", field="id")
+    updated = await queries.set_status(
+        session, user_id, UserStatus.DISABLED if disabled else UserStatus.ACTIVE
+    )
+    assert updated is not None
+    await record(
+        session,
+        meta,
+        action="user.disabled" if disabled else "user.enabled",
+        actor_id=actor,
+        target_type="user",
+        target_id=user_id,
+    )
+    if disabled:
+        await revoke_user_sessions(
+            session, tokens, store, meta, user_id=user_id, actor_id=actor, reason="user_disabled"
+        )
+    return updated

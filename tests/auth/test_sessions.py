@@ -221,3 +221,59 @@ async def test_a_disabled_user_cannot_refresh(gql: GraphQL, team: Org, database:
     assert (await refresh(gql, tokens["refreshToken"]))["errors"][0]["code"] == (
         "INVALID_REFRESH_TOKEN"
     )
+
+
+DISABLE = """
+mutation Disable($id: ID!) { disableUser(id: $id) { user { status } errors { code field } } }
+"""
+ENABLE = """
+mutation Enable($id: ID!) { enableUser(id: $id) { user { status } errors { code field } } }
+"""
+
+
+async def _user_id(gql: GraphQL, token: str) -> str:
+    return str((await gql.data("{ viewer { id } }", token=token))["viewer"]["id"])
+
+
+async def test_disabling_a_user_ends_all_their_sessions_at_once(
+    gql: GraphQL, team: Org, database: Database
+) -> None:
+    async with database.transaction(team.id) as s:
+        await s.execute("UPDATE users SET role = 'admin' WHERE id = $1", team.members[0].id)
+    admin = await _signed_in(gql, team, member=0)
+    victim = [await _signed_in(gql, team, member=1) for _ in range(2)]
+    victim_id = await _user_id(gql, victim[0]["accessToken"])
+
+    result = await gql.data(DISABLE, {"id": victim_id}, token=admin["accessToken"])
+
+    assert result["disableUser"] == {"user": {"status": "DISABLED"}, "errors": []}
+    for s in victim:
+        assert await _status(gql, s["accessToken"]) == 401
+        assert (await refresh(gql, s["refreshToken"]))["errors"]
+    retry = await sign_in(gql, team.slug, team.members[1].email, PASSWORD)
+    assert [e["code"] for e in retry["errors"]] == ["INVALID_CREDENTIALS"]
+    actions = await _audit_actions(database, team)
+    assert actions.count("user.disabled:success") == 1
+    assert actions.count("session.revoked_all:success") == 1
+    enabled = await gql.data(ENABLE, {"id": victim_id}, token=admin["accessToken"])
+    assert enabled["enableUser"] == {"user": {"status": "ACTIVE"}, "errors": []}
+    assert (await sign_in(gql, team.slug, team.members[1].email, PASSWORD))["errors"] == []
+
+
+async def test_only_admins_disable_users_and_never_themselves(
+    gql: GraphQL, team: Org, other_org: Org, database: Database
+) -> None:
+    async with database.transaction(team.id) as s:
+        await s.execute("UPDATE users SET role = 'admin' WHERE id = $1", team.members[0].id)
+    admin, member = team.members[0], team.members[1]
+    admin_id = await _user_id(gql, admin.token)
+    stranger_id = await _user_id(gql, other_org.members[0].token)
+
+    by_member = await gql.data(DISABLE, {"id": admin_id}, token=member.token)
+    by_self = await gql.data(DISABLE, {"id": admin_id}, token=admin.token)
+    stranger = await gql.data(DISABLE, {"id": stranger_id}, token=admin.token)
+
+    assert by_member["disableUser"]["errors"] == [{"code": "FORBIDDEN", "field": None}]
+    assert by_self["disableUser"]["errors"] == [{"code": "INVALID", "field": "id"}]
+    assert stranger["disableUser"]["errors"] == [{"code": "NOT_FOUND", "field": "id"}]
+    assert await _status(gql, member.token) == 200
