@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from tests.accounts.support import (
 from tests.app_fixtures import GraphQL, Org, new_org
 
 NEW_PASSWORD = "a brand new passphrase ☕"
+PASSWORD_2 = "another fine passphrase"
 
 
 @pytest.fixture
@@ -289,3 +291,41 @@ async def test_an_invited_user_cannot_sign_in_before_accepting(
 
     assert result["accessToken"] is None
     assert result["errors"][0]["code"] == "INVALID_CREDENTIALS"
+
+
+async def test_in_a_tenant_that_requires_mfa_acceptance_leads_to_enrolment(
+    gql: GraphQL, admin_org: Org, database: Database
+) -> None:
+    async with database.transaction(admin_org.id) as session:
+        await session.execute("UPDATE tenants SET mfa_required = true WHERE id = $1", admin_org.id)
+    await invite(gql, admin_org, email="gus@example.com")
+    token = await invitation_token(database, admin_org, "gus@example.com")
+
+    data = await gql.data(
+        "mutation A($input: AcceptInvitationInput!) {"
+        " acceptInvitation(input: $input) { nextStep accessToken challenge errors { code } } }",
+        {"input": {"token": token, "password": NEW_PASSWORD}},
+    )
+
+    result = data["acceptInvitation"]
+    assert result["errors"] == []
+    assert result["nextStep"] == "MFA_ENROLLMENT_REQUIRED"
+    assert result["accessToken"] is None
+    assert result["challenge"]
+    row = await user_row(database, admin_org.id, "gus@example.com")
+    assert row is not None
+    assert row["status"] == "active"
+
+
+async def test_two_concurrent_acceptances_of_one_link_succeed_once(
+    gql: GraphQL, admin_org: Org, database: Database
+) -> None:
+    await invite(gql, admin_org, email="hal@example.com")
+    token = await invitation_token(database, admin_org, "hal@example.com")
+
+    results = await asyncio.gather(accept(gql, token), accept(gql, token, password=PASSWORD_2))
+
+    assert sorted(bool(r["accessToken"]) for r in results) == [False, True]
+    failed = next(r for r in results if not r["accessToken"])
+    assert failed["errors"] == [invalid_token_error()]
+    assert len(await audit(database, admin_org.id, "invitation.accepted")) == 1
