@@ -1,0 +1,189 @@
+"""Identity providers (admin) and token exchange (anyone holding a trusted ID token)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from app.api.context import Info
+from app.api.mutations import DeletePayload, attempt, patch
+from app.api.relay import ObjectId, parse_id
+from app.auth.types import SignInPayload
+from app.core.db import Session
+from app.core.errors import DomainError
+from app.identity import exchange, models, service
+from app.identity.jwks import JwksCache
+from app.identity.models import ProviderRole
+from app.identity.service import ProviderInput
+from app.identity.types import IdentityProvider, IdentityProviderPayload
+
+_CACHE_STATE = "identity_jwks"
+
+
+@strawberry.input(description="A new trusted OIDC issuer.")
+class AddIdentityProviderInput:
+    name: str = strawberry.field(description="A label for people, 1-200 characters.")
+    issuer: str = strawberry.field(description="The exact `iss` of the provider's ID tokens.")
+    audience: str = strawberry.field(description="The `aud` the tokens must carry.")
+    jwks_url: str = strawberry.field(description="The provider's JWKS URL (https).")
+    subject_claim: str = strawberry.field(default="sub", description="Claim naming the user.")
+    email_claim: str = strawberry.field(default="email", description="Claim with the email.")
+    name_claim: str = strawberry.field(default="name", description="Claim with the name.")
+    create_users: bool = strawberry.field(
+        default=False, description="Create unknown users (with a verified email) on sign-in."
+    )
+    default_role: ProviderRole = strawberry.field(
+        default=ProviderRole.MEMBER, description="Role of created users."
+    )
+
+
+@strawberry.input(description="Changes to an identity provider; omitted fields are kept.")
+class UpdateIdentityProviderInput:
+    id: strawberry.ID = strawberry.field(description="The provider to change.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="New label.")
+    issuer: str | None = strawberry.field(default=strawberry.UNSET, description="New issuer.")
+    audience: str | None = strawberry.field(default=strawberry.UNSET, description="New audience.")
+    jwks_url: str | None = strawberry.field(default=strawberry.UNSET, description="New JWKS URL.")
+    subject_claim: str | None = strawberry.field(default=strawberry.UNSET, description="Claim.")
+    email_claim: str | None = strawberry.field(default=strawberry.UNSET, description="Claim.")
+    name_claim: str | None = strawberry.field(default=strawberry.UNSET, description="Claim.")
+    create_users: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Create unknown users on sign-in."
+    )
+    default_role: ProviderRole | None = strawberry.field(
+        default=strawberry.UNSET, description="Role of created users."
+    )
+    enabled: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Accept the provider's tokens (or stop for now)."
+    )
+
+
+@strawberry.input(description="An ID token to exchange for Tenantry tokens.")
+class ExchangeTokenInput:
+    tenant: str = strawberry.field(description="The organisation's slug.")
+    id_token: str = strawberry.field(description="An ID token of a provider the tenant trusts.")
+
+
+def jwks_cache(info: Info) -> JwksCache:
+    """The application's provider-key cache, made on first use."""
+    state = info.context.request.app.state
+    cache = getattr(state, _CACHE_STATE, None)
+    if not isinstance(cache, JwksCache):
+        cache = JwksCache(allow_insecure=_allow_insecure(info))
+        setattr(state, _CACHE_STATE, cache)
+    return cache
+
+
+def _allow_insecure(info: Info) -> bool:
+    # http and loopback JWKS URLs for local providers in development only.
+    return info.context.settings.environment == "development"
+
+
+@strawberry.type
+class IdentityQueries:
+    @strawberry.field(description="The tenant's trusted identity providers (owners and admins).")
+    async def identity_providers(self, info: Info) -> list[IdentityProvider]:
+        principal = info.context.require_principal()
+        found = await service.list_providers(info.context.session, principal.user_id)
+        return [IdentityProvider.from_model(p) for p in found]
+
+
+@strawberry.type
+class IdentityMutations:
+    @strawberry.mutation(description="Trust an OIDC issuer for `exchangeToken` (owners, admins).")
+    async def add_identity_provider(
+        self,
+        info: Info,
+        input: Annotated[AddIdentityProviderInput, strawberry.argument(description="Provider.")],
+    ) -> IdentityProviderPayload:
+        given = ProviderInput(
+            name=input.name,
+            issuer=input.issuer,
+            audience=input.audience,
+            jwks_url=input.jwks_url,
+            subject_claim=input.subject_claim,
+            email_claim=input.email_claim,
+            name_claim=input.name_claim,
+            create_users=input.create_users,
+            default_role=input.default_role,
+        )
+        meta, insecure = info.context.request_meta, _allow_insecure(info)
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.add_provider(s, meta, actor, given, allow_insecure=insecure),
+        )
+        return IdentityProviderPayload(
+            identity_provider=IdentityProvider.maybe(outcome.value), errors=outcome.errors
+        )
+
+    @strawberry.mutation(description="Change an identity provider's settings (owners, admins).")
+    async def update_identity_provider(
+        self,
+        info: Info,
+        input: Annotated[
+            UpdateIdentityProviderInput, strawberry.argument(description="Provider and changes.")
+        ],
+    ) -> IdentityProviderPayload:
+        meta, insecure = info.context.request_meta, _allow_insecure(info)
+
+        async def run(s: Session, actor: UUID) -> models.IdentityProvider:
+            given = ProviderInput(
+                name=patch(input.name, field="name"),
+                issuer=patch(input.issuer, field="issuer"),
+                audience=patch(input.audience, field="audience"),
+                jwks_url=patch(input.jwks_url, field="jwksUrl"),
+                subject_claim=patch(input.subject_claim, field="subjectClaim"),
+                email_claim=patch(input.email_claim, field="emailClaim"),
+                name_claim=patch(input.name_claim, field="nameClaim"),
+                create_users=patch(input.create_users, field="createUsers"),
+                default_role=patch(input.default_role, field="defaultRole"),
+                enabled=patch(input.enabled, field="enabled"),
+            )
+            provider_id = parse_id(input.id, IdentityProvider)
+            return await service.update_provider(
+                s, meta, actor, provider_id, given, allow_insecure=insecure
+            )
+
+        outcome = await attempt(info, run)
+        return IdentityProviderPayload(
+            identity_provider=IdentityProvider.maybe(outcome.value), errors=outcome.errors
+        )
+
+    @strawberry.mutation(
+        description="Stop trusting an identity provider (owners, admins). Its users stay."
+    )
+    async def remove_identity_provider(self, info: Info, id: ObjectId) -> DeletePayload:
+        meta = info.context.request_meta
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.remove_provider(
+                s, meta, actor, parse_id(id, IdentityProvider)
+            ),
+        )
+        return DeletePayload.of(outcome, id)
+
+    @strawberry.mutation(
+        description="Exchange an ID token of a provider the tenant trusts for Tenantry tokens. "
+        "Any problem gives the same INVALID_CREDENTIALS error."
+    )
+    async def exchange_token(
+        self,
+        info: Info,
+        input: Annotated[ExchangeTokenInput, strawberry.argument(description="Tenant and token.")],
+    ) -> SignInPayload:
+        ctx = info.context
+        try:
+            tokens = await exchange.exchange_token(
+                ctx.database,
+                ctx.tokens,
+                ctx.settings,
+                ctx.request_meta,
+                jwks_cache(info),
+                tenant=input.tenant,
+                id_token=input.id_token,
+            )
+        except DomainError as error:
+            return SignInPayload.of_error(error)
+        return SignInPayload.of_tokens(tokens)
