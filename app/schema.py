@@ -22,7 +22,7 @@ from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.projects.resolvers import ProjectMutations, ProjectQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
-from app.tenants.resolvers import TenantQueries
+from app.tenants.resolvers import TenantMutations, TenantQueries
 from app.tenants.types import Tenant
 from app.users.resolvers import UserMutations, UserQueries
 
@@ -57,6 +57,7 @@ class Mutation(
     AccountMutations,
     IdentityMutations,
     UserMutations,
+    TenantMutations,
 ):
     pass
 

@@ -23,6 +23,7 @@ class Tenant:
     name: str
     status: TenantStatus
     plan: str
+    mfa_required: bool
     created_at: datetime
     updated_at: datetime
 

@@ -34,3 +34,12 @@ async def current(session: Session) -> Tenant | None:
 
 async def mfa_required(session: Session) -> bool:
     return bool(await session.fetchval("SELECT mfa_required FROM tenants"))
+
+
+async def set_mfa_required(session: Session, required: bool) -> Tenant | None:
+    row = await session.fetchrow(
+        f"UPDATE tenants AS t SET mfa_required = $1, updated_at = statement_timestamp()"
+        f" RETURNING {TENANTS.select_list()}",
+        required,
+    )
+    return None if row is None else TENANTS.to_model(row)

@@ -7,11 +7,14 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from app.audit.service import record
 from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.request_meta import RequestMeta
 from app.tenants import queries
 from app.tenants.models import Tenant, TenantRef
+from app.users.service import require_tenant_admin
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs become subdomains and URL segments; these would collide with our own.
@@ -68,3 +71,23 @@ async def current_tenant(session: Session) -> Tenant:
 async def mfa_required(session: Session) -> bool:
     """Whether the session's tenant requires a second factor of every user."""
     return bool(await queries.mfa_required(session))
+
+
+async def set_mfa_required(
+    session: Session, meta: RequestMeta, *, actor: UUID, required: bool
+) -> Tenant:
+    """Require (or stop requiring) a second factor of every user. Administrators only."""
+    await require_tenant_admin(session, actor)
+    tenant = await queries.set_mfa_required(session, required)
+    if tenant is None:
+        raise NotFound("Tenant not found")
+    await record(
+        session,
+        meta,
+        action="tenant.mfa_required_changed",
+        actor_id=actor,
+        target_type="tenant",
+        target_id=tenant.id,
+        metadata={"mfa_required": required},
+    )
+    return tenant

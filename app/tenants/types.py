@@ -21,5 +21,8 @@ class Tenant(Node):
     name: str = strawberry.field(description="Display name of the organisation.")
     status: TenantStatus = strawberry.field(description="Lifecycle state.")
     plan: str = strawberry.field(description="The subscription plan.")
+    mfa_required: bool = strawberry.field(
+        description="Every user must use a second factor; those without one enrol at sign-in."
+    )
     created_at: datetime = strawberry.field(description="When the tenant was created.")
     updated_at: datetime = strawberry.field(description="When the tenant last changed.")
