@@ -148,6 +148,7 @@ def test_the_provisioning_uri_names_issuer_account_and_secret() -> None:
     assert query["issuer"] == ["Tenantry"]
     # What an authenticator app computes from the URI is what the server accepts.
     app = pyotp.parse_uri(uri)
+    assert isinstance(app, pyotp.TOTP)
     assert crypto.matching_step(SECRET, app.at(NOW), last_used_step=None, now=NOW) == STEP
 
 
