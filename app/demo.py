@@ -49,9 +49,16 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
     except Conflict:  # another process seeded it at the same moment
         return login
     async with database.transaction(tenant.id) as session:
+        # The first demo user (the one the demo signs in as) administers the tenant.
         users = [
-            await create_user(session, email=e, display_name=n, password=DEMO_PASSWORD)
-            for e, n in DEMO_USERS
+            await create_user(
+                session,
+                email=e,
+                display_name=n,
+                password=DEMO_PASSWORD,
+                role="owner" if i == 0 else "member",
+            )
+            for i, (e, n) in enumerate(DEMO_USERS)
         ]
         for name in _PROJECTS:
             owner = rng.choice(users)

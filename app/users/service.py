@@ -21,7 +21,12 @@ from app.users.models import USERS, Credentials, User, UserStatus
 
 
 async def create_user(
-    session: Session, *, email: str, display_name: str, password: str | None
+    session: Session,
+    *,
+    email: str,
+    display_name: str,
+    password: str | None,
+    role: str = "member",
 ) -> User:
     """A user of the session's tenant; a duplicate email (any case) is a Conflict."""
     email = validation.email(email)
@@ -30,7 +35,11 @@ async def create_user(
     try:
         async with session.atomic():
             return await queries.insert(
-                session, email=email, display_name=display_name, password_hash=password_hash
+                session,
+                email=email,
+                display_name=display_name,
+                password_hash=password_hash,
+                role=role,
             )
     except asyncpg.UniqueViolationError:
         raise Conflict("A user with this email already exists", field="email") from None
