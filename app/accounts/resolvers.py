@@ -108,6 +108,7 @@ class AccountMutations:
         outcome = await _anonymous(
             service.request_password_reset(
                 ctx.database,
+                ctx.store,
                 mailer_for(ctx.settings),
                 ctx.settings,
                 ctx.request_meta,

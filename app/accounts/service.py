@@ -12,6 +12,7 @@ Each flow writes one audit entry in the transaction of the action itself.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from urllib.parse import quote
 from uuid import UUID
@@ -41,12 +42,16 @@ from app.core.security import (
     parse_opaque_token,
 )
 from app.core.settings import Settings
-from app.core.store import Store
+from app.core.store import Store, tenant_key
 from app.tenants.models import Tenant, TenantStatus
 from app.tenants.service import current_tenant, lookup_slug, mfa_required
 from app.users.models import User
 
 logger = logging.getLogger("tenantry.accounts")
+
+# Reset mails per address and hour: more requests get the same answer and send nothing,
+# so nobody can flood a mailbox (or the mail provider's quota) through this mutation.
+RESET_MAILS_PER_HOUR = 5
 
 
 class InvalidToken(DomainError):
@@ -237,6 +242,7 @@ async def _active_tenant(session: Session) -> Tenant | None:
 
 async def request_password_reset(
     database: Database,
+    store: Store,
     mailer: Mailer,
     settings: Settings,
     meta: RequestMeta,
@@ -247,24 +253,33 @@ async def request_password_reset(
     """Mail a reset link when an active account has this email; the same outcome otherwise.
 
     Unknown accounts of an existing tenant are audited too (as a failure), so the database
-    does the same kind of work either way.
+    does the same kind of work either way. At most RESET_MAILS_PER_HOUR mails per address.
     """
     email = validation.email(email)
     ref = await lookup_slug(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         return
+    # Counted for unknown addresses too: the limit itself reveals nothing.
+    address = hashlib.sha256(email.lower().encode()).hexdigest()
+    hits = await store.hit(tenant_key(ref.id, "password-reset", address), window_seconds=3600)
     async with database.transaction(ref.id) as session:
         found = await queries.account_by_email(session, email)
+        refused = "too_many_requests" if hits.count > RESET_MAILS_PER_HOUR else None
         if found is None or found.status != "active":
+            refused = "no_active_account"
+        if refused is not None:
             await record(
                 session,
                 meta,
                 action="password_reset.requested",
                 outcome=AuditOutcome.FAILURE,
                 actor_id=None,
-                metadata={"reason": "no_active_account"},
+                target_type=None if found is None else "user",
+                target_id=None if found is None else found.id,
+                metadata={"reason": refused},
             )
             return
+        assert found is not None
         token = await _issue_token(
             session,
             TokenPurpose.PASSWORD_RESET,

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from app.accounts.models import TokenPurpose
+from app.accounts.service import RESET_MAILS_PER_HOUR
 from app.core.db import Database
 from app.core.security import TokenService, token_digest
 from tests.accounts.support import (
@@ -133,7 +134,7 @@ async def test_the_answer_is_the_same_for_every_account_and_tenant(
     assert [(e["outcome"], e["target_id"], e["metadata"]) for e in entries] == [
         ("success", str(member.id), {}),
         ("failure", None, {"reason": "no_active_account"}),
-        ("failure", None, {"reason": "no_active_account"}),
+        ("failure", str(org.members[1].id), {"reason": "no_active_account"}),
     ]
     other_entries = await audit(database, other_org.id, "password_reset.requested")
     assert [e["outcome"] for e in other_entries] == ["failure"]
@@ -208,3 +209,23 @@ async def test_every_bad_token_gives_the_same_answer_after_the_same_work(
     assert results == [{"ok": False, "errors": [invalid_token_error()]}] * len(bad_tokens)
     assert (await sign_in(gql, org.slug, member.email, NEW_PASSWORD))["accessToken"]
     assert len(await audit(database, org.id, "password_reset.completed")) == 1
+
+
+async def test_at_most_five_mails_per_address_and_hour_with_the_same_answer(
+    gql: GraphQL, org: Org, database: Database
+) -> None:
+    member = org.members[0]
+
+    known = [
+        await request_reset(gql, org.slug, member.email) for _ in range(RESET_MAILS_PER_HOUR + 2)
+    ]
+    unknown = [await request_reset(gql, org.slug, "ghost@example.com") for _ in range(7)]
+
+    assert known + unknown == [{"ok": True, "errors": []}] * (RESET_MAILS_PER_HOUR + 2 + 7)
+    mails = await outbox(database, org.id)
+    assert [m["recipient"] for m in mails] == [member.email] * RESET_MAILS_PER_HOUR
+    entries = await audit(database, org.id, "password_reset.requested")
+    reasons = [e["metadata"].get("reason") for e in entries if e["target_id"] == str(member.id)]
+    assert reasons == [None] * RESET_MAILS_PER_HOUR + ["too_many_requests"] * 2
+    # The latest mailed link still works.
+    assert (await complete(gql, link_token(mails[-1]["body"], "reset-password")))["ok"]
