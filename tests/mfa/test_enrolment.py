@@ -208,3 +208,28 @@ async def test_an_mfa_challenge_is_not_an_enrolment_challenge(
     assert codes_of(confirmed) == ["UNAUTHENTICATED"]
     status = (await gql.data(STATUS, token=org.token))["mfaStatus"]
     assert status["totpPending"] is False
+
+
+async def test_in_a_tenant_requiring_mfa_sign_in_enrols_then_asks_for_codes(
+    gql: GraphQL, database: Database, tokens: TokenService
+) -> None:
+    org = await new_org(database, tokens, password=PASSWORD)
+    member = org.members[0]
+    async with database.transaction(org.id) as session:
+        await session.execute("UPDATE tenants SET mfa_required = true WHERE id = $1", org.id)
+    credentials = {"input": {"tenant": org.slug, "email": member.email, "password": PASSWORD}}
+
+    held = (await gql.data(SIGN_IN, credentials))["signIn"]
+    assert held["nextStep"] == "MFA_ENROLLMENT_REQUIRED"
+    started = (await gql.data(START, {"challenge": held["challenge"]}))["startTotpEnrollment"]
+    secret = started["enrollment"]["secret"]
+    confirmed = (
+        await gql.data(CONFIRM, {"code": now_code(secret), "challenge": held["challenge"]})
+    )["confirmTotpEnrollment"]
+    next_time = (await gql.data(SIGN_IN, credentials))["signIn"]
+
+    assert confirmed["errors"] == []
+    assert confirmed["signIn"]["nextStep"] == "DONE"
+    assert tokens.verify_access_token(confirmed["signIn"]["accessToken"]).aal == 2
+    assert next_time["nextStep"] == "MFA_REQUIRED"
+    assert next_time["accessToken"] is None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from uuid import UUID
 
+import pytest
+
 from app.core.db import Database
 from app.core.security import MFA_ENROLLMENT_TYPE, TokenService
 from app.core.settings import Settings
@@ -251,13 +253,25 @@ async def test_failed_codes_are_throttled_per_user(
     assert actions == ["mfa.verification.failed:failure"] * app_settings.auth.throttle_per_account
 
 
-async def test_a_disabled_user_cannot_complete_a_challenge(
-    gql: GraphQL, database: Database, tokens: TokenService, app_settings: Settings
+@pytest.mark.parametrize(
+    "change",
+    [
+        "UPDATE users SET status = 'disabled' WHERE id = $1",
+        "UPDATE tenants SET status = 'suspended' WHERE $1::uuid IS NOT NULL",
+    ],
+    ids=["user-disabled", "tenant-suspended"],
+)
+async def test_a_challenge_fails_once_its_user_or_tenant_may_no_longer_sign_in(
+    gql: GraphQL,
+    database: Database,
+    tokens: TokenService,
+    app_settings: Settings,
+    change: str,
 ) -> None:
     tenant_id, user_id, secret = await _seeded(database, tokens, app_settings)
     held = challenge(tokens, tenant_id=tenant_id, user_id=user_id)
     async with database.transaction(tenant_id) as session:
-        await session.execute("UPDATE users SET status = 'disabled' WHERE id = $1", user_id)
+        await session.execute(change, user_id)
 
     result = await verify(gql, held, code=now_code(secret))
 
