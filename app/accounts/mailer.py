@@ -23,9 +23,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from app.accounts import queries
 from app.accounts.models import MailMessage
 from app.core.db import Session
+from app.core.errors import Unavailable
 from app.core.settings import Settings
 
 logger = logging.getLogger("tenantry.mail")
+
+
+class MailDeliveryFailed(Unavailable):
+    """The mail server could not be reached or refused the message."""
 
 
 class Mailer(Protocol):
@@ -80,7 +85,12 @@ class SmtpMailer:
         self.timeout_seconds = timeout_seconds
 
     async def send(self, session: Session, message: MailMessage) -> None:
-        await asyncio.to_thread(self._deliver, self._compose(message))
+        mail = self._compose(message)
+        try:
+            await asyncio.to_thread(self._deliver, mail)
+        except (smtplib.SMTPException, OSError) as exc:
+            logger.error("mail %s to %s failed: %r", message.kind, message.recipient, exc)
+            raise MailDeliveryFailed("The mail could not be sent; try again later") from exc
         logger.info("mail %s sent to %s", message.kind, message.recipient)
 
     def _compose(self, message: MailMessage) -> EmailMessage:

@@ -20,7 +20,7 @@ from uuid import UUID
 import asyncpg
 
 from app.accounts import queries
-from app.accounts.mailer import Mailer
+from app.accounts.mailer import MailDeliveryFailed, Mailer
 from app.accounts.models import INVITING_ROLES, MailMessage, Role, TokenPurpose
 from app.audit.models import AuditOutcome
 from app.audit.service import record
@@ -294,22 +294,32 @@ async def request_password_reset(
             target_type="user",
             target_id=found.id,
         )
-        await mailer.send(
-            session,
-            MailMessage(
-                kind=TokenPurpose.PASSWORD_RESET.value,
-                recipient=found.email,
-                subject="Reset your Tenantry password",
-                body=(
-                    "Someone (hopefully you) asked to reset your Tenantry password.\n\n"
-                    f"Choose a new password here:\n"
-                    f"{_link(settings, 'reset-password', token)}\n\n"
-                    f"The link works once and expires in "
-                    f"{_hours(settings.auth.password_reset_ttl_seconds)}. "
-                    "If you did not ask for it, ignore this mail; your password is unchanged.\n"
-                ),
+        try:
+            await _send_reset_mail(session, mailer, settings, found.email, token)
+        except MailDeliveryFailed:
+            # Answered as usual: an error here would tell that the account exists.
+            logger.warning("password reset mail not sent; the request is answered as usual")
+
+
+async def _send_reset_mail(
+    session: Session, mailer: Mailer, settings: Settings, recipient: str, token: str
+) -> None:
+    await mailer.send(
+        session,
+        MailMessage(
+            kind=TokenPurpose.PASSWORD_RESET.value,
+            recipient=recipient,
+            subject="Reset your Tenantry password",
+            body=(
+                "Someone (hopefully you) asked to reset your Tenantry password.\n\n"
+                f"Choose a new password here:\n"
+                f"{_link(settings, 'reset-password', token)}\n\n"
+                f"The link works once and expires in "
+                f"{_hours(settings.auth.password_reset_ttl_seconds)}. "
+                "If you did not ask for it, ignore this mail; your password is unchanged.\n"
             ),
-        )
+        ),
+    )
 
 
 async def complete_password_reset(

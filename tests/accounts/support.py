@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
@@ -192,3 +193,14 @@ async def live_sessions(database: Database, tenant_id: UUID, user_id: UUID) -> i
             user_id,
         )
     return count
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler that keeps every message it receives."""
+
+    received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 Message accepted for delivery"

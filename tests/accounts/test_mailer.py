@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from app.accounts.mailer import DevelopmentMailer, SmtpConfig, SmtpMailer, mailer_for
 from app.accounts.models import MailMessage
 from app.core.db import Database
 from app.core.settings import AuthSettings, Settings
-from tests.app_fixtures import free_port
+from tests.accounts.support import Inbox
 from tests.factories import seed_tenant
 
 MESSAGE = MailMessage(
@@ -66,31 +63,8 @@ async def test_an_aborted_action_sends_nothing(database: Database) -> None:
     assert await outbox(database, tenant) == []
 
 
-@dataclass
-class _Inbox:
-    """An aiosmtpd handler that keeps every message it receives."""
-
-    received: list[tuple[str, list[str], bytes]] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 async def test_smtp_mailer_delivers_to_a_real_smtp_server(
-    smtp_server: tuple[_Inbox, int], database: Database
+    smtp_server: tuple[Inbox, int], database: Database
 ) -> None:
     inbox, port = smtp_server
     settings = Settings(
@@ -120,7 +94,7 @@ async def test_smtp_mailer_delivers_to_a_real_smtp_server(
     assert await outbox(database, tenant) == []
 
 
-async def test_smtp_mailer_refuses_header_injection(smtp_server: tuple[_Inbox, int]) -> None:
+async def test_smtp_mailer_refuses_header_injection(smtp_server: tuple[Inbox, int]) -> None:
     inbox, port = smtp_server
     mailer = SmtpMailer(SmtpConfig.from_url(f"smtp://127.0.0.1:{port}"), sender="a@b.test")
     evil = MailMessage("invitation", "ada@example.com", "Hi\r\nBcc: eve@evil.test", "body")
