@@ -371,6 +371,14 @@ def _require_fresh(env: MfaEnv, claims: AccessClaims) -> None:
 # -- Helpers ---------------------------------------------------------------------------------
 
 
+def ensure_keys(settings: Settings) -> None:
+    """Fail at start-up, not at the first enrolment, when the key file is missing (production)
+    or invalid; in development a missing file is created (mode 0600)."""
+    crypto.load_or_create_mfa_keys(
+        settings.mfa_keys_path, create=settings.environment == "development"
+    )
+
+
 async def _keys(settings: Settings) -> crypto.MfaKeys:
     # Read per use (a small file): a key added by rotation is used without a restart.
     return await asyncio.to_thread(

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.mfa import crypto
+from app.core.settings import AuthSettings, Settings
+from app.mfa import crypto, service
 
 KEYS = crypto.MfaKeys.generate()
 SECRET = crypto.new_totp_secret()
@@ -247,3 +248,18 @@ def test_malformed_recovery_codes_have_no_digest(text: str) -> None:
     digest = crypto.recovery_code_digest(text, tenant_id=UUID(int=1), user_id=UUID(int=2))
     well_formed = len(text) <= 40 and re.fullmatch(r"[a-z2-7]{12}", plain) is not None
     assert (digest is not None) == well_formed
+
+
+def test_start_up_refuses_a_production_server_without_a_key_file(tmp_path: Path) -> None:
+    production = Settings(
+        environment="production", data_dir=tmp_path, auth=AuthSettings(mfa_keys_file=None)
+    )
+    development = Settings(environment="development", data_dir=tmp_path)
+
+    with pytest.raises(crypto.MfaKeyError):
+        service.ensure_keys(production)
+    service.ensure_keys(development)
+    service.ensure_keys(production)
+
+    assert development.mfa_keys_path == tmp_path / "keys" / "mfa-keys.json"
+    assert stat.S_IMODE(development.mfa_keys_path.stat().st_mode) == 0o600
