@@ -14,13 +14,14 @@ import ipaddress
 import json
 import logging
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 logger = logging.getLogger("tenantry.identity")
@@ -178,7 +179,10 @@ def _public_keys(document: object) -> list[PublicKey]:
             continue  # never symmetric ("oct") keys: an HMAC secret in a JWKS is public
         public: dict[str, Any] = {k: v for k, v in item.items() if k in _PUBLIC_MEMBERS}
         try:
-            key = JWKRegistry.import_key(public)
+            with warnings.catch_warnings():
+                # joserfc warns about short RSA keys; they are refused just below.
+                warnings.simplefilter("ignore", SecurityWarning)
+                key = JWKRegistry.import_key(public)
         except (JoseError, ValueError, TypeError, KeyError):
             continue
         if isinstance(key, RSAKey) and key.raw_value.key_size < _MIN_RSA_BITS:

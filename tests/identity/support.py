@@ -72,15 +72,22 @@ class FakeIdp:
         self.issuer = f"https://idp-{secrets.token_hex(4)}.example"
         self.published: list[SigningKey] = []
         self.requests = 0
+        # What the JWKS URL answers instead, when set: (status, headers, body).
+        self.response: tuple[int, dict[str, str], bytes] | None = None
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 idp.requests += 1
                 keys = [k.as_dict(private=False) for k in idp.published]
-                body = json.dumps({"keys": keys}).encode()
-                self.send_response(200 if self.path == "/jwks" else 404)
-                self.send_header("content-type", "application/json")
+                status, headers, body = idp.response or (
+                    200 if self.path == "/jwks" else 404,
+                    {"content-type": "application/json"},
+                    json.dumps({"keys": keys}).encode(),
+                )
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
