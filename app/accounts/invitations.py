@@ -1,0 +1,154 @@
+"""Invitations: owners and admins invite by email; the link sets a password once and signs in.
+
+Every token failure (malformed, unknown, expired, used, wrong purpose) is the same error
+after the same work: the password is hashed before the token is looked at.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from app.accounts import queries
+from app.accounts.mailer import Mailer
+from app.accounts.models import INVITING_ROLES, MailMessage, Role, TokenPurpose
+from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
+from app.audit.service import record
+from app.auth.service import NextStep, SignInResult
+from app.auth.sessions import start_session
+from app.core import validation
+from app.core.db import Database, Session
+from app.core.errors import Conflict, Forbidden
+from app.core.passwords import check_password_policy, hash_password
+from app.core.request_meta import RequestMeta
+from app.core.security import MFA_ENROLLMENT_TYPE, TokenService, parse_opaque_token
+from app.core.settings import Settings
+from app.tenants.service import current_tenant, mfa_required
+from app.users.models import User
+
+
+async def invite_user(
+    session: Session,
+    mailer: Mailer,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    actor_id: UUID,
+    email: str,
+    role: Role,
+    display_name: str | None,
+) -> User:
+    """Invite someone to the session's tenant by email (owners and admins only).
+
+    Creates the user as `invited` without a password, or, for an invitation still pending,
+    updates it and replaces its token. An active or disabled user is a Conflict. Only an
+    owner may invite another owner.
+    """
+    actor = await queries.account(session, actor_id)
+    if actor is None or actor.role not in INVITING_ROLES:
+        raise Forbidden("Only owners and admins can invite users")
+    if role is Role.OWNER and actor.role is not Role.OWNER:
+        raise Forbidden("Only owners can invite owners", field="role")
+    email = validation.email(email)
+    name = (
+        None
+        if display_name is None
+        else validation.text(display_name, field="displayName", max_length=200)
+    )
+    existing = await queries.account_by_email(session, email)
+    if existing is None:
+        default_name = email.split("@", 1)[0][:200] or email
+        user = await queries.insert_invited_user(
+            session, email=email, display_name=name or default_name, role=role
+        )
+    elif existing.status == "invited":
+        user = await queries.update_invited_user(session, existing.id, display_name=name, role=role)
+    else:
+        raise Conflict("A user with this email already exists", field="email")
+    token = await issue_token(
+        session,
+        TokenPurpose.INVITATION,
+        user_id=user.id,
+        ttl_seconds=settings.auth.invitation_ttl_seconds,
+        email=user.email,
+        created_by=actor_id,
+    )
+    tenant = await current_tenant(session)
+    await record(
+        session,
+        meta,
+        action="invitation.sent",
+        actor_id=actor_id,
+        target_type="user",
+        target_id=user.id,
+        metadata={"role": role.value, "reinvited": existing is not None},
+    )
+    await mailer.send(
+        session,
+        MailMessage(
+            kind=TokenPurpose.INVITATION.value,
+            recipient=user.email,
+            subject=f"You are invited to {tenant.name}",
+            body=(
+                f"You have been invited to join {tenant.name} on Tenantry.\n\n"
+                f"Accept the invitation and choose a password here:\n"
+                f"{link(settings, 'accept-invitation', token)}\n\n"
+                f"The link works once and expires in "
+                f"{duration(settings.auth.invitation_ttl_seconds)}.\n"
+            ),
+        ),
+    )
+    return user
+
+
+async def accept_invitation(
+    database: Database,
+    tokens: TokenService,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    token: str,
+    password: str,
+    display_name: str | None,
+) -> SignInResult:
+    """Set the invited user's password, activate them and sign them in.
+
+    In a tenant that requires MFA the result is an enrolment challenge, as at sign-in.
+    """
+    check_password_policy(password)
+    name = (
+        None
+        if display_name is None
+        else validation.text(display_name, field="displayName", max_length=200)
+    )
+    # Hashed before the token is looked at: every token failure costs the same Argon2 run.
+    password_hash = await hash_password(password)
+    parsed = parse_opaque_token(TokenPurpose.INVITATION.kind, token)
+    if parsed is None:
+        raise invalid_token()
+    async with database.transaction(parsed.tenant_id) as session:
+        tenant = await active_tenant(session)
+        if tenant is None:
+            raise invalid_token()
+        used = await queries.consume_token(session, TokenPurpose.INVITATION, parsed.digest)
+        if used is None or not await queries.activate_invited_user(
+            session, used.user_id, password_hash=password_hash, display_name=name
+        ):
+            raise invalid_token()
+        user_id = used.user_id
+        await record(
+            session,
+            meta,
+            action="invitation.accepted",
+            actor_id=user_id,
+            target_type="user",
+            target_id=user_id,
+        )
+        if await mfa_required(session):
+            challenge = tokens.issue_challenge(
+                MFA_ENROLLMENT_TYPE, user_id=user_id, tenant_id=parsed.tenant_id, amr=("pwd",)
+            )
+            return SignInResult(NextStep.MFA_ENROLLMENT_REQUIRED, challenge=challenge)
+        issued = await start_session(
+            session, tokens, settings, meta, user_id=user_id, aal=1, amr=("pwd",)
+        )
+        return SignInResult(NextStep.DONE, tokens=issued)

@@ -1,0 +1,206 @@
+"""Password reset (by mailed link) and password change (signed in).
+
+Requesting a reset answers the same whether or not the tenant or account exists, and costs
+no Argon2 either way. Completing one, or changing the password, ends the user's sessions
+(all of them, or all but the current one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from uuid import UUID
+
+from app.accounts import queries
+from app.accounts.mailer import MailDeliveryFailed, Mailer
+from app.accounts.models import MailMessage, TokenPurpose
+from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
+from app.audit.models import AuditOutcome
+from app.audit.service import record
+from app.auth.sessions import revoke_user_sessions
+from app.core import validation
+from app.core.db import Database, Session
+from app.core.errors import DomainError
+from app.core.passwords import check_password_policy, hash_password, verify_password
+from app.core.request_meta import RequestMeta
+from app.core.security import TokenService, parse_opaque_token
+from app.core.settings import Settings
+from app.core.store import Store, tenant_key
+from app.tenants.models import TenantStatus
+from app.tenants.service import lookup_slug
+
+logger = logging.getLogger("tenantry.accounts")
+
+# Reset mails per address and hour: more requests get the same answer and send nothing,
+# so nobody can flood a mailbox (or the mail provider's quota) through this mutation.
+RESET_MAILS_PER_HOUR = 5
+
+
+class WrongPassword(DomainError):
+    code = "INVALID_CREDENTIALS"
+
+
+async def request_password_reset(
+    database: Database,
+    store: Store,
+    mailer: Mailer,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    tenant: str,
+    email: str,
+) -> None:
+    """Mail a reset link when an active account has this email; the same outcome otherwise.
+
+    Unknown accounts of an existing tenant are audited too (as a failure), so the database
+    does the same kind of work either way. At most RESET_MAILS_PER_HOUR mails per address.
+    """
+    email = validation.email(email)
+    ref = await lookup_slug(database, tenant)
+    if ref is None or ref.status is not TenantStatus.ACTIVE:
+        return
+    # Counted for unknown addresses too: the limit itself reveals nothing.
+    address = hashlib.sha256(email.lower().encode()).hexdigest()
+    hits = await store.hit(tenant_key(ref.id, "password-reset", address), window_seconds=3600)
+    async with database.transaction(ref.id) as session:
+        found = await queries.account_by_email(session, email)
+        refused = "too_many_requests" if hits.count > RESET_MAILS_PER_HOUR else None
+        if found is None or found.status != "active":
+            refused = "no_active_account"
+        if refused is not None:
+            await record(
+                session,
+                meta,
+                action="password_reset.requested",
+                outcome=AuditOutcome.FAILURE,
+                actor_id=None,
+                target_type=None if found is None else "user",
+                target_id=None if found is None else found.id,
+                metadata={"reason": refused},
+            )
+            return
+        assert found is not None
+        token = await issue_token(
+            session,
+            TokenPurpose.PASSWORD_RESET,
+            user_id=found.id,
+            ttl_seconds=settings.auth.password_reset_ttl_seconds,
+        )
+        await record(
+            session,
+            meta,
+            action="password_reset.requested",
+            actor_id=None,
+            target_type="user",
+            target_id=found.id,
+        )
+        try:
+            await _send_reset_mail(session, mailer, settings, found.email, token)
+        except MailDeliveryFailed:
+            # Answered as usual: an error here would tell that the account exists.
+            logger.warning("password reset mail not sent; the request is answered as usual")
+
+
+async def _send_reset_mail(
+    session: Session, mailer: Mailer, settings: Settings, recipient: str, token: str
+) -> None:
+    await mailer.send(
+        session,
+        MailMessage(
+            kind=TokenPurpose.PASSWORD_RESET.value,
+            recipient=recipient,
+            subject="Reset your Tenantry password",
+            body=(
+                "Someone (hopefully you) asked to reset your Tenantry password.\n\n"
+                f"Choose a new password here:\n"
+                f"{link(settings, 'reset-password', token)}\n\n"
+                f"The link works once and expires in "
+                f"{duration(settings.auth.password_reset_ttl_seconds)}. "
+                "If you did not ask for it, ignore this mail; your password is unchanged.\n"
+            ),
+        ),
+    )
+
+
+async def complete_password_reset(
+    database: Database,
+    tokens: TokenService,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    token: str,
+    new_password: str,
+) -> None:
+    """Set a new password with a reset token and end every session of the user."""
+    check_password_policy(new_password, field="newPassword")
+    password_hash = await hash_password(new_password, field="newPassword")
+    parsed = parse_opaque_token(TokenPurpose.PASSWORD_RESET.kind, token)
+    if parsed is None:
+        raise invalid_token()
+    async with database.transaction(parsed.tenant_id) as session:
+        if await active_tenant(session) is None:
+            raise invalid_token()
+        used = await queries.consume_token(session, TokenPurpose.PASSWORD_RESET, parsed.digest)
+        account = None if used is None else await queries.account(session, used.user_id)
+        if account is None or account.status != "active":
+            raise invalid_token()
+        await queries.set_password(session, account.id, password_hash)
+        await queries.delete_open_tokens(session, TokenPurpose.PASSWORD_RESET, account.id)
+        await record(
+            session,
+            meta,
+            action="password_reset.completed",
+            actor_id=account.id,
+            target_type="user",
+            target_id=account.id,
+        )
+        await revoke_user_sessions(
+            session,
+            tokens,
+            store,
+            meta,
+            user_id=account.id,
+            actor_id=account.id,
+            reason="password_reset",
+        )
+
+
+async def change_password(
+    session: Session,
+    tokens: TokenService,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor_id: UUID,
+    session_id: UUID,
+    current_password: str,
+    new_password: str,
+) -> None:
+    """Change the signed-in user's password; every other session of theirs ends."""
+    check_password_policy(new_password, field="newPassword")
+    account = await queries.account(session, actor_id)
+    if not await verify_password(account.password_hash if account else None, current_password):
+        raise WrongPassword("The current password is wrong", field="currentPassword")
+    assert account is not None
+    await queries.set_password(
+        session, account.id, await hash_password(new_password, field="newPassword")
+    )
+    await queries.delete_open_tokens(session, TokenPurpose.PASSWORD_RESET, account.id)
+    await record(
+        session,
+        meta,
+        action="password.changed",
+        actor_id=actor_id,
+        target_type="user",
+        target_id=actor_id,
+    )
+    await revoke_user_sessions(
+        session,
+        tokens,
+        store,
+        meta,
+        user_id=actor_id,
+        actor_id=actor_id,
+        reason="password_changed",
+        except_session=session_id,
+    )
