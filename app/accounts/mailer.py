@@ -42,12 +42,23 @@ class Mailer(Protocol):
 class DevelopmentMailer:
     """Logs each message and keeps it in the tenant's outbox table (no mail leaves)."""
 
+    def __init__(self, *, log_body: bool = True) -> None:
+        # The body holds a live secret link: logged for a developer to follow by hand,
+        # never in production, where logs are read by more people than the recipient.
+        self.log_body = log_body
+
     async def send(self, session: Session, message: MailMessage) -> None:
         await queries.insert_outbox(session, message)
-        # Development only: the body holds the link a developer follows by hand.
-        logger.info(
-            "mail %s to %s: %s\n%s", message.kind, message.recipient, message.subject, message.body
-        )
+        if self.log_body:
+            logger.info(
+                "mail %s to %s: %s\n%s",
+                message.kind,
+                message.recipient,
+                message.subject,
+                message.body,
+            )
+        else:
+            logger.info("mail %s to %s kept in the outbox", message.kind, message.recipient)
 
 
 @dataclass(frozen=True)
@@ -132,4 +143,4 @@ def mailer_for(settings: Settings) -> Mailer:
         return SmtpMailer(
             SmtpConfig.from_url(settings.auth.smtp_url), sender=settings.auth.mail_from
         )
-    return DevelopmentMailer()
+    return DevelopmentMailer(log_body=settings.environment == "development")

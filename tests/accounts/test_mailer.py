@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 from typing import Any
 
 import pytest
@@ -106,7 +107,29 @@ async def test_smtp_mailer_refuses_header_injection(smtp_server: tuple[Inbox, in
 
 
 def test_development_mailer_without_an_smtp_url() -> None:
-    assert isinstance(mailer_for(Settings()), DevelopmentMailer)
+    development = mailer_for(Settings())
+    production = mailer_for(Settings(environment="production"))
+
+    assert isinstance(development, DevelopmentMailer)
+    assert development.log_body
+    assert isinstance(production, DevelopmentMailer)
+    assert not production.log_body
+
+
+async def test_production_logs_never_hold_the_link(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    tenant = await seed_tenant(database)
+    caplog.set_level(logging.INFO, logger="tenantry.mail")
+
+    async with database.transaction(tenant) as session:
+        await mailer_for(Settings(environment="production")).send(session, MESSAGE)
+        await mailer_for(Settings()).send(session, MESSAGE)
+
+    production, development = (r.getMessage() for r in caplog.records)
+    assert "token=" not in production
+    assert "ada@example.com" in production
+    assert "token=inv.x.y" in development
 
 
 @pytest.mark.parametrize(
