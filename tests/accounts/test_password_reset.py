@@ -229,3 +229,22 @@ async def test_at_most_five_mails_per_address_and_hour_with_the_same_answer(
     assert reasons == [None] * RESET_MAILS_PER_HOUR + ["too_many_requests"] * 2
     # The latest mailed link still works.
     assert (await complete(gql, link_token(mails[-1]["body"], "reset-password")))["ok"]
+
+
+async def test_links_of_a_suspended_tenant_are_dead(
+    gql: GraphQL, org: Org, database: Database
+) -> None:
+    member = org.members[0]
+    await request_reset(gql, org.slug, member.email)
+    token = await reset_token(database, org, member.email)
+    async with database.transaction(org.id) as session:
+        await session.execute("UPDATE tenants SET status = 'suspended' WHERE id = $1", org.id)
+
+    requested = await request_reset(gql, org.slug, member.email)
+    completed = await complete(gql, token)
+
+    assert requested == {"ok": True, "errors": []}
+    assert completed == {"ok": False, "errors": [invalid_token_error()]}
+    assert len(await outbox(database, org.id)) == 1
+    [stored] = await account_tokens(database, org.id, member.id)
+    assert stored["used_at"] is None
