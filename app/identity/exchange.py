@@ -20,12 +20,14 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import start_session
+from app.auth.throttle import SignInThrottle
 from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import Invalid, Unauthenticated
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.settings import Settings
+from app.core.store import Store
 from app.identity import queries
 from app.identity.jwks import JwksCache
 from app.identity.models import ExternalIdentity, IdentityProvider
@@ -37,6 +39,9 @@ logger = logging.getLogger("tenantry.identity")
 
 ACTION = "auth.token_exchange"
 AMR = ("ext",)
+# Failed exchanges count against the sign-in throttle's per-IP and per-tenant limits (the
+# "account" of an exchange is unknown until its token is verified).
+_THROTTLE_ACCOUNT = "\x00token-exchange"
 
 
 class ExchangeFailed(Unauthenticated):
@@ -54,18 +59,25 @@ async def exchange_token(
     database: Database,
     tokens: TokenService,
     settings: Settings,
+    store: Store,
     meta: RequestMeta,
     jwks: JwksCache,
     *,
     tenant: str,
     id_token: str,
 ) -> SignInTokens:
-    """Sign in to `tenant` with an external ID token; ExchangeFailed on any problem."""
+    """Sign in to `tenant` with an external ID token; ExchangeFailed on any problem.
+
+    TooManyAttempts before any work when this IP or tenant failed too often recently.
+    """
     failure = ExchangeFailed("Invalid organisation or token")
+    throttle = SignInThrottle(store, settings.auth)
+    await throttle.check(tenant, _THROTTLE_ACCOUNT, meta)
     ref = await lookup_slug(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         # No tenant to audit in: the log is all there is.
         logger.info("token exchange refused: no active tenant %r", tenant[:100])
+        await throttle.failed(tenant, _THROTTLE_ACCOUNT, meta)
         raise failure
     outcome = await _exchange(database, tokens, settings, meta, jwks, ref.id, id_token.strip())
     if isinstance(outcome, _Failure):
@@ -81,6 +93,7 @@ async def exchange_token(
                 target_id=outcome.user_id,
                 metadata=_metadata(outcome.provider, reason=outcome.reason),
             )
+        await throttle.failed(tenant, _THROTTLE_ACCOUNT, meta)
         raise failure
     return outcome
 

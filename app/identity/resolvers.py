@@ -179,6 +179,7 @@ class IdentityMutations:
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
+                ctx.store,
                 ctx.request_meta,
                 jwks_cache(info),
                 tenant=input.tenant,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -450,3 +451,33 @@ async def test_disabled_provider_and_unknown_tenant_are_rejected_alike(
     # then
     assert disabled == unknown_tenant == REJECTED
     assert await _reasons(database, org.id) == ["unknown_issuer"]
+
+
+async def test_repeated_failures_are_throttled_before_any_work(
+    app_settings: Settings,
+    database: Database,
+    org: Org,
+    admin: str,
+    idp: FakeIdp,
+    key: SigningKey,
+) -> None:
+    # given a server allowing 3 failed sign-ins per tenant, and a provider the tenant trusts
+    settings = replace(app_settings, auth=replace(app_settings.auth, throttle_per_tenant=3))
+    server, url = await start_server(settings, database)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            gql = GraphQL(http)
+            await add_provider(gql, admin, idp)
+            forged = idp.token(new_key("RS256", kid=key.kid))
+            for _ in range(3):
+                assert await exchange(gql, org.slug, forged) == REJECTED
+
+            # when even a valid token comes next
+            result = await exchange(gql, org.slug, idp.token(key, idp.claims()))
+    finally:
+        await stop_server(server)
+
+    # then it is refused without being looked at (no further audit entry)
+    [error] = result["errors"]
+    assert error["code"] == "TOO_MANY_ATTEMPTS"
+    assert await _reasons(database, org.id) == ["signature"] * 3
