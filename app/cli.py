@@ -149,7 +149,7 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
     path = _keys_file(settings, args)
     try:
         key = rotate_keys(path)
-    except KeyFileError as exc:
+    except (KeyFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"added key {key.kid} to {path}; it signs new tokens, older keys still verify")
@@ -162,7 +162,7 @@ def _keys_retire(settings: Settings, args: argparse.Namespace) -> int:
     path = _keys_file(settings, args)
     try:
         retire_key(path, args.kid)
-    except KeyFileError as exc:
+    except (KeyFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"retired key {args.kid}: tokens it signed no longer verify")
@@ -176,7 +176,7 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> int:
 
     try:
         keys = read_keys(_keys_file(settings, args))
-    except KeyFileError as exc:
+    except (KeyFileError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for info in describe_keys(keys):

@@ -360,3 +360,18 @@ async def test_running_server_picks_up_rotation_and_retirement(
         assert (await viewer(new_token)).status_code == 200
         jwks = (await http.get("/.well-known/jwks.json")).json()
         assert [k["kid"] for k in jwks["keys"]] == [new_kid]
+
+
+def test_cli_rotate_where_no_file_can_be_written_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a key path whose parent is a file (fails even for root, unlike permissions)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+
+    code, out, err = _run(capsys, "keys", "rotate", "--file", str(blocker / "keys.json"))
+
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert err.startswith("error: ")
