@@ -26,6 +26,7 @@ from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.core.store import Store
+from app.mfa.service import ensure_keys as ensure_mfa_keys
 from app.schema import build_schema
 
 logger = logging.getLogger("tenantry")
@@ -66,6 +67,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         raise SettingsError("no database URL: set DATABASE_URL or use `tenantry serve`")
     given = database
     keys = KeyRing.from_file(settings.keys_file, create=settings.environment == "development")
+    # A production server without its MFA key file fails here, not at the first enrolment.
+    ensure_mfa_keys(settings)
     tokens = TokenService(
         keys,
         issuer=settings.jwt_issuer,

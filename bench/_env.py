@@ -37,6 +37,7 @@ from app.core import dbadmin, migrate
 from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings
+from app.mfa.crypto import load_or_create_mfa_keys
 
 from . import _dataset
 from ._cpu import Watched, background_busy
@@ -317,6 +318,8 @@ def environment(database_url: str | None, *, seed: int) -> Iterator[Env]:
             audience=settings.jwt_audience,
             ttl_seconds=3600,
         )
+        # Production refuses to start without its MFA key file: provide one, as an operator would.
+        load_or_create_mfa_keys(settings.mfa_keys_path, create=True)
         server_log = tmp / "server.log"
         process, base_url = _spawn_server(
             _server_env(urls, keys_file, settings.data_dir), server_log
