@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app.accounts.mailer import mailer_for
 from app.api.graphiql import STATIC_DIR
 from app.api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, RequestIdMiddleware
 from app.api.view import STATIC_PREFIX, GraphQLView
@@ -69,6 +70,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     keys = KeyRing.from_file(settings.keys_file, create=settings.environment == "development")
     # A production server without its MFA key file fails here, not at the first enrolment.
     ensure_mfa_keys(settings)
+    # Likewise a malformed TENANTRY_SMTP_URL.
+    mailer_for(settings)
     tokens = TokenService(
         keys,
         issuer=settings.jwt_issuer,

@@ -13,16 +13,15 @@ from app.accounts.mailer import Mailer
 from app.accounts.models import INVITING_ROLES, MailMessage, Role, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
 from app.audit.service import record
-from app.auth.service import NextStep, SignInResult
-from app.auth.sessions import start_session
+from app.auth.service import SignInResult, after_password
 from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Forbidden
 from app.core.passwords import check_password_policy, hash_password
 from app.core.request_meta import RequestMeta
-from app.core.security import MFA_ENROLLMENT_TYPE, TokenService, parse_opaque_token
+from app.core.security import TokenService, parse_opaque_token
 from app.core.settings import Settings
-from app.tenants.service import current_tenant, mfa_required
+from app.tenants.service import current_tenant
 from app.users.models import User
 
 
@@ -143,12 +142,4 @@ async def accept_invitation(
             target_type="user",
             target_id=user_id,
         )
-        if await mfa_required(session):
-            challenge = tokens.issue_challenge(
-                MFA_ENROLLMENT_TYPE, user_id=user_id, tenant_id=parsed.tenant_id, amr=("pwd",)
-            )
-            return SignInResult(NextStep.MFA_ENROLLMENT_REQUIRED, challenge=challenge)
-        issued = await start_session(
-            session, tokens, settings, meta, user_id=user_id, aal=1, amr=("pwd",)
-        )
-        return SignInResult(NextStep.DONE, tokens=issued)
+        return await after_password(session, tokens, settings, meta, user_id, parsed.tenant_id)

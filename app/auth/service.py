@@ -84,7 +84,7 @@ async def sign_in(
             user_id: UUID = found.user_id
             if new_hash is not None:
                 await rehash_password(session, user_id, new_hash)
-            result = await _second_step(session, tokens, settings, meta, user_id, ref.id)
+            result = await after_password(session, tokens, settings, meta, user_id, ref.id)
             await record(
                 session,
                 meta,
@@ -109,7 +109,7 @@ async def sign_in(
     raise failure
 
 
-async def _second_step(
+async def after_password(
     session: Session,
     tokens: TokenService,
     settings: Settings,
@@ -117,6 +117,7 @@ async def _second_step(
     user_id: UUID,
     tenant_id: UUID,
 ) -> SignInResult:
+    """What a correct password leads to: an MFA challenge, forced enrolment, or a session."""
     amr = ("pwd",)
     if await has_confirmed_totp(session, user_id):
         challenge = tokens.issue_challenge(
