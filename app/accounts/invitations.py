@@ -13,7 +13,7 @@ from app.accounts.mailer import Mailer
 from app.accounts.models import INVITING_ROLES, MailMessage, Role, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
 from app.audit.service import record
-from app.auth.service import SignInResult, after_password
+from app.auth.service import SignInResult, after_first_factor
 from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Forbidden
@@ -142,4 +142,4 @@ async def accept_invitation(
             target_type="user",
             target_id=user_id,
         )
-        return await after_password(session, tokens, settings, meta, user_id, parsed.tenant_id)
+        return await after_first_factor(session, tokens, settings, meta, user_id, parsed.tenant_id)

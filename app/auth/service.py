@@ -84,7 +84,7 @@ async def sign_in(
             user_id: UUID = found.user_id
             if new_hash is not None:
                 await rehash_password(session, user_id, new_hash)
-            result = await after_password(session, tokens, settings, meta, user_id, ref.id)
+            result = await after_first_factor(session, tokens, settings, meta, user_id, ref.id)
             await record(
                 session,
                 meta,
@@ -109,16 +109,19 @@ async def sign_in(
     raise failure
 
 
-async def after_password(
+async def after_first_factor(
     session: Session,
     tokens: TokenService,
     settings: Settings,
     meta: RequestMeta,
     user_id: UUID,
     tenant_id: UUID,
+    *,
+    amr: tuple[str, ...] = ("pwd",),
 ) -> SignInResult:
-    """What a correct password leads to: an MFA challenge, forced enrolment, or a session."""
-    amr = ("pwd",)
+    """What a first factor (a password, an external ID token) leads to: an MFA challenge
+    when the user has a factor, forced enrolment when the tenant requires one, else a
+    session. An external sign-in never bypasses Tenantry's MFA."""
     if await has_confirmed_totp(session, user_id):
         challenge = tokens.issue_challenge(
             MFA_CHALLENGE_TYPE, user_id=user_id, tenant_id=tenant_id, amr=amr

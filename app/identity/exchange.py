@@ -18,8 +18,7 @@ import asyncpg
 
 from app.audit.models import AuditOutcome
 from app.audit.service import record
-from app.auth.models import SignInTokens
-from app.auth.sessions import start_session
+from app.auth.service import SignInResult, after_first_factor
 from app.auth.throttle import SignInThrottle
 from app.core import validation
 from app.core.db import Database, Session
@@ -65,7 +64,7 @@ async def exchange_token(
     *,
     tenant: str,
     id_token: str,
-) -> SignInTokens:
+) -> SignInResult:
     """Sign in to `tenant` with an external ID token; ExchangeFailed on any problem.
 
     TooManyAttempts before any work when this IP or tenant failed too often recently.
@@ -106,7 +105,7 @@ async def _exchange(
     jwks: JwksCache,
     tenant_id: UUID,
     id_token: str,
-) -> SignInTokens | _Failure:
+) -> SignInResult | _Failure:
     try:
         issuer, header = unverified_issuer(id_token)
     except Rejected as rejected:
@@ -125,8 +124,8 @@ async def _exchange(
         if isinstance(found, _Failure):
             return found
         user_id, how = found
-        issued = await start_session(
-            session, tokens, settings, meta, user_id=user_id, aal=1, amr=AMR
+        issued = await after_first_factor(
+            session, tokens, settings, meta, user_id, tenant_id, amr=AMR
         )
         await record(
             session,

@@ -175,7 +175,7 @@ class IdentityMutations:
     ) -> SignInPayload:
         ctx = info.context
         try:
-            tokens = await exchange.exchange_token(
+            result = await exchange.exchange_token(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -187,4 +187,4 @@ class IdentityMutations:
             )
         except DomainError as error:
             return SignInPayload.of_error(error)
-        return SignInPayload.of_tokens(tokens)
+        return SignInPayload.of_result(result)

@@ -481,3 +481,23 @@ async def test_repeated_failures_are_throttled_before_any_work(
     [error] = result["errors"]
     assert error["code"] == "TOO_MANY_ATTEMPTS"
     assert await _reasons(database, org.id) == ["signature"] * 3
+
+
+async def test_an_external_sign_in_never_bypasses_tenantry_mfa(
+    idp_gql: GraphQL, org: Org, database: Database, idp: FakeIdp, key: SigningKey, trust: Trust
+) -> None:
+    # given a tenant that requires MFA, and a member without a factor
+    await trust()
+    async with database.transaction(org.id) as session:
+        await session.execute("UPDATE tenants SET mfa_required = true")
+    claims = idp.claims(email=org.members[1].email)
+
+    # when
+    result = await exchange(idp_gql, org.slug, idp.token(key, claims))
+
+    # then no tokens: the member must enrol first, exactly as after a password
+    assert result["errors"] == []
+    assert result["nextStep"] == "MFA_ENROLLMENT_REQUIRED"
+    assert result["accessToken"] is None
+    assert result["refreshToken"] is None
+    assert await _sessions(database, org.id) == []
