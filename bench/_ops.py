@@ -100,6 +100,12 @@ def _sign_in_variables(tenant: TenantData, rng: random.Random, i: int) -> Variab
     return {"input": {"tenant": tenant.slug, "email": email, "password": PASSWORD}}
 
 
+def _unknown_account_variables(tenant: TenantData, rng: random.Random, i: int) -> Variables:
+    # A real tenant, an email that exists nowhere: what an attacker probing accounts sends.
+    email = f"nobody-{rng.getrandbits(64):016x}@bench.example"
+    return {"input": {"tenant": tenant.slug, "email": email, "password": PASSWORD}}
+
+
 class UnexpectedResponse(RuntimeError):
     """The server answered, but not with the data the operation must return."""
 
@@ -152,6 +158,10 @@ def _check_sign_in(data: dict[str, Any], tenant: TenantData) -> None:
     _expect(data["signIn"]["accessToken"], data)
 
 
+def _check_sign_in_refused(data: dict[str, Any], tenant: TenantData) -> None:
+    _expect([e["code"] for e in data["signIn"]["errors"]] == ["INVALID_CREDENTIALS"], data)
+
+
 @dataclass(frozen=True)
 class Op:
     """One named operation: a GraphQL document, seeded variables, and a check of its data."""
@@ -184,6 +194,15 @@ OPS = {
             SIGN_IN,
             _check_sign_in,
             _sign_in_variables,
+            authenticated=False,
+            mutation=True,
+        ),
+        # Side by side with signIn: an unknown account must cost what a known one does.
+        Op(
+            "signIn unknown account",
+            SIGN_IN,
+            _check_sign_in_refused,
+            _unknown_account_variables,
             authenticated=False,
             mutation=True,
         ),
