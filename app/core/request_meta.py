@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class RequestMeta:
-    # The peer address uvicorn reports; behind a proxy, run uvicorn with
-    # --forwarded-allow-ips so it is the client's address from X-Forwarded-For.
+    # The peer address uvicorn reports; behind a proxy listed in
+    # TENANTRY_FORWARDED_ALLOW_IPS, the client's address from X-Forwarded-For.
     ip: str | None
     user_agent: str
     request_id: str | None

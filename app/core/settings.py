@@ -96,6 +96,9 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("tenantry")))
     host: str = "127.0.0.1"
     port: int = 8000
+    # Proxies whose X-Forwarded-For is believed (comma-separated addresses or "*"); None:
+    # the peer address is the client's.
+    forwarded_allow_ips: str | None = None
     jwt_issuer: str = "tenantry"
     jwt_audience: str = "tenantry-api"
     access_token_ttl_seconds: int = 900
@@ -194,6 +197,7 @@ class Settings:
             data_dir=Path(data_dir) if data_dir else defaults.data_dir,
             host=env.get("TENANTRY_HOST", defaults.host),
             port=_int(env, "TENANTRY_PORT", defaults.port),
+            forwarded_allow_ips=env.get("TENANTRY_FORWARDED_ALLOW_IPS") or None,
             jwt_issuer=env.get("TENANTRY_JWT_ISSUER", defaults.jwt_issuer),
             jwt_audience=env.get("TENANTRY_JWT_AUDIENCE", defaults.jwt_audience),
             access_token_ttl_seconds=_int(env, "TENANTRY_ACCESS_TOKEN_TTL", 900, minimum=30),

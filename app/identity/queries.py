@@ -28,14 +28,6 @@ async def enabled_provider_by_issuer(session: Session, issuer: str) -> IdentityP
     return None if row is None else _P.to_model(row)
 
 
-async def active_user_role(session: Session, user_id: UUID) -> str | None:
-    """users.role of an active user (interim, until roles get tables of their own)."""
-    role = await session.fetchval(
-        "SELECT role FROM users WHERE id = $1 AND status = 'active'", user_id
-    )
-    return None if role is None else str(role)
-
-
 def _local_user(row: asyncpg.Record) -> LocalUser:
     return LocalUser(row["id"], row["email"], row["status"] == "active", row["linked"])
 

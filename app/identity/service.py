@@ -16,23 +16,17 @@ import asyncpg
 from app.audit.service import record
 from app.core import validation
 from app.core.db import Session
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
 from app.core.tables import delete_row, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
 from app.identity import queries
 from app.identity.jwks import check_url
 from app.identity.models import IDENTITY_PROVIDERS, IdentityProvider, ProviderRole
+from app.users.service import require_tenant_admin
 
-ADMIN_ROLES = frozenset({"owner", "admin"})
 _URL_MAX = 2000
 _CLAIM = re.compile(r"^[A-Za-z0-9_:./-]{1,100}$")
-
-
-async def require_admin(session: Session, actor: UUID) -> None:
-    """FORBIDDEN unless the actor is an active owner or admin of the session's tenant."""
-    if await queries.active_user_role(session, actor) not in ADMIN_ROLES:
-        raise Forbidden("Only owners and admins may manage identity providers")
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,7 @@ def _conflict() -> Conflict:
 
 async def list_providers(session: Session, actor: UUID) -> list[IdentityProvider]:
     """The tenant's providers, oldest first."""
-    await require_admin(session, actor)
+    await require_tenant_admin(session, actor)
     return await queries.providers(session)
 
 
@@ -115,7 +109,7 @@ async def add_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Trust a new issuer for `exchangeToken` in the session's tenant."""
-    await require_admin(session, actor)
+    await require_tenant_admin(session, actor)
     for required in ("name", "issuer", "audience", "jwks_url"):
         if getattr(given, required) is MISSING:
             raise Invalid(f"`{required}` is required", field=required)
@@ -139,7 +133,7 @@ async def update_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Change some settings of a provider; omitted ones are kept."""
-    await require_admin(session, actor)
+    await require_tenant_admin(session, actor)
     columns = _columns(given, allow_insecure=allow_insecure)
     current = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if current is None:
@@ -162,7 +156,7 @@ async def remove_provider(
     session: Session, meta: RequestMeta, actor: UUID, provider_id: UUID
 ) -> None:
     """Stop trusting a provider; its users stay, their links to it are deleted."""
-    await require_admin(session, actor)
+    await require_tenant_admin(session, actor)
     provider = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if provider is None or not await delete_row(session, IDENTITY_PROVIDERS, provider_id):
         raise NotFound("Identity provider not found", field="id")

@@ -1,0 +1,49 @@
+"""Settings from the environment: defaults, overrides and clear refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.settings import Settings, SettingsError
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.embedded
+    assert settings.forwarded_allow_ips is None
+    assert settings.auth.throttle_per_account == 10
+    assert settings.auth.refresh_reuse_grace_seconds == 10
+    assert settings.mfa_keys_path == settings.data_dir / "keys" / "mfa-keys.json"
+
+
+def test_auth_settings_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "TENANTRY_FORWARDED_ALLOW_IPS": "10.0.0.1,10.0.0.2",
+            "TENANTRY_THROTTLE_PER_IP": "7",
+            "TENANTRY_REFRESH_REUSE_GRACE": "0",
+            "TENANTRY_PUBLIC_URL": "https://app.example.com/",
+            "TENANTRY_MFA_KEYS_FILE": "/run/secrets/mfa.json",
+        }
+    )
+
+    assert settings.forwarded_allow_ips == "10.0.0.1,10.0.0.2"
+    assert settings.auth.throttle_per_ip == 7
+    assert settings.auth.refresh_reuse_grace_seconds == 0
+    assert settings.auth.public_url == "https://app.example.com"
+    assert str(settings.mfa_keys_path) == "/run/secrets/mfa.json"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("TENANTRY_THROTTLE_PER_ACCOUNT", "0"),
+        ("TENANTRY_THROTTLE_WINDOW", "soon"),
+        ("TENANTRY_REFRESH_TOKEN_TTL", "5"),
+        ("TENANTRY_CHALLENGE_TTL", "-1"),
+    ],
+)
+def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
