@@ -172,6 +172,8 @@ class Op:
     variables: Callable[[TenantData, random.Random, int], Variables] = _no_variables
     authenticated: bool = True
     mutation: bool = False
+    # A payload `errors` entry is this operation's expected answer (its check verifies it).
+    refused: bool = False
 
     def body(self, variables: Variables) -> bytes:
         payload: dict[str, Any] = {"query": self.document}
@@ -205,6 +207,7 @@ OPS = {
             _unknown_account_variables,
             authenticated=False,
             mutation=True,
+            refused=True,
         ),
     )
 }
