@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from uuid import UUID
 
 from app.accounts import queries
 from app.accounts.mailer import MailDeliveryFailed, Mailer
@@ -17,13 +16,14 @@ from app.accounts.models import MailMessage, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
 from app.audit.models import AuditOutcome
 from app.audit.service import record
-from app.auth.sessions import revoke_user_sessions
+from app.auth.models import SignInTokens
+from app.auth.sessions import restart_sessions, revoke_user_sessions
 from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import DomainError
 from app.core.passwords import check_password_policy, hash_password, verify_password
 from app.core.request_meta import RequestMeta
-from app.core.security import TokenService, parse_opaque_token
+from app.core.security import AccessClaims, TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from app.tenants.models import TenantStatus
@@ -168,15 +168,17 @@ async def complete_password_reset(
 async def change_password(
     session: Session,
     tokens: TokenService,
+    settings: Settings,
     store: Store,
     meta: RequestMeta,
     *,
-    actor_id: UUID,
-    session_id: UUID,
+    claims: AccessClaims,
     current_password: str,
     new_password: str,
-) -> None:
-    """Change the signed-in user's password; every other session of theirs ends."""
+) -> SignInTokens:
+    """Change the signed-in user's password. Every session of theirs ends, the caller's
+    too; the caller gets a new session, whose tokens are returned."""
+    actor_id = claims.user_id
     check_password_policy(new_password, field="newPassword")
     account = await queries.account(session, actor_id)
     if not await verify_password(account.password_hash if account else None, current_password):
@@ -194,13 +196,14 @@ async def change_password(
         target_type="user",
         target_id=actor_id,
     )
-    await revoke_user_sessions(
+    return await restart_sessions(
         session,
         tokens,
+        settings,
         store,
         meta,
         user_id=actor_id,
-        actor_id=actor_id,
         reason="password_changed",
-        except_session=session_id,
+        aal=claims.aal,
+        amr=claims.amr,
     )

@@ -15,6 +15,7 @@ from app.accounts.types import (
     AccountPayload,
     ChangeEmailInput,
     ChangePasswordInput,
+    ChangePasswordPayload,
     CompletePasswordResetInput,
     InviteUserInput,
     InviteUserPayload,
@@ -148,23 +149,27 @@ class AccountMutations:
         self,
         info: Info,
         input: Annotated[ChangePasswordInput, strawberry.argument(description="The passwords.")],
-    ) -> AccountPayload:
+    ) -> ChangePasswordPayload:
         ctx = info.context
         principal = ctx.require_principal()
         outcome = await attempt(
             info,
-            lambda s, actor: service.change_password(
+            lambda s, _: service.change_password(
                 s,
                 ctx.tokens,
+                ctx.settings,
                 ctx.store,
                 ctx.request_meta,
-                actor_id=actor,
-                session_id=principal.session_id,
+                claims=principal.claims,
                 current_password=input.current_password,
                 new_password=input.new_password,
             ),
         )
-        return AccountPayload.failed(outcome.errors)
+        return ChangePasswordPayload(
+            ok=outcome.value is not None,
+            sign_in=None if outcome.value is None else SignInPayload.of_tokens(outcome.value),
+            errors=outcome.errors,
+        )
 
     @strawberry.mutation(
         description="Start changing the signed-in user's email: a link is mailed to the new one."

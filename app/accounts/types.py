@@ -6,6 +6,7 @@ import strawberry
 
 from app.accounts.models import Role
 from app.api.mutations import UserError
+from app.auth.types import SignInPayload
 from app.users.types import User
 
 strawberry.enum(Role, name="UserRole", description="What a user may do in their tenant.")
@@ -68,6 +69,16 @@ class ChangeEmailInput:
     new_email: str = strawberry.field(
         description="A verification link is mailed there; the email changes once it is followed."
     )
+
+
+@strawberry.type(description="The result of a password change.")
+class ChangePasswordPayload:
+    ok: bool = strawberry.field(description="True when the password was changed.")
+    sign_in: SignInPayload | None = strawberry.field(
+        description="The new session's tokens: every earlier token of the user, this "
+        "session's included, no longer works."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 
 
 @strawberry.type(description="The result of an account action.")

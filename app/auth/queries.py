@@ -103,18 +103,18 @@ async def revoke_sessions(
     reason: str,
     session_id: UUID | None = None,
     user_id: UUID | None = None,
-    except_session: UUID | None = None,
 ) -> list[UUID]:
-    """Revoke one session, or every live session of a user (but `except_session`)."""
+    """Revoke one session, or every live session of a user."""
+    # Neither would mean every session of the tenant.
+    assert session_id is not None or user_id is not None
     rows = await session.fetch(
         "UPDATE auth_sessions SET revoked_at = statement_timestamp(), revoked_reason = $1"
         " WHERE revoked_at IS NULL AND ($2::uuid IS NULL OR id = $2)"
-        " AND ($3::uuid IS NULL OR user_id = $3) AND ($4::uuid IS NULL OR id <> $4)"
+        " AND ($3::uuid IS NULL OR user_id = $3)"
         " RETURNING id",
         reason,
         session_id,
         user_id,
-        except_session,
     )
     return [r["id"] for r in rows]
 

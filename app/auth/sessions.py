@@ -176,13 +176,10 @@ async def revoke_user_sessions(
     user_id: UUID,
     actor_id: UUID | None,
     reason: str,
-    except_session: UUID | None = None,
 ) -> int:
-    """Revoke every live session of a user (but `except_session`); returns how many."""
+    """Revoke every live session of a user; returns how many."""
     assert session.tenant_id is not None
-    revoked = await queries.revoke_sessions(
-        session, reason=reason, user_id=user_id, except_session=except_session
-    )
+    revoked = await queries.revoke_sessions(session, reason=reason, user_id=user_id)
     if revoked:
         await record(
             session,
@@ -199,3 +196,24 @@ async def revoke_user_sessions(
 
 async def active_sessions(session: Session, user_id: UUID) -> list[AuthSession]:
     return await queries.active_sessions(session, user_id)
+
+
+async def restart_sessions(
+    session: Session,
+    tokens: TokenService,
+    settings: Settings,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    user_id: UUID,
+    reason: str,
+    aal: int,
+    amr: tuple[str, ...],
+) -> SignInTokens:
+    """After a credential change by the user themself: end every session of theirs, the
+    caller's too (a thief may hold a copy of its refresh token), and open a new one for the
+    caller, whose tokens the mutation returns."""
+    await revoke_user_sessions(
+        session, tokens, store, meta, user_id=user_id, actor_id=user_id, reason=reason
+    )
+    return await start_session(session, tokens, settings, meta, user_id=user_id, aal=aal, amr=amr)

@@ -130,7 +130,8 @@ class MfaMutations:
 
     @strawberry.mutation(
         description="Finish adding an authenticator app with its first code; returns recovery "
-        "codes. With a challenge, also completes that sign-in. Ends the user's other sessions."
+        "codes and new tokens (`signIn`): every earlier session of the user ends, this one "
+        "included. With a challenge, this completes that sign-in."
     )
     async def confirm_totp_enrollment(
         self,
@@ -146,14 +147,12 @@ class MfaMutations:
                 )
             )
         else:
-
-            async def confirm(c: Context, p: Principal) -> service.ConfirmedEnrollment:
-                codes = await service.confirm_enrollment(
-                    c.session, _env(c), user_id=p.user_id, code=code, current_session=p.session_id
-                )
-                return service.ConfirmedEnrollment(codes)
-
-            outcome = await _signed_in(info, confirm)
+            outcome = await _signed_in(
+                info,
+                lambda c, p: service.confirm_enrollment_signed_in(
+                    c.session, _env(c), claims=p.claims, code=code
+                ),
+            )
         done = outcome.value
         return ConfirmTotpEnrollmentPayload(
             recovery_codes=None if done is None else done.recovery_codes,
@@ -177,13 +176,16 @@ class MfaMutations:
         return RecoveryCodesPayload(recovery_codes=outcome.value, errors=outcome.errors)
 
     @strawberry.mutation(
-        description="Turn two-factor authentication off and end the user's other sessions. "
-        "Needs a recent sign-in with the second factor (else FRESH_AUTH_REQUIRED)."
+        description="Turn two-factor authentication off. Every session of the user ends, this "
+        "one included; `signIn` holds new tokens. Needs a recent sign-in with the second factor "
+        "(else FRESH_AUTH_REQUIRED)."
     )
     async def disable_mfa(self, info: Info) -> DisableMfaPayload:
-        async def disable(c: Context, p: Principal) -> bool:
-            await service.disable(c.session, _env(c), claims=p.claims)
-            return True
-
-        outcome = await _signed_in(info, disable)
-        return DisableMfaPayload(disabled=bool(outcome.value), errors=outcome.errors)
+        outcome = await _signed_in(
+            info, lambda c, p: service.disable(c.session, _env(c), claims=p.claims)
+        )
+        return DisableMfaPayload(
+            disabled=outcome.value is not None,
+            sign_in=None if outcome.value is None else SignInPayload.of_tokens(outcome.value),
+            errors=outcome.errors,
+        )

@@ -22,7 +22,7 @@ from uuid import UUID
 from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
-from app.auth.sessions import revoke_user_sessions, start_session
+from app.auth.sessions import restart_sessions, revoke_user_sessions, start_session
 from app.auth.throttle import TooManyAttempts
 from app.core.db import Database, Session
 from app.core.errors import Conflict, DomainError, Invalid, NotFound, Unauthenticated
@@ -118,12 +118,11 @@ async def confirm_enrollment(
     *,
     user_id: UUID,
     code: str,
-    current_session: UUID | None,
 ) -> list[str]:
     """Confirm the pending factor with its first code; returns the recovery codes (once).
 
-    Every other session of the user is revoked: whoever else was signed in did not pass
-    the new factor.
+    Every session of the user is revoked: whoever was signed in did not pass the new
+    factor. The caller opens the one session that did.
     """
     assert session.tenant_id is not None
     await _check_throttle(env, session.tenant_id, user_id)
@@ -160,7 +159,6 @@ async def confirm_enrollment(
                 user_id=user_id,
                 actor_id=user_id,
                 reason="mfa_enrolled",
-                except_session=current_session,
             )
     except InvalidMfaCode:
         await _failed(session, env, user_id, purpose="enrollment", method=AMR_OTP)
@@ -187,6 +185,24 @@ async def _enrollment_start(
     return await start_enrollment(session, env, user_id=claims.user_id)
 
 
+async def confirm_enrollment_signed_in(
+    session: Session, env: MfaEnv, *, claims: AccessClaims, code: str
+) -> ConfirmedEnrollment:
+    """Confirm enrolment for a signed-in user: every earlier session ends, and the caller
+    gets a new AAL 2 session (its tokens are in the result)."""
+    codes = await confirm_enrollment(session, env, user_id=claims.user_id, code=code)
+    signed_in = await start_session(
+        session,
+        env.tokens,
+        env.settings,
+        env.meta,
+        user_id=claims.user_id,
+        aal=2,
+        amr=(*claims.amr, AMR_OTP) if AMR_OTP not in claims.amr else claims.amr,
+    )
+    return ConfirmedEnrollment(codes, signed_in)
+
+
 async def confirm_enrollment_with_challenge(
     database: Database, env: MfaEnv, *, challenge: str, code: str
 ) -> ConfirmedEnrollment:
@@ -195,9 +211,7 @@ async def confirm_enrollment_with_challenge(
 
     async def confirm(session: Session) -> ConfirmedEnrollment:
         await _check_signer(session, env, claims)
-        codes = await confirm_enrollment(
-            session, env, user_id=claims.user_id, code=code, current_session=None
-        )
+        codes = await confirm_enrollment(session, env, user_id=claims.user_id, code=code)
         signed_in = await start_session(
             session,
             env.tokens,
@@ -314,8 +328,9 @@ async def _use_recovery_code(session: Session, env: MfaEnv, user_id: UUID, code:
 # -- Changes that need a fresh second factor ---------------------------------------------
 
 
-async def disable(session: Session, env: MfaEnv, *, claims: AccessClaims) -> None:
-    """Remove the user's TOTP factor and recovery codes; other sessions are revoked."""
+async def disable(session: Session, env: MfaEnv, *, claims: AccessClaims) -> SignInTokens:
+    """Remove the user's TOTP factor and recovery codes. Every session of the user ends;
+    the caller gets a new one, at AAL 1 since the factor is gone (its tokens are returned)."""
     _require_fresh(env, claims)
     async with session.atomic():
         if not await queries.delete_totp(session, claims.user_id):
@@ -329,15 +344,17 @@ async def disable(session: Session, env: MfaEnv, *, claims: AccessClaims) -> Non
             target_type="user",
             target_id=claims.user_id,
         )
-        await revoke_user_sessions(
+        first_factor = tuple(m for m in claims.amr if m not in (AMR_OTP, AMR_RECOVERY))
+        return await restart_sessions(
             session,
             env.tokens,
+            env.settings,
             env.store,
             env.meta,
             user_id=claims.user_id,
-            actor_id=claims.user_id,
             reason="mfa_disabled",
-            except_session=claims.session_id,
+            aal=1,
+            amr=first_factor or ("pwd",),
         )
 
 

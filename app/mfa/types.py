@@ -59,7 +59,7 @@ class ConfirmTotpEnrollmentPayload:
         "user to store them safely. Null when `errors` is not empty."
     )
     sign_in: SignInPayload | None = strawberry.field(
-        description="When enrolment completed a sign-in (a `challenge` was given): its tokens."
+        description="The new session's tokens: earlier tokens of the user no longer work."
     )
     errors: list[UserError] = strawberry.field(description="Why enrolment was not confirmed.")
 
@@ -75,4 +75,7 @@ class RecoveryCodesPayload:
 @strawberry.type(description="The result of turning two-factor authentication off.")
 class DisableMfaPayload:
     disabled: bool = strawberry.field(description="Whether the factor was removed.")
+    sign_in: SignInPayload | None = strawberry.field(
+        description="The new session's tokens: earlier tokens of the user no longer work."
+    )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")

@@ -59,7 +59,14 @@ async def verify(gql: GraphQL, token: str) -> Any:
 # --- changePassword ---------------------------------------------------------------------
 
 
-async def test_changing_the_password_ends_every_other_session(
+CHANGE_PASSWORD_WITH_TOKENS = """
+mutation Change($input: ChangePasswordInput!) {
+  changePassword(input: $input) { ok signIn { nextStep accessToken refreshToken } errors { code } }
+}
+"""
+
+
+async def test_changing_the_password_ends_every_session_and_hands_out_a_new_one(
     gql: GraphQL, org: Org, database: Database
 ) -> None:
     member = org.members[0]
@@ -67,15 +74,26 @@ async def test_changing_the_password_ends_every_other_session(
     other = await sign_in(gql, org.slug, member.email, PASSWORD)
 
     with Argon2Work() as work:
-        result = await change_password(gql, this["accessToken"], PASSWORD, NEW_PASSWORD)
+        result = await call(
+            gql,
+            CHANGE_PASSWORD_WITH_TOKENS,
+            "changePassword",
+            token=this["accessToken"],
+            input={"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD},
+        )
 
-    assert result == {"ok": True, "errors": []}
+    assert result["ok"] is True
+    assert result["errors"] == []
     # Verify the current password, hash the new one.
     assert work.count == 2
-    assert await access_works(gql, this["accessToken"])
-    assert not await access_works(gql, other["accessToken"])
-    assert not await refresh_works(gql, other["refreshToken"])
-    assert await refresh_works(gql, this["refreshToken"])
+    # Every earlier session ends, the caller's too (a thief may hold its refresh token).
+    for old in (this, other):
+        assert not await access_works(gql, old["accessToken"])
+        assert not await refresh_works(gql, old["refreshToken"])
+    new = result["signIn"]
+    assert new["nextStep"] == "DONE"
+    assert await access_works(gql, new["accessToken"])
+    assert await refresh_works(gql, new["refreshToken"])
     assert await live_sessions(database, org.id, member.id) == 1
     assert (await sign_in(gql, org.slug, member.email, PASSWORD))["accessToken"] is None
     assert (await sign_in(gql, org.slug, member.email, NEW_PASSWORD))["accessToken"]

@@ -34,7 +34,7 @@ mutation Confirm($code: String!, $challenge: String) {{
 }}
 """
 REGENERATE = f"mutation {{ regenerateRecoveryCodes {{ recoveryCodes {ERRORS} }} }}"
-DISABLE = f"mutation {{ disableMfa {{ disabled {ERRORS} }} }}"
+DISABLE = f"mutation {{ disableMfa {{ disabled signIn {{ nextStep accessToken }} {ERRORS} }} }}"
 STATUS = "{ mfaStatus { totpEnabled totpPending recoveryCodesRemaining } }"
 
 

@@ -58,7 +58,7 @@ async def test_changes_need_a_fresh_second_factor(
     assert actions == ["mfa.totp.enrolled:success"]
 
 
-async def test_disabling_removes_the_factor_and_ends_other_sessions(
+async def test_disabling_removes_the_factor_and_restarts_every_session(
     gql: GraphQL, database: Database, tokens: TokenService
 ) -> None:
     org = await new_org(database, tokens, password=PASSWORD)
@@ -76,9 +76,14 @@ async def test_disabling_removes_the_factor_and_ends_other_sessions(
 
     disabled = (await gql.data(DISABLE, token=this))["disableMfa"]
 
-    assert disabled == {"disabled": True, "errors": []}
+    assert disabled["disabled"] is True
+    assert disabled["errors"] == []
+    # Every earlier session ends, this one too; the caller continues with the new tokens.
     assert (await gql.post(STATUS, token=other)).status_code == 401
-    status = (await gql.data(STATUS, token=this))["mfaStatus"]
+    assert (await gql.post(STATUS, token=this)).status_code == 401
+    fresh = disabled["signIn"]["accessToken"]
+    assert disabled["signIn"]["nextStep"] == "DONE"
+    status = (await gql.data(STATUS, token=fresh))["mfaStatus"]
     assert status == {"totpEnabled": False, "totpPending": False, "recoveryCodesRemaining": 0}
     async with database.transaction(org.id, readonly=True) as session:
         assert await session.fetchval("SELECT count(*) FROM mfa_totp") == 0
@@ -86,6 +91,11 @@ async def test_disabling_removes_the_factor_and_ends_other_sessions(
     actions = await audit_actions(database, org.id, member.id)
     assert actions.count("mfa.disabled:success") == 1
     assert actions[-2:] == ["mfa.disabled:success", "session.revoked_all:success"]
+    async with database.transaction(org.id, readonly=True) as session:
+        aal, amr = await session.fetchrow(
+            "SELECT aal, amr FROM auth_sessions WHERE revoked_at IS NULL"
+        )
+    assert (aal, amr) == (1, ["pwd"])
     # The password alone signs in again; the remaining recovery codes are gone.
     again = (await gql.data(SIGN_IN, credentials))["signIn"]
     assert again["nextStep"] == "DONE"

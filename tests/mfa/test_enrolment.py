@@ -87,7 +87,10 @@ async def test_confirming_with_a_valid_code_enables_mfa_and_returns_recovery_cod
     assert rejected["recoveryCodes"] is None
     assert confirmed["errors"] == []
     assert len(set(confirmed["recoveryCodes"])) == 10
-    assert confirmed["signIn"] is None
+    # A new AAL 2 session for the caller (the minted token's session is not in the database,
+    # so it survives here; real sessions end, see the next tests).
+    assert confirmed["signIn"]["nextStep"] == "DONE"
+    assert confirmed["signIn"]["accessToken"]
     assert codes_of(again) == ["CONFLICT"]
     status = (await gql.data(STATUS, token=member.token))["mfaStatus"]
     assert status == {"totpEnabled": True, "totpPending": False, "recoveryCodesRemaining": 10}
@@ -139,7 +142,7 @@ async def test_enrolment_signed_out_is_refused(gql: GraphQL) -> None:
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-async def test_enrolling_ends_the_users_other_sessions_but_not_this_one(
+async def test_enrolling_ends_every_earlier_session_and_hands_out_a_new_one(
     gql: GraphQL, database: Database, tokens: TokenService, http: httpx.AsyncClient
 ) -> None:
     org = await new_org(database, tokens, password=PASSWORD)
@@ -149,10 +152,18 @@ async def test_enrolling_ends_the_users_other_sessions_but_not_this_one(
     other = (await gql.data(SIGN_IN, sign_in))["signIn"]["accessToken"]
     assert (await gql.post(STATUS, token=other)).status_code == 200
 
-    await enrol(gql, this)
+    secret = (await gql.data(START, token=this))["startTotpEnrollment"]["enrollment"]["secret"]
+    confirmed = (await gql.data(CONFIRM, {"code": now_code(secret)}, token=this))[
+        "confirmTotpEnrollment"
+    ]
 
-    assert (await gql.post(STATUS, token=this)).status_code == 200
+    # This session's tokens end too (a thief may hold a copy); the new ones are AAL 2.
+    assert (await gql.post(STATUS, token=this)).status_code == 401
     assert (await gql.post(STATUS, token=other)).status_code == 401
+    fresh = confirmed["signIn"]["accessToken"]
+    assert (await gql.post(STATUS, token=fresh)).status_code == 200
+    assert tokens.verify_access_token(fresh).aal == 2
+    assert tokens.verify_access_token(fresh).amr == ("pwd", "otp")
     actions = await audit_actions(database, org.id, member.id)
     assert actions.count("mfa.totp.enrolled:success") == 1
     assert "session.revoked_all:success" in actions
