@@ -27,6 +27,7 @@ from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.core.store import Store
+from app.identity.resolvers import install_jwks_cache
 from app.mfa.service import ensure_keys as ensure_mfa_keys
 from app.schema import build_schema
 
@@ -116,7 +117,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     ]
     if settings.graphiql:
         routes.append(Mount(STATIC_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="graphiql"))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
@@ -125,3 +126,5 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         ],
         lifespan=lifespan,
     )
+    install_jwks_cache(app.state, settings)
+    return app

@@ -13,6 +13,7 @@ from app.api.relay import ObjectId, parse_id
 from app.auth.types import SignInPayload
 from app.core.db import Session
 from app.core.errors import DomainError
+from app.core.settings import Settings
 from app.identity import exchange, models, service
 from app.identity.jwks import JwksCache
 from app.identity.models import ProviderRole
@@ -67,18 +68,24 @@ class ExchangeTokenInput:
 
 
 def jwks_cache(info: Info) -> JwksCache:
-    """The application's provider-key cache, made on first use."""
-    state = info.context.request.app.state
-    cache = getattr(state, _CACHE_STATE, None)
-    if not isinstance(cache, JwksCache):
-        cache = JwksCache(allow_insecure=_allow_insecure(info))
-        setattr(state, _CACHE_STATE, cache)
+    """The application's provider-key cache, built once by `install_jwks_cache`."""
+    cache = getattr(info.context.request.app.state, _CACHE_STATE)
+    assert isinstance(cache, JwksCache)
     return cache
 
 
-def _allow_insecure(info: Info) -> bool:
+def install_jwks_cache(state: object, settings: Settings) -> None:
+    """One cache per application, made at start-up (app/main.py)."""
+    setattr(state, _CACHE_STATE, JwksCache(allow_insecure=_insecure_allowed(settings)))
+
+
+def _insecure_allowed(settings: Settings) -> bool:
     # http and loopback JWKS URLs for local providers in development only.
-    return info.context.settings.environment == "development"
+    return settings.environment == "development"
+
+
+def _allow_insecure(info: Info) -> bool:
+    return _insecure_allowed(info.context.settings)
 
 
 @strawberry.type
