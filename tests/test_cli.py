@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from app.cli import main
 from app.core import dbadmin
 from app.core.dbadmin import DatabaseUrls
+from app.core.keys import KeyRing
 from app.core.migrate import MIGRATIONS_DIR
 from tests.conftest import TestDatabase, create_throwaway_database
 
@@ -99,3 +101,25 @@ def test_bad_setting_is_one_clear_line(
 
     assert code == 2
     assert err == "configuration error: TENANTRY_MAX_PAGE_SIZE must be a whole number, got 'lots'\n"
+
+
+def test_production_without_its_mfa_keys_is_one_clear_line(
+    fresh: DatabaseUrls,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    assert run(capsys, "migrate")[0] == 0
+    signing = tmp_path / "signing-keys.json"
+    KeyRing.from_file(signing, create=True)
+    monkeypatch.setenv("TENANTRY_ENV", "production")
+    monkeypatch.setenv("TENANTRY_SIGNING_KEYS_FILE", str(signing))
+    monkeypatch.setenv("TENANTRY_DATA_DIR", str(tmp_path / "data"))
+
+    code, _, err = run(capsys, "serve")
+
+    assert code == 2
+    assert err.startswith("configuration error: MFA keys file")
+    assert "Traceback" not in err
+    # Nothing was generated in production: secrets are the operator's to provide.
+    assert not (tmp_path / "data" / "keys" / "mfa-keys.json").exists()

@@ -26,6 +26,8 @@ from typing import Any
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
+from app.core.settings import SettingsError
+
 ALGORITHM = "ES256"
 # How often a running server looks at the key file (one stat) for a rotation.
 RELOAD_CHECK_SECONDS = 2.0
@@ -33,7 +35,7 @@ RELOAD_CHECK_SECONDS = 2.0
 logger = logging.getLogger("tenantry.keys")
 
 
-class KeyFileError(ValueError):
+class KeyFileError(SettingsError):
     """The key file cannot be used or changed as asked (shown to the operator as one line)."""
 
 

@@ -26,6 +26,8 @@ import pyotp
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from app.core.settings import SettingsError
+
 ISSUER = "Tenantry"
 TOTP_DIGITS = 6
 TOTP_INTERVAL_SECONDS = 30
@@ -45,8 +47,9 @@ _RECOVERY_CODE = re.compile(r"^[a-z2-7]{12}$")
 _TOTP_CODE = re.compile(r"^[0-9]{6}$")
 
 
-class MfaKeyError(ValueError):
-    """The MFA key file is missing, malformed, or lacks the key a ciphertext names."""
+class MfaKeyError(SettingsError):
+    """The MFA key file is missing, malformed, or lacks the key a ciphertext names (a
+    configuration error: `tenantry serve` reports it as one line)."""
 
 
 class SecretDecryptionError(ValueError):
