@@ -10,7 +10,7 @@ from uuid import UUID
 
 from app.accounts import queries
 from app.accounts.mailer import Mailer
-from app.accounts.models import INVITING_ROLES, MailMessage, Role, TokenPurpose
+from app.accounts.models import MailMessage, Role, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
@@ -21,6 +21,8 @@ from app.core.passwords import check_password_policy, hash_password
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService, parse_opaque_token
 from app.core.settings import Settings
+from app.rbac.permissions import Permission
+from app.rbac.service import require_permission
 from app.tenants.service import current_tenant
 from app.users.models import User
 
@@ -36,15 +38,15 @@ async def invite_user(
     role: Role,
     display_name: str | None,
 ) -> User:
-    """Invite someone to the session's tenant by email (owners and admins only).
+    """Invite someone to the session's tenant by email (needs `user:invite`).
 
     Creates the user as `invited` without a password, or, for an invitation still pending,
     updates it and replaces its token. An active or disabled user is a Conflict. Only an
     owner may invite another owner.
     """
+    await require_permission(session, actor_id, Permission.USER_INVITE)
     actor = await queries.account(session, actor_id)
-    if actor is None or actor.role not in INVITING_ROLES:
-        raise Forbidden("Only owners and admins can invite users")
+    assert actor is not None  # an active user: require_permission passed
     if role is Role.OWNER and actor.role is not Role.OWNER:
         raise Forbidden("Only owners can invite owners", field="role")
     email = validation.email(email)

@@ -34,10 +34,6 @@ class Role(enum.Enum):
     VIEWER = "viewer"
 
 
-# Who may invite users (and so who may grant roles).
-INVITING_ROLES = frozenset({Role.OWNER, Role.ADMIN})
-
-
 @dataclass(frozen=True)
 class Account:
     """What account flows check about a user; never leaves the service layer."""

@@ -12,7 +12,8 @@ from app.api.relay import After, Connection, First, table_connection
 from app.audit.models import AUDIT_ORDERINGS
 from app.audit.types import AuditLogEntry
 from app.core.tables import Filter
-from app.users.service import require_tenant_admin
+from app.rbac.permissions import Permission
+from app.rbac.service import require_permission
 
 NEWEST_FIRST = replace(AUDIT_ORDERINGS["OCCURRED_AT"], descending=True)
 
@@ -30,7 +31,7 @@ class AuditQueries:
         ] = None,
     ) -> Connection[AuditLogEntry]:
         principal = info.context.require_principal()
-        await require_tenant_admin(info.context.session, principal.user_id)
+        await require_permission(info.context.session, principal.user_id, Permission.AUDIT_READ)
         filters: tuple[Filter, ...] = () if action is None else (("action", action),)
         return await table_connection(
             info,

@@ -23,7 +23,8 @@ from app.core.validation import MISSING, Patch
 from app.identity import queries
 from app.identity.jwks import check_url
 from app.identity.models import IDENTITY_PROVIDERS, IdentityProvider, ProviderRole
-from app.users.service import require_tenant_admin
+from app.rbac.permissions import Permission
+from app.rbac.service import require_permission
 
 _URL_MAX = 2000
 _CLAIM = re.compile(r"^[A-Za-z0-9_:./-]{1,100}$")
@@ -96,7 +97,7 @@ def _conflict() -> Conflict:
 
 async def list_providers(session: Session, actor: UUID) -> list[IdentityProvider]:
     """The tenant's providers, oldest first."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.TENANT_SETTINGS)
     return await queries.providers(session)
 
 
@@ -109,7 +110,7 @@ async def add_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Trust a new issuer for `exchangeToken` in the session's tenant."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.TENANT_SETTINGS)
     for required in ("name", "issuer", "audience", "jwks_url"):
         if getattr(given, required) is MISSING:
             raise Invalid(f"`{required}` is required", field=required)
@@ -133,7 +134,7 @@ async def update_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Change some settings of a provider; omitted ones are kept."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.TENANT_SETTINGS)
     columns = _columns(given, allow_insecure=allow_insecure)
     current = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if current is None:
@@ -156,7 +157,7 @@ async def remove_provider(
     session: Session, meta: RequestMeta, actor: UUID, provider_id: UUID
 ) -> None:
     """Stop trusting a provider; its users stay, their links to it are deleted."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.TENANT_SETTINGS)
     provider = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if provider is None or not await delete_row(session, IDENTITY_PROVIDERS, provider_id):
         raise NotFound("Identity provider not found", field="id")

@@ -12,9 +12,10 @@ from app.core import validation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
+from app.rbac.permissions import Permission
+from app.rbac.service import require_permission
 from app.tenants import queries
 from app.tenants.models import Tenant, TenantRef
-from app.users.service import require_tenant_admin
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs become subdomains and URL segments; these would collide with our own.
@@ -77,7 +78,7 @@ async def set_mfa_required(
     session: Session, meta: RequestMeta, *, actor: UUID, required: bool
 ) -> Tenant:
     """Require (or stop requiring) a second factor of every user. Administrators only."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.TENANT_SETTINGS)
     tenant = await queries.set_mfa_required(session, required)
     if tenant is None:
         raise NotFound("Tenant not found")

@@ -40,13 +40,6 @@ async def set_password_hash(session: Session, user_id: UUID, password_hash: str)
     )
 
 
-async def role_of(session: Session, user_id: UUID) -> str | None:
-    role: str | None = await session.fetchval(
-        "SELECT role FROM users WHERE id = $1 AND status = 'active'", user_id
-    )
-    return role
-
-
 async def set_status(session: Session, user_id: UUID, status: UserStatus) -> User | None:
     row = await session.fetchrow(
         f"UPDATE users AS t SET status = $2, updated_at = statement_timestamp() WHERE id = $1"

@@ -10,12 +10,14 @@ from app.audit.service import record
 from app.auth.sessions import revoke_user_sessions
 from app.core import validation
 from app.core.db import Session
-from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.errors import Conflict, Invalid, NotFound
 from app.core.passwords import hash_password
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.store import Store
 from app.core.tables import fetch_by_ids
+from app.rbac.permissions import Permission
+from app.rbac.service import require_permission
 from app.users import queries
 from app.users.models import USERS, Credentials, User, UserStatus
 
@@ -63,17 +65,6 @@ async def rehash_password(session: Session, user_id: UUID, password_hash: str) -
     await queries.set_password_hash(session, user_id, password_hash)
 
 
-# Interim, until the authorization issue replaces users.role with per-tenant roles and
-# permissions: owners and admins administer their tenant.
-_ADMIN_ROLES = frozenset({"owner", "admin"})
-
-
-async def require_tenant_admin(session: Session, user_id: UUID) -> None:
-    """Forbidden unless the user is an owner or admin of the session's tenant."""
-    if await queries.role_of(session, user_id) not in _ADMIN_ROLES:
-        raise Forbidden("Only tenant administrators may do this")
-
-
 async def set_disabled(
     session: Session,
     tokens: TokenService,
@@ -85,7 +76,7 @@ async def set_disabled(
     disabled: bool,
 ) -> User:
     """Disable (every session revoked at once) or re-enable a user. Administrators only."""
-    await require_tenant_admin(session, actor)
+    await require_permission(session, actor, Permission.USER_MANAGE)
     if user_id == actor:
         raise Invalid("You cannot disable or enable yourself", field="id")
     user = await get_user(session, user_id)

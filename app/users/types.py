@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
+from uuid import UUID
 
 import strawberry
 
@@ -13,6 +14,7 @@ from app.api.relay import After, Connection, First, Node, OrderDirection
 from app.auth.sessions import active_sessions
 from app.auth.types import Session
 from app.core.tables import Table
+from app.rbac import service as rbac
 from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
 from app.users.models import USERS, UserStatus
 
@@ -51,10 +53,30 @@ class User(Node):
     )
     async def sessions(self, info: Info) -> list[Session] | None:
         principal = info.context.principal
-        if principal is None or principal.user_id != self.pk:
+        if principal is None or not _is_viewer(info, self.pk):
             return None
         found = await active_sessions(info.context.session, self.pk)
         return [Session.of(s, current_id=principal.session_id) for s in found]
+
+    @strawberry.field(
+        description="The user's roles in the tenant (owner, admin, member, viewer): only for "
+        "the signed-in user themself, null for anyone else."
+    )
+    async def roles(self, info: Info) -> list[str] | None:
+        if not _is_viewer(info, self.pk):
+            return None
+        return await rbac.roles_of(info.context.session, self.pk)
+
+    @strawberry.field(
+        description="What the user may do, e.g. `project:write` (docs/permissions.md), read "
+        "fresh on every request so front ends can adapt their UI: only for the signed-in user "
+        "themself, null for anyone else."
+    )
+    async def permissions(self, info: Info) -> list[str] | None:
+        if not _is_viewer(info, self.pk):
+            return None
+        granted = await rbac.permissions_of(info.context.session, self.pk)
+        return sorted(p.value for p in granted)
 
     @strawberry.field(description="Tasks assigned to this user, across projects.")
     async def assigned_tasks(
@@ -79,3 +101,8 @@ class User(Node):
             partition="assignee_id",
             parent=self.pk,
         )
+
+
+def _is_viewer(info: Info, user_id: UUID) -> bool:
+    principal = info.context.principal
+    return principal is not None and principal.user_id == user_id

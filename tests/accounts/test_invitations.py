@@ -133,7 +133,7 @@ async def test_members_cannot_invite(gql: GraphQL, admin_org: Org, database: Dat
         "errors": [
             {
                 "code": "FORBIDDEN",
-                "message": "Only owners and admins can invite users",
+                "message": "This needs the user:invite permission",
                 "field": None,
             }
         ],

@@ -1,0 +1,83 @@
+"""The permission catalog and the fixed permission sets of the system roles.
+
+Permissions are strings `resource:action[:scope]`; `…:own` variants allow the action only
+on objects the user owns (assigned tasks, authored comments), which the service layer
+checks. docs/permissions.md is generated from this module (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Permission(enum.Enum):
+    PROJECT_READ = "project:read"
+    PROJECT_WRITE = "project:write"
+    TASK_WRITE = "task:write"
+    TASK_WRITE_OWN = "task:write:own"
+    COMMENT_WRITE = "comment:write"
+    COMMENT_MODERATE = "comment:moderate"
+    USER_READ = "user:read"
+    USER_INVITE = "user:invite"
+    USER_MANAGE = "user:manage"
+    ROLE_MANAGE = "role:manage"
+    AUDIT_READ = "audit:read"
+    TENANT_SETTINGS = "tenant:settings"
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS[self]
+
+
+DESCRIPTIONS: dict[Permission, str] = {
+    Permission.PROJECT_READ: "Read projects, their tasks and comments.",
+    Permission.PROJECT_WRITE: "Create, rename, archive and delete projects.",
+    Permission.TASK_WRITE: "Create, change, assign, move and delete any task.",
+    Permission.TASK_WRITE_OWN: "Change and move tasks assigned to oneself.",
+    Permission.COMMENT_WRITE: "Comment on tasks; edit and delete one's own comments.",
+    Permission.COMMENT_MODERATE: "Edit and delete anyone's comments.",
+    Permission.USER_READ: "List the tenant's users.",
+    Permission.USER_INVITE: "Invite people to the tenant.",
+    Permission.USER_MANAGE: "Disable and enable users.",
+    Permission.ROLE_MANAGE: "Create, change and assign roles.",
+    Permission.AUDIT_READ: "Read the tenant's audit log.",
+    Permission.TENANT_SETTINGS: "Change the tenant's security settings and identity providers.",
+}
+
+_ALL = frozenset(Permission)
+
+# The system roles every tenant has. Their sets are fixed in code, so a release can extend
+# them (a new permission reaches every owner) without a data migration.
+SYSTEM_ROLES: dict[str, frozenset[Permission]] = {
+    "owner": _ALL,
+    "admin": _ALL,
+    "member": frozenset(
+        {
+            Permission.PROJECT_READ,
+            Permission.PROJECT_WRITE,
+            Permission.TASK_WRITE_OWN,
+            Permission.COMMENT_WRITE,
+            Permission.USER_READ,
+        }
+    ),
+    "viewer": frozenset({Permission.PROJECT_READ, Permission.USER_READ}),
+}
+
+
+def markdown() -> str:
+    """docs/permissions.md: the catalog and the system roles' sets."""
+    roles = list(SYSTEM_ROLES)
+    lines = [
+        "# Permissions",
+        "",
+        "Generated from `app/rbac/permissions.py` (a test fails when this file differs).",
+        "A front end reads the signed-in user's set from `viewer { roles permissions }`;",
+        "it is resolved on every request, so a role change applies to the next one.",
+        "",
+        "| Permission | Meaning | " + " | ".join(roles) + " |",
+        "|---|---|" + "---|" * len(roles),
+    ]
+    for permission in Permission:
+        marks = " | ".join("✓" if permission in SYSTEM_ROLES[r] else "" for r in roles)
+        lines.append(f"| `{permission.value}` | {permission.description} | {marks} |")
+    return "\n".join(lines) + "\n"
