@@ -1,4 +1,5 @@
-"""Invitations: owners and admins invite by email; the link sets a password once and signs in.
+"""Invitations: users with `user:invite` invite by email; the link sets a password once
+and signs in.
 
 Every token failure (malformed, unknown, expired, used, wrong purpose) is the same error
 after the same work: the password is hashed before the token is looked at.

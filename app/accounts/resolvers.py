@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Annotated, TypeVar
 
-import asyncpg
 import strawberry
 
 from app.accounts import service
@@ -22,31 +20,18 @@ from app.accounts.types import (
     RequestPasswordResetInput,
 )
 from app.api.context import Info
-from app.api.mutations import Outcome, UserError, attempt
+from app.api.mutations import attempt, settle
 from app.auth.types import SignInPayload
-from app.core.errors import DomainError, translate_database_error
+from app.core.errors import DomainError
 from app.users.types import User
 
 T = TypeVar("T")
 
 
-async def _anonymous(action: Awaitable[T]) -> Outcome[T]:
-    """`attempt` for flows without a signed-in user: they run in transactions of their own."""
-    try:
-        return Outcome(await action)
-    except DomainError as error:
-        return Outcome(errors=[UserError.of(error)])
-    except asyncpg.PostgresError as exc:
-        translated = translate_database_error(exc)
-        if translated is None:
-            raise
-        return Outcome(errors=[UserError.of(translated)])
-
-
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(
-        description="Invite someone to this tenant by email (owners and admins only)."
+        description="Invite someone to this tenant by email (needs `user:invite`)."
     )
     async def invite_user(
         self,
@@ -106,7 +91,7 @@ class AccountMutations:
         ],
     ) -> AccountPayload:
         ctx = info.context
-        outcome = await _anonymous(
+        outcome = await settle(
             service.request_password_reset(
                 ctx.database,
                 ctx.store,
@@ -130,7 +115,7 @@ class AccountMutations:
         ],
     ) -> AccountPayload:
         ctx = info.context
-        outcome = await _anonymous(
+        outcome = await settle(
             service.complete_password_reset(
                 ctx.database,
                 ctx.tokens,
@@ -202,7 +187,5 @@ class AccountMutations:
         ],
     ) -> AccountPayload:
         ctx = info.context
-        outcome = await _anonymous(
-            service.verify_email(ctx.database, ctx.request_meta, token=token)
-        )
+        outcome = await settle(service.verify_email(ctx.database, ctx.request_meta, token=token))
         return AccountPayload.failed(outcome.errors)

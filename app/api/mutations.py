@@ -74,9 +74,26 @@ async def attempt(info: Info, action: Callable[[Session, UUID], Awaitable[T]]) -
     """Run `action(session, actor)` atomically for the signed-in user."""
     principal = info.context.require_principal()
     session = info.context.session
-    try:
+
+    async def atomically() -> T:
         async with session.atomic():
-            return Outcome(await action(session, principal.user_id))
+            return await action(session, principal.user_id)
+
+    try:
+        return await settle(atomically())
+    finally:
+        # The payload, and later mutations of the same document, must read the new state.
+        info.context.loaders.clear()
+
+
+async def settle(action: Awaitable[T]) -> Outcome[T]:
+    """Expected failures of `action` become the payload's errors; anything else propagates.
+
+    Used directly by flows without a signed-in user (sign-in steps, invitation acceptance,
+    password reset), which run in transactions of their own.
+    """
+    try:
+        return Outcome(await action)
     except DomainError as error:
         return Outcome(errors=[UserError.of(error)])
     except asyncpg.PostgresError as exc:
@@ -84,9 +101,6 @@ async def attempt(info: Info, action: Callable[[Session, UUID], Awaitable[T]]) -
         if translated is None:
             raise
         return Outcome(errors=[UserError.of(translated)])
-    finally:
-        # The payload, and later mutations of the same document, must read the new state.
-        info.context.loaders.clear()
 
 
 @strawberry.type(description="The result of a delete mutation.")

@@ -90,7 +90,9 @@ def _allow_insecure(info: Info) -> bool:
 
 @strawberry.type
 class IdentityQueries:
-    @strawberry.field(description="The tenant's trusted identity providers (owners and admins).")
+    @strawberry.field(
+        description="The tenant's trusted identity providers (needs `tenant:settings`)."
+    )
     async def identity_providers(self, info: Info) -> list[IdentityProvider]:
         principal = info.context.require_principal()
         found = await service.list_providers(info.context.session, principal.user_id)
@@ -99,7 +101,9 @@ class IdentityQueries:
 
 @strawberry.type
 class IdentityMutations:
-    @strawberry.mutation(description="Trust an OIDC issuer for `exchangeToken` (owners, admins).")
+    @strawberry.mutation(
+        description="Trust an OIDC issuer for `exchangeToken` (needs `tenant:settings`)."
+    )
     async def add_identity_provider(
         self,
         info: Info,
@@ -125,7 +129,9 @@ class IdentityMutations:
             identity_provider=IdentityProvider.maybe(outcome.value), errors=outcome.errors
         )
 
-    @strawberry.mutation(description="Change an identity provider's settings (owners, admins).")
+    @strawberry.mutation(
+        description="Change an identity provider's settings (needs `tenant:settings`)."
+    )
     async def update_identity_provider(
         self,
         info: Info,
@@ -159,7 +165,7 @@ class IdentityMutations:
         )
 
     @strawberry.mutation(
-        description="Stop trusting an identity provider (owners, admins). Its users stay."
+        description="Stop trusting an identity provider (needs `tenant:settings`). Its users stay."
     )
     async def remove_identity_provider(self, info: Info, id: ObjectId) -> DeletePayload:
         meta = info.context.request_meta

@@ -17,7 +17,7 @@ strawberry.enum(ProviderRole, description="The role of users an identity provide
 
 @strawberry.type(
     description="An external OIDC issuer the tenant trusts: its ID tokens can be exchanged "
-    "for Tenantry tokens with `exchangeToken`. Visible to owners and admins only."
+    "for Tenantry tokens with `exchangeToken`. Visible with `tenant:settings` only."
 )
 class IdentityProvider(Node):
     table: ClassVar[Table[Any]] = IDENTITY_PROVIDERS

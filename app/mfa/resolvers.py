@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import strawberry
 
 from app.api.context import Context, Info, Principal
-from app.api.mutations import Outcome, UserError
+from app.api.mutations import Outcome, UserError, settle
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
 from app.mfa import service
@@ -65,13 +65,6 @@ async def _signed_in(
         ctx.loaders.clear()
 
 
-async def _anonymous(action: Awaitable[T]) -> Outcome[T]:
-    try:
-        return Outcome(await action)
-    except DomainError as error:
-        return Outcome(errors=[UserError.of(error)])
-
-
 @strawberry.type
 class MfaQueries:
     @strawberry.field(description="The signed-in user's two-factor authentication.")
@@ -113,7 +106,7 @@ class MfaMutations:
     ) -> StartTotpEnrollmentPayload:
         ctx = info.context
         if challenge is not None:
-            outcome = await _anonymous(
+            outcome = await settle(
                 service.start_enrollment_with_challenge(
                     ctx.database, _env(ctx), challenge=challenge
                 )
@@ -141,7 +134,7 @@ class MfaMutations:
     ) -> ConfirmTotpEnrollmentPayload:
         ctx = info.context
         if challenge is not None:
-            outcome = await _anonymous(
+            outcome = await settle(
                 service.confirm_enrollment_with_challenge(
                     ctx.database, _env(ctx), challenge=challenge, code=code
                 )
