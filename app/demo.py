@@ -14,6 +14,7 @@ from app.comments.service import add_comment
 from app.core.db import Database
 from app.core.errors import Conflict
 from app.projects.service import create_project
+from app.rbac import service as rbac
 from app.tasks.models import TaskPriority, TaskStatus
 from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant, lookup_slug
@@ -60,13 +61,14 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
             )
             for i, (e, n) in enumerate(DEMO_USERS)
         ]
+        actors = {u.id: await rbac.resolve(session, u.id) for u in users}
         for name in _PROJECTS:
             owner = rng.choice(users)
             project = await create_project(
                 session,
                 name=name,
                 description=f"Everything for the {name.lower()}.",
-                actor=owner.id,
+                actor=actors[owner.id],
             )
             for _ in range(rng.randint(6, 12)):
                 task = await create_task(
@@ -81,7 +83,7 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
                         if rng.random() < 0.6
                         else None,
                     ),
-                    actor=owner.id,
+                    actor=actors[owner.id],
                 )
                 for _ in range(rng.randint(0, 3)):
                     author = rng.choice(users)
@@ -89,6 +91,6 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
                         session,
                         task.id,
                         rng.choice(("Looks good.", "On it.", "Blocked?")),
-                        actor=author.id,
+                        actor=actors[author.id],
                     )
     return login

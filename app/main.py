@@ -29,6 +29,7 @@ from app.core.settings import Settings, SettingsError
 from app.core.store import Store
 from app.identity.resolvers import install_jwks_cache
 from app.mfa.service import ensure_keys as ensure_mfa_keys
+from app.rbac.service import actor_for
 from app.schema import build_schema
 
 logger = logging.getLogger("tenantry")
@@ -82,7 +83,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_url(settings.redis_url)
-    graphql = GraphQLView(schema, settings=settings, tokens=tokens)
+    graphql = GraphQLView(schema, settings=settings, tokens=tokens, authorize=actor_for)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

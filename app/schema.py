@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 from app.accounts.resolvers import AccountMutations
 from app.api.context import Info
 from app.api.extensions import build_extensions
+from app.api.permissions import signed_in
 from app.api.relay import Node, resolve_global_id
 from app.audit.resolvers import AuditQueries
 from app.auth.resolvers import AuthMutations
@@ -21,6 +22,7 @@ from app.core.settings import Limits
 from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.projects.resolvers import ProjectMutations, ProjectQueries
+from app.rbac.resolvers import RoleMutations, RoleQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
 from app.tenants.resolvers import TenantMutations, TenantQueries
 from app.tenants.types import Tenant
@@ -36,14 +38,18 @@ class Query(
     AuditQueries,
     MfaQueries,
     IdentityQueries,
+    RoleQueries,
 ):
-    @strawberry.field(description="Any object by its global ID; null if there is none here.")
+    @strawberry.field(
+        description="Any object by its global ID; null if there is none here, or if reading "
+        "its type needs a permission the caller lacks.",
+        extensions=signed_in(),
+    )
     async def node(
         self,
         info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="A global ID.")],
     ) -> Node | None:
-        info.context.require_principal()
         return await resolve_global_id(info, id)
 
 
@@ -58,6 +64,7 @@ class Mutation(
     IdentityMutations,
     UserMutations,
     TenantMutations,
+    RoleMutations,
 ):
     pass
 

@@ -32,6 +32,7 @@ from app.core.settings import Settings
 from app.core.store import Store
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
 from app.projects.models import PROJECT_ORDERINGS, PROJECTS
+from app.rbac.service import actor_for
 from app.schema import build_schema
 from app.tasks.models import TASK_ORDERINGS, TASKS
 from app.users.models import USERS
@@ -148,6 +149,7 @@ async def _execute(run: _Runner, op: Op, variables: Variables) -> ExecutionResul
         store=run.store,
         principal=Principal.of(run.claims),
         session=run.database.session(tenant.id, readonly=True),
+        authorize=actor_for,
     )
     result = await run.schema.execute(op.document, variable_values=variables, context_value=context)
     if result.errors:

@@ -183,8 +183,15 @@ class Org:
 
 
 async def new_org(
-    database: Database, tokens: TokenService, *, members: int = 1, password: str | None = None
+    database: Database,
+    tokens: TokenService,
+    *,
+    members: int = 1,
+    password: str | None = None,
+    role: str = "admin",
 ) -> Org:
+    """A tenant whose members all hold the system role `role`: admin by default, so tests
+    of content and flows are not about authorization (tests/rbac sets roles itself)."""
     slug = f"org-{secrets.token_hex(5)}"
     tenant = await create_tenant(database, slug=slug, name=f"Org {slug}")
     org = Org(tenant.id, slug)
@@ -195,6 +202,7 @@ async def new_org(
                 email=f"user{i}@{slug}.example",
                 display_name=f"User {i}",
                 password=password,
+                role=role,
             )
             token = mint_access_token(tokens, user_id=user.id, tenant_id=tenant.id)
             org.members.append(Member(user.id, user.email, token))

@@ -14,6 +14,7 @@ from uuid import UUID, uuid4
 
 from app.core.db import Database
 from app.core.security import TokenService
+from app.rbac import service as rbac
 
 
 def unique_slug(prefix: str = "t") -> str:
@@ -21,6 +22,7 @@ def unique_slug(prefix: str = "t") -> str:
 
 
 async def seed_tenant(database: Database, *, slug: str | None = None, name: str = "Tenant") -> UUID:
+    """A tenant with its system roles (as provisioning creates them)."""
     tenant_id = uuid4()
     async with database.transaction(tenant_id) as session:
         await session.execute(
@@ -29,12 +31,19 @@ async def seed_tenant(database: Database, *, slug: str | None = None, name: str 
             slug or unique_slug(),
             name,
         )
+        await rbac.provision(session)
     return tenant_id
 
 
 async def seed_user(
-    database: Database, tenant_id: UUID, *, email: str | None = None, display_name: str = "User"
+    database: Database,
+    tenant_id: UUID,
+    *,
+    email: str | None = None,
+    display_name: str = "User",
+    role: str | None = "member",
 ) -> UUID:
+    """A user holding the system role `role` (None: no role at all)."""
     async with database.transaction(tenant_id) as session:
         user_id: UUID = await session.fetchval(
             "INSERT INTO users (tenant_id, email, display_name) VALUES ($1, $2, $3) RETURNING id",
@@ -42,7 +51,26 @@ async def seed_user(
             email or f"{secrets.token_hex(6)}@example.com",
             display_name,
         )
+        if role is not None:
+            await rbac.grant_system_role(session, user_id=user_id, key=role, granted_by=None)
     return user_id
+
+
+# A `role` column for SELECTs on users: the user's system role key (tests hold one at most).
+SYSTEM_ROLE_COLUMN = (
+    "(SELECT r.key FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
+    " WHERE ur.user_id = users.id AND r.key IS NOT NULL LIMIT 1) AS role"
+)
+
+
+async def set_role(database: Database, tenant_id: UUID, user_id: UUID, role: str | None) -> None:
+    """Make the system role `role` the user's only role (None: no role), straight in the
+    database. For setting up a user before their first request: a permission set the server
+    already cached stays until a role change through the API bumps the tenant's generation."""
+    async with database.transaction(tenant_id) as session:
+        await session.execute("DELETE FROM user_roles WHERE user_id = $1", user_id)
+        if role is not None:
+            await rbac.grant_system_role(session, user_id=user_id, key=role, granted_by=None)
 
 
 async def seed_project(
@@ -147,6 +175,14 @@ _AUTH_ROWS = {
     " 'https://idp.example/jwks' WHERE $2::uuid IS NOT NULL RETURNING id",
     "user_identities": "INSERT INTO user_identities (tenant_id, user_id, provider_id, subject)"
     " SELECT $1, $2, id, encode($3, 'hex') FROM identity_providers LIMIT 1 RETURNING id",
+    # A custom role with one permission, held by the user (besides their system role).
+    "roles": "INSERT INTO roles (tenant_id, name) SELECT $1, 'Custom ' || encode($3, 'hex')"
+    " WHERE $2::uuid IS NOT NULL RETURNING id",
+    "role_permissions": "INSERT INTO role_permissions (tenant_id, role_id, permission)"
+    " SELECT $1, id, 'project:read' FROM roles WHERE key IS NULL AND $2::uuid IS NOT NULL"
+    " AND $3::bytea IS NOT NULL RETURNING id",
+    "user_roles": "INSERT INTO user_roles (tenant_id, user_id, role_id)"
+    " SELECT $1, $2, id FROM roles WHERE key IS NULL AND $3::bytea IS NOT NULL RETURNING id",
     "audit_log": "INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, outcome,"
     " request_id) VALUES ($1, 'user', $2, 'test.seeded', 'success', left(encode($3, 'hex'), 64))"
     " RETURNING id",

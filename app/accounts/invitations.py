@@ -7,8 +7,6 @@ after the same work: the password is hashed before the token is looked at.
 
 from __future__ import annotations
 
-from uuid import UUID
-
 from app.accounts import queries
 from app.accounts.mailer import Mailer
 from app.accounts.models import MailMessage, Role, TokenPurpose
@@ -16,14 +14,15 @@ from app.accounts.tokens import active_tenant, duration, invalid_token, issue_to
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Database, Session
-from app.core.errors import Conflict, Forbidden
+from app.core.errors import Conflict
 from app.core.passwords import check_password_policy, hash_password
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService, parse_opaque_token
 from app.core.settings import Settings
+from app.rbac import service as rbac
 from app.rbac.permissions import Permission
-from app.rbac.service import require_permission
 from app.tenants.service import current_tenant
 from app.users.models import User
 
@@ -34,7 +33,7 @@ async def invite_user(
     settings: Settings,
     meta: RequestMeta,
     *,
-    actor_id: UUID,
+    actor: Actor,
     email: str,
     role: Role,
     display_name: str | None,
@@ -45,11 +44,8 @@ async def invite_user(
     updates it and replaces its token. An active or disabled user is a Conflict. Only an
     owner may invite another owner.
     """
-    await require_permission(session, actor_id, Permission.USER_INVITE)
-    actor = await queries.account(session, actor_id)
-    assert actor is not None  # an active user: require_permission passed
-    if role is Role.OWNER and actor.role is not Role.OWNER:
-        raise Forbidden("Only owners can invite owners", field="role")
+    actor.require(Permission.USER_INVITE)
+    rbac.check_may_grant(actor, role.value)
     email = validation.email(email)
     name = (
         None
@@ -60,26 +56,33 @@ async def invite_user(
     if existing is None:
         default_name = email.split("@", 1)[0][:200] or email
         user = await queries.insert_invited_user(
-            session, email=email, display_name=name or default_name, role=role
+            session, email=email, display_name=name or default_name
         )
     elif existing.status == "invited":
-        user = await queries.update_invited_user(session, existing.id, display_name=name, role=role)
+        user = await queries.update_invited_user(session, existing.id, display_name=name)
     else:
         raise Conflict("A user with this email already exists", field="email")
+    await rbac.grant_system_role(
+        session,
+        user_id=user.id,
+        key=role.value,
+        granted_by=actor.user_id,
+        replace=existing is not None,
+    )
     token = await issue_token(
         session,
         TokenPurpose.INVITATION,
         user_id=user.id,
         ttl_seconds=settings.auth.invitation_ttl_seconds,
         email=user.email,
-        created_by=actor_id,
+        created_by=actor.user_id,
     )
     tenant = await current_tenant(session)
     await record(
         session,
         meta,
         action="invitation.sent",
-        actor_id=actor_id,
+        actor_id=actor.user_id,
         target_type="user",
         target_id=user.id,
         metadata={"role": role.value, "reinvited": existing is not None},

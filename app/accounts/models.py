@@ -26,7 +26,7 @@ _KINDS = {
 
 
 class Role(enum.Enum):
-    """Interim tenant roles (users.role) until roles get tables of their own."""
+    """The system role an invitation grants (custom roles are assigned after acceptance)."""
 
     OWNER = "owner"
     ADMIN = "admin"
@@ -41,7 +41,6 @@ class Account:
     id: UUID
     email: str
     status: str
-    role: Role
     password_hash: str | None
 
 

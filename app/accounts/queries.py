@@ -10,15 +10,15 @@ from uuid import UUID
 
 import asyncpg
 
-from app.accounts.models import Account, ConsumedToken, MailMessage, Role, TokenPurpose
+from app.accounts.models import Account, ConsumedToken, MailMessage, TokenPurpose
 from app.core.db import Session
 from app.users.models import USERS, User
 
-_ACCOUNT_COLUMNS = "id, email, status, role, password_hash"
+_ACCOUNT_COLUMNS = "id, email, status, password_hash"
 
 
 def _account(row: asyncpg.Record) -> Account:
-    return Account(row["id"], row["email"], row["status"], Role(row["role"]), row["password_hash"])
+    return Account(row["id"], row["email"], row["status"], row["password_hash"])
 
 
 async def account(session: Session, user_id: UUID) -> Account | None:
@@ -33,29 +33,23 @@ async def account_by_email(session: Session, email: str) -> Account | None:
     return None if row is None else _account(row)
 
 
-async def insert_invited_user(
-    session: Session, *, email: str, display_name: str, role: Role
-) -> User:
+async def insert_invited_user(session: Session, *, email: str, display_name: str) -> User:
     row = await session.fetchrow(
-        f"INSERT INTO users AS t (tenant_id, email, display_name, status, role) "
-        f"VALUES (app.current_tenant_id(), $1, $2, 'invited', $3) RETURNING {USERS.select_list()}",
+        f"INSERT INTO users AS t (tenant_id, email, display_name, status) "
+        f"VALUES (app.current_tenant_id(), $1, $2, 'invited') RETURNING {USERS.select_list()}",
         email,
         display_name,
-        role.value,
     )
     assert row is not None
     return USERS.to_model(row)
 
 
-async def update_invited_user(
-    session: Session, user_id: UUID, *, display_name: str | None, role: Role
-) -> User:
+async def update_invited_user(session: Session, user_id: UUID, *, display_name: str | None) -> User:
     row = await session.fetchrow(
-        f"UPDATE users AS t SET role = $2, display_name = coalesce($3, display_name),"
+        f"UPDATE users AS t SET display_name = coalesce($2, display_name),"
         f" updated_at = statement_timestamp() WHERE id = $1 AND status = 'invited'"
         f" RETURNING {USERS.select_list()}",
         user_id,
-        role.value,
         display_name,
     )
     assert row is not None

@@ -21,8 +21,10 @@ from app.accounts.types import (
 )
 from app.api.context import Info
 from app.api.mutations import attempt, settle
+from app.api.permissions import public, requires, signed_in
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
+from app.rbac.permissions import Permission
 from app.users.types import User
 
 T = TypeVar("T")
@@ -31,7 +33,8 @@ T = TypeVar("T")
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(
-        description="Invite someone to this tenant by email (needs `user:invite`)."
+        description="Invite someone to this tenant by email (needs `user:invite`).",
+        extensions=requires(Permission.USER_INVITE),
     )
     async def invite_user(
         self,
@@ -46,7 +49,7 @@ class AccountMutations:
                 mailer_for(ctx.settings),
                 ctx.settings,
                 ctx.request_meta,
-                actor_id=actor,
+                actor=actor,
                 email=input.email,
                 role=input.role,
                 display_name=input.display_name,
@@ -55,7 +58,8 @@ class AccountMutations:
         return InviteUserPayload(user=User.maybe(outcome.value), errors=outcome.errors)
 
     @strawberry.mutation(
-        description="Accept an invitation: choose a password and sign in (no token needed)."
+        description="Accept an invitation: choose a password and sign in (no token needed).",
+        extensions=public(),
     )
     async def accept_invitation(
         self,
@@ -81,7 +85,8 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Mail a password-reset link. The answer is the same whether or not the "
-        "account exists."
+        "account exists.",
+        extensions=public(),
     )
     async def request_password_reset(
         self,
@@ -105,7 +110,8 @@ class AccountMutations:
         return AccountPayload.failed(outcome.errors)
 
     @strawberry.mutation(
-        description="Set a new password with a reset link's token; ends every session."
+        description="Set a new password with a reset link's token; ends every session.",
+        extensions=public(),
     )
     async def complete_password_reset(
         self,
@@ -128,7 +134,9 @@ class AccountMutations:
         return AccountPayload.failed(outcome.errors)
 
     @strawberry.mutation(
-        description="Change the signed-in user's password; ends their other sessions."
+        description="Change the signed-in user's password. Every session of the user ends, "
+        "this one included; `signIn` holds new tokens.",
+        extensions=signed_in(),
     )
     async def change_password(
         self,
@@ -157,7 +165,8 @@ class AccountMutations:
         )
 
     @strawberry.mutation(
-        description="Start changing the signed-in user's email: a link is mailed to the new one."
+        description="Start changing the signed-in user's email: a link is mailed to the new one.",
+        extensions=signed_in(),
     )
     async def change_email(
         self,
@@ -172,13 +181,15 @@ class AccountMutations:
                 mailer_for(ctx.settings),
                 ctx.settings,
                 ctx.request_meta,
-                actor_id=actor,
+                actor_id=actor.user_id,
                 new_email=input.new_email,
             ),
         )
         return AccountPayload.failed(outcome.errors)
 
-    @strawberry.mutation(description="Apply an email change from its verification link's token.")
+    @strawberry.mutation(
+        description="Apply an email change from its verification link's token.", extensions=public()
+    )
     async def verify_email(
         self,
         info: Info,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -10,6 +12,7 @@ import strawberry
 from starlette.requests import Request
 
 from app.api.loaders import Loaders
+from app.core.actor import Actor
 from app.core.db import Database, Session
 from app.core.errors import Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -19,6 +22,10 @@ from app.core.store import Store
 
 if TYPE_CHECKING:
     from starlette.responses import Response
+
+# Resolves a user's effective permissions in the session's tenant (app/rbac, injected by
+# app/main.py: this layer knows no domain).
+Authorizer = Callable[[Session, Store, UUID], Awaitable[Actor]]
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,28 @@ class Context:
     principal: Principal | None
     # The operation's one transaction, bound to the principal's tenant (or to none).
     session: Session
+    authorize: Authorizer
     loaders: Loaders = field(init=False)
+    _actor: Actor | None = field(init=False, default=None)
+    _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self.session)
+
+    async def actor(self) -> Actor:
+        """The signed-in user with their effective permissions, resolved once per operation
+        (sibling resolvers share it); Unauthenticated without a principal."""
+        principal = self.require_principal()
+        async with self._actor_lock:
+            if self._actor is None:
+                self._actor = await self.authorize(self.session, self.store, principal.user_id)
+            return self._actor
+
+    def forget(self) -> None:
+        """Drop what this operation has read: after a mutation, whose writes (roles
+        included) the next field of the same document must see."""
+        self.loaders.clear()
+        self._actor = None
 
     @property
     def request_meta(self) -> RequestMeta:

@@ -5,14 +5,16 @@ Built per request (never shared), so one tenant's objects can never be served to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
 from app.core.db import Session
 from app.core.tables import Filter, PageQuery, Row, Table, count_rows, fetch_by_ids, fetch_page
+
+V = TypeVar("V")
 
 
 class Loaders:
@@ -23,6 +25,20 @@ class Loaders:
     def clear(self) -> None:
         """Forget everything loaded: called after each mutation, whose writes it may predate."""
         self._loaders.clear()
+
+    def batch(
+        self, name: str, load: Callable[[Session, Sequence[UUID]], Awaitable[dict[UUID, V]]]
+    ) -> DataLoader[UUID, V | None]:
+        """A loader over any batch function from ids to values (None where absent)."""
+        key = ("batch", name)
+        if key not in self._loaders:
+
+            async def load_many(ids: Sequence[UUID]) -> list[V | None]:
+                found = await load(self._session, ids)
+                return [found.get(i) for i in ids]
+
+            self._loaders[key] = DataLoader(load_fn=load_many)
+        return self._loaders[key]
 
     def by_id(self, table: Table[Any]) -> DataLoader[UUID, Any]:
         key = ("id", table)

@@ -13,12 +13,12 @@ import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
-from uuid import UUID
 
 import asyncpg
 import strawberry
 
 from app.api.context import Info
+from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import DomainError, Invalid, translate_database_error
 from app.core.validation import MISSING, Patch
@@ -70,20 +70,20 @@ class Outcome(Generic[T]):
     errors: list[UserError] = field(default_factory=list)
 
 
-async def attempt(info: Info, action: Callable[[Session, UUID], Awaitable[T]]) -> Outcome[T]:
+async def attempt(info: Info, action: Callable[[Session, Actor], Awaitable[T]]) -> Outcome[T]:
     """Run `action(session, actor)` atomically for the signed-in user."""
-    principal = info.context.require_principal()
+    actor = await info.context.actor()
     session = info.context.session
 
     async def atomically() -> T:
         async with session.atomic():
-            return await action(session, principal.user_id)
+            return await action(session, actor)
 
     try:
         return await settle(atomically())
     finally:
         # The payload, and later mutations of the same document, must read the new state.
-        info.context.loaders.clear()
+        info.context.forget()
 
 
 async def settle(action: Awaitable[T]) -> Outcome[T]:

@@ -48,9 +48,9 @@ def decode_global_id(value: str) -> tuple[str, UUID] | None:
 class Node:
     pk: strawberry.Private[UUID]
     table: ClassVar[Table[Any]]
-    # False for types only some users of a tenant may read (audit entries): `node(id:)`
-    # checks no permission, so it must not reach them.
-    node_lookup: ClassVar[bool] = True
+    # The permission `node(id:)` needs to return an object of this type (None: any signed-in
+    # user of the tenant). Without it the object reads as absent, like another tenant's.
+    read_permission: ClassVar[str | None] = None
 
     @strawberry.field(description="The opaque global ID of this object, usable with `node(id:)`.")
     def id(self) -> strawberry.ID:
@@ -90,6 +90,9 @@ async def resolve_global_id(info: Info, value: strawberry.ID) -> Node | None:
     node_type = _node_types().get(decoded[0]) if decoded is not None else None
     if decoded is None or node_type is None:
         return None
+    needed = node_type.read_permission
+    if needed is not None and not (await info.context.actor()).can(needed):
+        return None
     return await load_node(info, node_type, decoded[1])
 
 
@@ -100,7 +103,7 @@ def _node_types() -> dict[str, type[Node]]:
     while pending:
         cls = pending.pop()
         pending.extend(cls.__subclasses__())
-        if "table" in cls.__dict__ and cls.node_lookup:
+        if "table" in cls.__dict__:
             found[cls.graphql_name()] = cls
     return found
 

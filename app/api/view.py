@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema import BaseSchema
 
-from app.api.context import Context
+from app.api.context import Authorizer, Context
 from app.api.graphiql import graphiql_html
 from app.core.db import Database
 from app.core.security import TokenService
@@ -21,7 +21,14 @@ STATIC_PREFIX = "/static/graphiql"
 
 
 class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, schema: BaseSchema, *, settings: Settings, tokens: TokenService) -> None:
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        settings: Settings,
+        tokens: TokenService,
+        authorize: Authorizer,
+    ) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if settings.graphiql else None,
@@ -30,6 +37,7 @@ class GraphQLView(GraphQL[Context, None]):
         )
         self.settings = settings
         self.tokens = tokens
+        self.authorize = authorize
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry turns JSONDecodeError into a 400 but not the RecursionError of a body
@@ -59,6 +67,7 @@ class GraphQLView(GraphQL[Context, None]):
             # Opened lazily on first query; the operation extension sets read-only for
             # queries and closes it once.
             session=database.session(tenant_id, readonly=True),
+            authorize=self.authorize,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""The auditLog query, for tenant administrators."""
+"""The auditLog query (`audit:read`)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,22 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
+from app.api.permissions import requires
 from app.api.relay import After, Connection, First, table_connection
 from app.audit.models import AUDIT_ORDERINGS
 from app.audit.types import AuditLogEntry
 from app.core.tables import Filter
 from app.rbac.permissions import Permission
-from app.rbac.service import require_permission
 
 NEWEST_FIRST = replace(AUDIT_ORDERINGS["OCCURRED_AT"], descending=True)
 
 
 @strawberry.type
 class AuditQueries:
-    @strawberry.field(description="The tenant's audit log, newest first. Administrators only.")
+    @strawberry.field(
+        description="The tenant's audit log, newest first.",
+        extensions=requires(Permission.AUDIT_READ),
+    )
     async def audit_log(
         self,
         info: Info,
@@ -30,8 +33,6 @@ class AuditQueries:
             str | None, strawberry.argument(description="Only entries of this action.")
         ] = None,
     ) -> Connection[AuditLogEntry]:
-        principal = info.context.require_principal()
-        await require_permission(info.context.session, principal.user_id, Permission.AUDIT_READ)
         filters: tuple[Filter, ...] = () if action is None else (("action", action),)
         return await table_connection(
             info,

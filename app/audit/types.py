@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from app.api.relay import Node
 from app.audit.models import AUDIT_LOG, ActorKind, AuditOutcome
 from app.core.tables import Table
+from app.rbac.permissions import Permission
 
 strawberry.enum(AuditOutcome, description="How a recorded action ended.")
 strawberry.enum(ActorKind, description="What kind of principal acted.")
@@ -19,7 +20,7 @@ strawberry.enum(ActorKind, description="What kind of principal acted.")
 @strawberry.type(description="One recorded security event of the tenant (append-only).")
 class AuditLogEntry(Node):
     table: ClassVar[Table[Any]] = AUDIT_LOG
-    node_lookup: ClassVar[bool] = False
+    read_permission: ClassVar[str | None] = Permission.AUDIT_READ
     occurred_at: datetime = strawberry.field(description="When it happened.")
     actor_kind: ActorKind = strawberry.field(description="Who acted: a user, anonymous, ...")
     actor_id: strawberry.Private[Any]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 
 from app.api.context import Info
 from app.api.mutations import attempt
+from app.api.permissions import public, signed_in
 from app.api.relay import decode_global_id
 from app.auth import service, sessions
 from app.auth.types import SESSION_TYPE, SignInPayload, SignOutPayload
+from app.core.actor import Actor
 from app.core.db import Session as DbSession
 from app.core.errors import DomainError, Invalid
 
@@ -25,7 +26,9 @@ class SignInInput:
 
 @strawberry.type
 class AuthMutations:
-    @strawberry.mutation(description="Sign in with a tenant slug, email and password.")
+    @strawberry.mutation(
+        description="Sign in with a tenant slug, email and password.", extensions=public()
+    )
     async def sign_in(
         self,
         info: Info,
@@ -49,7 +52,8 @@ class AuthMutations:
 
     @strawberry.mutation(
         description="Exchange a refresh token for new tokens. Each refresh token works once; "
-        "presenting a used one again ends the session."
+        "presenting a used one again ends the session.",
+        extensions=public(),
     )
     async def refresh_token(
         self,
@@ -67,18 +71,21 @@ class AuthMutations:
             return SignInPayload.of_error(error)
         return SignInPayload.of_tokens(tokens)
 
-    @strawberry.mutation(description="End the current session (its refresh and access tokens).")
+    @strawberry.mutation(
+        description="End the current session (its refresh and access tokens).",
+        extensions=signed_in(),
+    )
     async def sign_out(self, info: Info) -> SignOutPayload:
         ctx = info.context
 
-        async def run(session: DbSession, actor: UUID) -> int:
+        async def run(session: DbSession, actor: Actor) -> int:
             principal = ctx.require_principal()
             await sessions.revoke_session(
                 session,
                 ctx.tokens,
                 ctx.store,
                 ctx.request_meta,
-                actor_id=actor,
+                actor_id=actor.user_id,
                 session_id=principal.session_id,
                 reason="sign_out",
             )
@@ -87,25 +94,31 @@ class AuthMutations:
         outcome = await attempt(info, run)
         return SignOutPayload(revoked_sessions=outcome.value or 0, errors=outcome.errors)
 
-    @strawberry.mutation(description="End every session of the signed-in user, this one included.")
+    @strawberry.mutation(
+        description="End every session of the signed-in user, this one included.",
+        extensions=signed_in(),
+    )
     async def sign_out_everywhere(self, info: Info) -> SignOutPayload:
         ctx = info.context
 
-        async def run(session: DbSession, actor: UUID) -> int:
+        async def run(session: DbSession, actor: Actor) -> int:
             return await sessions.revoke_user_sessions(
                 session,
                 ctx.tokens,
                 ctx.store,
                 ctx.request_meta,
-                user_id=actor,
-                actor_id=actor,
+                user_id=actor.user_id,
+                actor_id=actor.user_id,
                 reason="sign_out_everywhere",
             )
 
         outcome = await attempt(info, run)
         return SignOutPayload(revoked_sessions=outcome.value or 0, errors=outcome.errors)
 
-    @strawberry.mutation(description="End one of the signed-in user's sessions (see `sessions`).")
+    @strawberry.mutation(
+        description="End one of the signed-in user's sessions (see `sessions`).",
+        extensions=signed_in(),
+    )
     async def revoke_session(
         self,
         info: Info,
@@ -113,7 +126,7 @@ class AuthMutations:
     ) -> SignOutPayload:
         ctx = info.context
 
-        async def run(session: DbSession, actor: UUID) -> int:
+        async def run(session: DbSession, actor: Actor) -> int:
             decoded = decode_global_id(str(id))
             if decoded is None or decoded[0] != SESSION_TYPE:
                 raise Invalid("Not a valid Session ID", field="id")
@@ -122,7 +135,7 @@ class AuthMutations:
                 ctx.tokens,
                 ctx.store,
                 ctx.request_meta,
-                actor_id=actor,
+                actor_id=actor.user_id,
                 session_id=decoded[1],
                 reason="revoked_by_user",
             )

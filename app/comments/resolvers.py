@@ -8,9 +8,11 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt
+from app.api.permissions import requires
 from app.api.relay import ObjectId, parse_id
 from app.comments import service
 from app.comments.types import Comment
+from app.rbac.permissions import Permission
 from app.tasks.types import Task
 
 
@@ -22,7 +24,9 @@ class AddCommentInput:
 
 @strawberry.input(description="New text for one of your comments.")
 class EditCommentInput:
-    id: strawberry.ID = strawberry.field(description="The comment; only its author may edit it.")
+    id: strawberry.ID = strawberry.field(
+        description="The comment: yours, or anyone's with `comment:moderate`."
+    )
     body: str = strawberry.field(description="1-10000 characters.")
 
 
@@ -36,7 +40,10 @@ class CommentPayload:
 
 @strawberry.type
 class CommentMutations:
-    @strawberry.mutation(description="Comment on a task as the signed-in user.")
+    @strawberry.mutation(
+        description="Comment on a task as the signed-in user.",
+        extensions=requires(Permission.COMMENT_WRITE),
+    )
     async def add_comment(
         self,
         info: Info,
@@ -52,7 +59,10 @@ class CommentMutations:
         )
         return CommentPayload(comment=Comment.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Edit the text of a comment you wrote.")
+    @strawberry.mutation(
+        description="Edit the text of a comment you wrote (any comment with `comment:moderate`).",
+        extensions=requires(Permission.COMMENT_WRITE),
+    )
     async def edit_comment(
         self,
         info: Info,
@@ -68,7 +78,10 @@ class CommentMutations:
         )
         return CommentPayload(comment=Comment.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Delete a comment you wrote.")
+    @strawberry.mutation(
+        description="Delete a comment you wrote (any comment with `comment:moderate`).",
+        extensions=requires(Permission.COMMENT_WRITE),
+    )
     async def delete_comment(self, info: Info, id: ObjectId) -> DeletePayload:
         outcome = await attempt(
             info, lambda s, actor: service.delete_comment(s, parse_id(id, Comment), actor=actor)

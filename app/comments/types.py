@@ -12,6 +12,7 @@ from app.api.context import Info
 from app.api.relay import Node, load_node
 from app.comments.models import COMMENTS
 from app.core.tables import Table
+from app.rbac.permissions import Permission
 from app.tasks.types import Task
 from app.users.types import User
 
@@ -19,6 +20,7 @@ from app.users.types import User
 @strawberry.type(description="A comment on a task.")
 class Comment(Node):
     table: ClassVar[Table[Any]] = COMMENTS
+    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
     body: str = strawberry.field(description="The comment text.")
     created_at: datetime = strawberry.field(description="When the comment was written.")
     updated_at: datetime = strawberry.field(description="When the comment last changed.")

@@ -107,6 +107,7 @@ class Session:
         self._closed = False
         self._failed = False
         self._savepoints = 0
+        self._after_commit: list[Callable[[], Awaitable[object]]] = []
 
     async def _connection(self) -> PoolConnectionProxy[Any]:
         if self._closed:
@@ -180,6 +181,16 @@ class Session:
                 self._failed = self._failed or self._savepoints == 0
                 raise
 
+    def after_commit(self, callback: Callable[[], Awaitable[object]]) -> None:
+        """Run `callback` once this transaction has committed (never after a rollback).
+
+        For effects other sessions must not see before the data, e.g. invalidating a cache
+        that a concurrent request could otherwise refill from the old rows. A callback
+        registered inside a savepoint that was rolled back still runs: callbacks must be
+        harmless when nothing changed.
+        """
+        self._after_commit.append(callback)
+
     async def close(self, *, commit: bool) -> None:
         """Commit or roll back, and return the connection to the pool. Idempotent."""
         if self._closed:
@@ -187,16 +198,19 @@ class Session:
         self._closed = True
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
-        if conn is None or tx is None:
-            return
-        try:
-            if commit and not self._failed:
-                await tx.commit()
-            else:
-                await tx.rollback()
-        finally:
-            await self._db._pool.release(conn)
+        callbacks, self._after_commit = self._after_commit, []
+        if conn is not None and tx is not None:
+            try:
+                if commit and not self._failed:
+                    await tx.commit()
+                else:
+                    await tx.rollback()
+            finally:
+                await self._db._pool.release(conn)
         if commit and self._failed:
             raise asyncpg.InFailedSQLTransactionError(
                 "a statement of this transaction failed; it was rolled back, not committed"
             )
+        if commit:
+            for callback in callbacks:
+                await callback()

@@ -10,6 +10,7 @@ id and can be purged per tenant; values are JSON, never pickle.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -86,6 +87,15 @@ class Store:
         await self._cache.set(key.value, value)
         await self._cache.expire(key.value, ttl_seconds)
 
+    async def get_many(self, keys: list[StoreKey]) -> list[Any]:
+        """Several values in one round trip (MGET); None for missing keys. Values may be JSON
+        documents or raw counters (`bump`)."""
+        return list(await self._cache.multi_get([k.value for k in keys], loads_fn=_json_or_counter))
+
+    async def bump(self, key: StoreKey) -> int:
+        """Increment a counter that never expires (e.g. a cache generation); returns it."""
+        return int(await self._cache.increment(key.value, 1))
+
     async def delete(self, key: StoreKey) -> None:
         await self._cache.delete(key.value)
 
@@ -111,6 +121,13 @@ class Store:
         # Counters are raw integers (INCRBY), not JSON documents.
         value = await self._cache.get(window_key, loads_fn=_counter)
         return WindowCount(value or 0, resets_in)
+
+
+def _json_or_counter(raw: object) -> Any:
+    # Memory keeps counters as ints; Redis returns every value as text.
+    if raw is None or isinstance(raw, int):
+        return raw
+    return json.loads(raw)  # type: ignore[arg-type]
 
 
 def _counter(raw: object) -> int | None:

@@ -31,6 +31,7 @@ from app.identity import queries
 from app.identity.jwks import JwksCache
 from app.identity.models import ExternalIdentity, IdentityProvider
 from app.identity.verify import Rejected, unverified_issuer, verify_id_token
+from app.rbac import service as rbac
 from app.tenants.models import TenantStatus
 from app.tenants.service import lookup_slug
 
@@ -175,7 +176,10 @@ async def _user(
     try:
         async with session.atomic():
             user_id = await queries.insert_external_user(
-                session, email=email, display_name=display_name, role=provider.default_role
+                session, email=email, display_name=display_name
+            )
+            await rbac.grant_system_role(
+                session, user_id=user_id, key=provider.default_role.value, granted_by=None
             )
             await _link(session, user_id, provider, identity)
     except asyncpg.UniqueViolationError:

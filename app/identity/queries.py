@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 
 from app.core.db import Session
-from app.identity.models import IDENTITY_PROVIDERS, IdentityProvider, LocalUser, ProviderRole
+from app.identity.models import IDENTITY_PROVIDERS, IdentityProvider, LocalUser
 
 _P = IDENTITY_PROVIDERS
 
@@ -54,16 +54,13 @@ async def user_by_email(session: Session, email: str, provider_id: UUID) -> Loca
     return None if row is None else _local_user(row)
 
 
-async def insert_external_user(
-    session: Session, *, email: str, display_name: str, role: ProviderRole
-) -> UUID:
+async def insert_external_user(session: Session, *, email: str, display_name: str) -> UUID:
     """An active user without a password, whose email the provider has verified."""
     user_id = await session.fetchval(
-        "INSERT INTO users (tenant_id, email, display_name, role, email_verified_at)"
-        " VALUES (app.current_tenant_id(), $1, $2, $3, statement_timestamp()) RETURNING id",
+        "INSERT INTO users (tenant_id, email, display_name, email_verified_at)"
+        " VALUES (app.current_tenant_id(), $1, $2, statement_timestamp()) RETURNING id",
         email,
         display_name,
-        role.value,
     )
     assert isinstance(user_id, UUID)
     return user_id

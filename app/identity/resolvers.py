@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, attempt, patch
+from app.api.permissions import public, requires
 from app.api.relay import ObjectId, parse_id
 from app.auth.types import SignInPayload
+from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import DomainError
 from app.core.settings import Settings
@@ -19,6 +20,7 @@ from app.identity.jwks import JwksCache
 from app.identity.models import ProviderRole
 from app.identity.service import ProviderInput
 from app.identity.types import IdentityProvider, IdentityProviderPayload
+from app.rbac.permissions import Permission
 
 _CACHE_STATE = "identity_jwks"
 
@@ -91,18 +93,19 @@ def _allow_insecure(info: Info) -> bool:
 @strawberry.type
 class IdentityQueries:
     @strawberry.field(
-        description="The tenant's trusted identity providers (needs `tenant:settings`)."
+        description="The tenant's trusted identity providers.",
+        extensions=requires(Permission.TENANT_SETTINGS),
     )
     async def identity_providers(self, info: Info) -> list[IdentityProvider]:
-        principal = info.context.require_principal()
-        found = await service.list_providers(info.context.session, principal.user_id)
+        found = await service.list_providers(info.context.session, await info.context.actor())
         return [IdentityProvider.from_model(p) for p in found]
 
 
 @strawberry.type
 class IdentityMutations:
     @strawberry.mutation(
-        description="Trust an OIDC issuer for `exchangeToken` (needs `tenant:settings`)."
+        description="Trust an OIDC issuer for `exchangeToken`.",
+        extensions=requires(Permission.TENANT_SETTINGS),
     )
     async def add_identity_provider(
         self,
@@ -130,7 +133,8 @@ class IdentityMutations:
         )
 
     @strawberry.mutation(
-        description="Change an identity provider's settings (needs `tenant:settings`)."
+        description="Change an identity provider's settings.",
+        extensions=requires(Permission.TENANT_SETTINGS),
     )
     async def update_identity_provider(
         self,
@@ -141,7 +145,7 @@ class IdentityMutations:
     ) -> IdentityProviderPayload:
         meta, insecure = info.context.request_meta, _allow_insecure(info)
 
-        async def run(s: Session, actor: UUID) -> models.IdentityProvider:
+        async def run(s: Session, actor: Actor) -> models.IdentityProvider:
             given = ProviderInput(
                 name=patch(input.name, field="name"),
                 issuer=patch(input.issuer, field="issuer"),
@@ -165,7 +169,8 @@ class IdentityMutations:
         )
 
     @strawberry.mutation(
-        description="Stop trusting an identity provider (needs `tenant:settings`). Its users stay."
+        description="Stop trusting an identity provider. Its users stay.",
+        extensions=requires(Permission.TENANT_SETTINGS),
     )
     async def remove_identity_provider(self, info: Info, id: ObjectId) -> DeletePayload:
         meta = info.context.request_meta
@@ -179,7 +184,8 @@ class IdentityMutations:
 
     @strawberry.mutation(
         description="Exchange an ID token of a provider the tenant trusts for Tenantry tokens. "
-        "Any problem gives the same INVALID_CREDENTIALS error."
+        "Any problem gives the same INVALID_CREDENTIALS error.",
+        extensions=public(),
     )
     async def exchange_token(
         self,

@@ -15,6 +15,7 @@ import asyncpg
 
 from app.audit.service import record
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
@@ -24,7 +25,6 @@ from app.identity import queries
 from app.identity.jwks import check_url
 from app.identity.models import IDENTITY_PROVIDERS, IdentityProvider, ProviderRole
 from app.rbac.permissions import Permission
-from app.rbac.service import require_permission
 
 _URL_MAX = 2000
 _CLAIM = re.compile(r"^[A-Za-z0-9_:./-]{1,100}$")
@@ -95,22 +95,22 @@ def _conflict() -> Conflict:
     return Conflict("This tenant already trusts a provider with this issuer", field="issuer")
 
 
-async def list_providers(session: Session, actor: UUID) -> list[IdentityProvider]:
+async def list_providers(session: Session, actor: Actor) -> list[IdentityProvider]:
     """The tenant's providers, oldest first."""
-    await require_permission(session, actor, Permission.TENANT_SETTINGS)
+    actor.require(Permission.TENANT_SETTINGS)
     return await queries.providers(session)
 
 
 async def add_provider(
     session: Session,
     meta: RequestMeta,
-    actor: UUID,
+    actor: Actor,
     given: ProviderInput,
     *,
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Trust a new issuer for `exchangeToken` in the session's tenant."""
-    await require_permission(session, actor, Permission.TENANT_SETTINGS)
+    actor.require(Permission.TENANT_SETTINGS)
     for required in ("name", "issuer", "audience", "jwks_url"):
         if getattr(given, required) is MISSING:
             raise Invalid(f"`{required}` is required", field=required)
@@ -127,14 +127,14 @@ async def add_provider(
 async def update_provider(
     session: Session,
     meta: RequestMeta,
-    actor: UUID,
+    actor: Actor,
     provider_id: UUID,
     given: ProviderInput,
     *,
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Change some settings of a provider; omitted ones are kept."""
-    await require_permission(session, actor, Permission.TENANT_SETTINGS)
+    actor.require(Permission.TENANT_SETTINGS)
     columns = _columns(given, allow_insecure=allow_insecure)
     current = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if current is None:
@@ -154,10 +154,10 @@ async def update_provider(
 
 
 async def remove_provider(
-    session: Session, meta: RequestMeta, actor: UUID, provider_id: UUID
+    session: Session, meta: RequestMeta, actor: Actor, provider_id: UUID
 ) -> None:
     """Stop trusting a provider; its users stay, their links to it are deleted."""
-    await require_permission(session, actor, Permission.TENANT_SETTINGS)
+    actor.require(Permission.TENANT_SETTINGS)
     provider = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if provider is None or not await delete_row(session, IDENTITY_PROVIDERS, provider_id):
         raise NotFound("Identity provider not found", field="id")
@@ -167,7 +167,7 @@ async def remove_provider(
 async def _audit(
     session: Session,
     meta: RequestMeta,
-    actor: UUID,
+    actor: Actor,
     action: str,
     provider: IdentityProvider,
     *,
@@ -180,7 +180,7 @@ async def _audit(
         session,
         meta,
         action=action,
-        actor_id=actor,
+        actor_id=actor.user_id,
         target_type="identity_provider",
         target_id=provider.id,
         metadata=metadata,

@@ -11,6 +11,7 @@ from app.api.mutations import UserError
 from app.api.relay import Node
 from app.core.tables import Table
 from app.identity.models import IDENTITY_PROVIDERS, ProviderRole
+from app.rbac.permissions import Permission
 
 strawberry.enum(ProviderRole, description="The role of users an identity provider creates.")
 
@@ -21,8 +22,7 @@ strawberry.enum(ProviderRole, description="The role of users an identity provide
 )
 class IdentityProvider(Node):
     table: ClassVar[Table[Any]] = IDENTITY_PROVIDERS
-    # Admin-only: `node(id:)` checks no role, so it must not reach providers.
-    node_lookup: ClassVar[bool] = False
+    read_permission: ClassVar[str | None] = Permission.TENANT_SETTINGS
     name: str = strawberry.field(description="A label for people, e.g. `Corporate SSO`.")
     issuer: str = strawberry.field(description="The exact `iss` of the provider's tokens.")
     audience: str = strawberry.field(

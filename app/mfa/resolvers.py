@@ -14,6 +14,7 @@ import strawberry
 
 from app.api.context import Context, Info, Principal
 from app.api.mutations import Outcome, UserError, settle
+from app.api.permissions import public, signed_in
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
 from app.mfa import service
@@ -67,7 +68,9 @@ async def _signed_in(
 
 @strawberry.type
 class MfaQueries:
-    @strawberry.field(description="The signed-in user's two-factor authentication.")
+    @strawberry.field(
+        description="The signed-in user's two-factor authentication.", extensions=signed_in()
+    )
     async def mfa_status(self, info: Info) -> MfaStatus:
         principal = info.context.require_principal()
         return MfaStatus.of(await service.mfa_status(info.context.session, principal.user_id))
@@ -77,7 +80,8 @@ class MfaQueries:
 class MfaMutations:
     @strawberry.mutation(
         description="Complete a sign-in that returned MFA_REQUIRED, with an authenticator "
-        "code or a recovery code."
+        "code or a recovery code.",
+        extensions=public(),
     )
     async def verify_mfa(
         self,
@@ -99,7 +103,8 @@ class MfaMutations:
 
     @strawberry.mutation(
         description="Start adding an authenticator app: returns its secret. Signed in, or with "
-        "the challenge of a sign-in that must enrol first."
+        "the challenge of a sign-in that must enrol first.",
+        extensions=public(),
     )
     async def start_totp_enrollment(
         self, info: Info, challenge: _Challenge = None
@@ -124,7 +129,8 @@ class MfaMutations:
     @strawberry.mutation(
         description="Finish adding an authenticator app with its first code; returns recovery "
         "codes and new tokens (`signIn`): every earlier session of the user ends, this one "
-        "included. With a challenge, this completes that sign-in."
+        "included. With a challenge, this completes that sign-in.",
+        extensions=public(),
     )
     async def confirm_totp_enrollment(
         self,
@@ -159,7 +165,8 @@ class MfaMutations:
 
     @strawberry.mutation(
         description="Replace all recovery codes with new ones. Needs a recent sign-in with "
-        "the second factor (else FRESH_AUTH_REQUIRED)."
+        "the second factor (else FRESH_AUTH_REQUIRED).",
+        extensions=signed_in(),
     )
     async def regenerate_recovery_codes(self, info: Info) -> RecoveryCodesPayload:
         outcome = await _signed_in(
@@ -171,7 +178,8 @@ class MfaMutations:
     @strawberry.mutation(
         description="Turn two-factor authentication off. Every session of the user ends, this "
         "one included; `signIn` holds new tokens. Needs a recent sign-in with the second factor "
-        "(else FRESH_AUTH_REQUIRED)."
+        "(else FRESH_AUTH_REQUIRED).",
+        extensions=signed_in(),
     )
     async def disable_mfa(self, info: Info) -> DisableMfaPayload:
         outcome = await _signed_in(

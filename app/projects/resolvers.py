@@ -8,6 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt, patch
+from app.api.permissions import requires
 from app.api.relay import (
     After,
     Connection,
@@ -22,6 +23,7 @@ from app.core.tables import Filter
 from app.projects import service
 from app.projects.models import PROJECT_ORDERINGS, ProjectStatus
 from app.projects.types import Project, ProjectOrder
+from app.rbac.permissions import Permission
 
 
 @strawberry.input(description="Conditions a project must meet.")
@@ -56,7 +58,10 @@ class ProjectPayload:
 
 @strawberry.type
 class ProjectQueries:
-    @strawberry.field(description="Projects of the current tenant.")
+    @strawberry.field(
+        description="Projects of the current tenant.",
+        extensions=requires(Permission.PROJECT_READ),
+    )
     async def projects(
         self,
         info: Info,
@@ -70,7 +75,6 @@ class ProjectQueries:
             strawberry.argument(description="Order of the projects (default: oldest first)."),
         ] = None,
     ) -> Connection[Project]:
-        info.context.require_principal()
         order = order_by or ProjectOrder()
         filters: tuple[Filter, ...] = ()
         if filter is not None and filter.status is not None:
@@ -84,15 +88,20 @@ class ProjectQueries:
             filters=filters,
         )
 
-    @strawberry.field(description="A project by ID; null if there is none in this tenant.")
+    @strawberry.field(
+        description="A project by ID; null if there is none in this tenant.",
+        extensions=requires(Permission.PROJECT_READ),
+    )
     async def project(self, info: Info, id: ObjectId) -> Project | None:
-        info.context.require_principal()
         return await load_node(info, Project, parse_id(id, Project))
 
 
 @strawberry.type
 class ProjectMutations:
-    @strawberry.mutation(description="Create a project.")
+    @strawberry.mutation(
+        description="Create a project.",
+        extensions=requires(Permission.PROJECT_WRITE),
+    )
     async def create_project(
         self,
         info: Info,
@@ -106,7 +115,10 @@ class ProjectMutations:
         )
         return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Rename a project or change its description.")
+    @strawberry.mutation(
+        description="Rename a project or change its description.",
+        extensions=requires(Permission.PROJECT_WRITE),
+    )
     async def update_project(
         self,
         info: Info,
@@ -116,30 +128,48 @@ class ProjectMutations:
     ) -> ProjectPayload:
         outcome = await attempt(
             info,
-            lambda s, _: service.update_project(
+            lambda s, actor: service.update_project(
                 s,
                 parse_id(input.id, Project),
+                actor=actor,
                 name=patch(input.name, field="name"),
                 description=patch(input.description, field="description"),
             ),
         )
         return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Archive a project: it keeps its tasks but takes no new ones.")
+    @strawberry.mutation(
+        description="Archive a project: it keeps its tasks but takes no new ones.",
+        extensions=requires(Permission.PROJECT_WRITE),
+    )
     async def archive_project(self, info: Info, id: ObjectId) -> ProjectPayload:
         outcome = await attempt(
-            info, lambda s, _: service.set_archived(s, parse_id(id, Project), archived=True)
+            info,
+            lambda s, actor: service.set_archived(
+                s, parse_id(id, Project), archived=True, actor=actor
+            ),
         )
         return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Make an archived project active again.")
+    @strawberry.mutation(
+        description="Make an archived project active again.",
+        extensions=requires(Permission.PROJECT_WRITE),
+    )
     async def unarchive_project(self, info: Info, id: ObjectId) -> ProjectPayload:
         outcome = await attempt(
-            info, lambda s, _: service.set_archived(s, parse_id(id, Project), archived=False)
+            info,
+            lambda s, actor: service.set_archived(
+                s, parse_id(id, Project), archived=False, actor=actor
+            ),
         )
         return ProjectPayload(project=Project.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Delete a project with all its tasks and comments.")
+    @strawberry.mutation(
+        description="Delete a project with all its tasks and comments.",
+        extensions=requires(Permission.PROJECT_WRITE),
+    )
     async def delete_project(self, info: Info, id: ObjectId) -> DeletePayload:
-        outcome = await attempt(info, lambda s, _: service.delete_project(s, parse_id(id, Project)))
+        outcome = await attempt(
+            info, lambda s, actor: service.delete_project(s, parse_id(id, Project), actor=actor)
+        )
         return DeletePayload.of(outcome, id)

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import Conflict, NotFound
 from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
 from app.projects.models import PROJECTS, Project, ProjectStatus
+from app.rbac.permissions import Permission
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -40,17 +42,23 @@ async def require_active(session: Session, project_id: UUID, *, field: str) -> P
     return project
 
 
-async def create_project(session: Session, *, name: str, description: str, actor: UUID) -> Project:
+async def create_project(session: Session, *, name: str, description: str, actor: Actor) -> Project:
+    actor.require(Permission.PROJECT_WRITE)
     return await insert_row(
         session,
         PROJECTS,
-        {"name": _name(name), "description": _description(description), "created_by": actor},
+        {
+            "name": _name(name),
+            "description": _description(description),
+            "created_by": actor.user_id,
+        },
     )
 
 
 async def update_project(
-    session: Session, project_id: UUID, *, name: Patch[str], description: Patch[str]
+    session: Session, project_id: UUID, *, name: Patch[str], description: Patch[str], actor: Actor
 ) -> Project:
+    actor.require(Permission.PROJECT_WRITE)
     changes = validation.given(
         {
             "name": name if name is MISSING else _name(name),
@@ -65,8 +73,11 @@ async def update_project(
     return updated
 
 
-async def set_archived(session: Session, project_id: UUID, *, archived: bool) -> Project:
+async def set_archived(
+    session: Session, project_id: UUID, *, archived: bool, actor: Actor
+) -> Project:
     """Archive or unarchive; doing it twice is harmless (the timestamp is kept)."""
+    actor.require(Permission.PROJECT_WRITE)
     project = await lock_row(session, PROJECTS, project_id)
     if project is None:
         raise NotFound("Project not found", field="id")
@@ -82,7 +93,8 @@ async def set_archived(session: Session, project_id: UUID, *, archived: bool) ->
     return updated
 
 
-async def delete_project(session: Session, project_id: UUID) -> None:
+async def delete_project(session: Session, project_id: UUID, *, actor: Actor) -> None:
     """Delete the project with its tasks and their comments (foreign-key cascade)."""
+    actor.require(Permission.PROJECT_WRITE)
     if not await delete_row(session, PROJECTS, project_id):
         raise NotFound("Project not found", field="id")

@@ -13,6 +13,7 @@ from app.api.context import Info
 from app.api.relay import After, Connection, First, Node, OrderDirection, load_node
 from app.core.tables import Table
 from app.projects.models import PROJECTS, ProjectStatus
+from app.rbac.permissions import Permission
 from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
 from app.users.types import User
 
@@ -39,6 +40,7 @@ class ProjectOrder:
 @strawberry.type(description="A container of tasks.")
 class Project(Node):
     table: ClassVar[Table[Any]] = PROJECTS
+    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
     name: str = strawberry.field(description="Name of the project.")
     description: str = strawberry.field(description="What the project is about, possibly empty.")
     status: ProjectStatus = strawberry.field(

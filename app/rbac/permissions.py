@@ -1,16 +1,20 @@
 """The permission catalog and the fixed permission sets of the system roles.
 
 Permissions are strings `resource:action[:scope]`; `…:own` variants allow the action only
-on objects the user owns (assigned tasks, authored comments), which the service layer
-checks. docs/permissions.md is generated from this module (a test keeps them equal).
+on objects the user owns (tasks assigned to them), which the service layer checks. A broader
+permission implies its narrower variant (`task:write` gives `task:write:own`), so a field's
+`@requiresPermission` names the least it needs and the service decides the rest.
+docs/permissions.md is generated from this module (a test keeps them equal).
 """
 
 from __future__ import annotations
 
 import enum
 
+from app.core.errors import Invalid
 
-class Permission(enum.Enum):
+
+class Permission(enum.StrEnum):
     PROJECT_READ = "project:read"
     PROJECT_WRITE = "project:write"
     TASK_WRITE = "task:write"
@@ -33,7 +37,9 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.PROJECT_READ: "Read projects, their tasks and comments.",
     Permission.PROJECT_WRITE: "Create, rename, archive and delete projects.",
     Permission.TASK_WRITE: "Create, change, assign, move and delete any task.",
-    Permission.TASK_WRITE_OWN: "Change and move tasks assigned to oneself.",
+    Permission.TASK_WRITE_OWN: (
+        "Create tasks; change, assign, move and delete the tasks assigned to oneself."
+    ),
     Permission.COMMENT_WRITE: "Comment on tasks; edit and delete one's own comments.",
     Permission.COMMENT_MODERATE: "Edit and delete anyone's comments.",
     Permission.USER_READ: "List the tenant's users.",
@@ -44,11 +50,37 @@ DESCRIPTIONS: dict[Permission, str] = {
     Permission.TENANT_SETTINGS: "Change the tenant's security settings and identity providers.",
 }
 
+# A broader permission grants its narrower variant too.
+IMPLIES: dict[Permission, frozenset[Permission]] = {
+    Permission.TASK_WRITE: frozenset({Permission.TASK_WRITE_OWN}),
+    Permission.COMMENT_MODERATE: frozenset({Permission.COMMENT_WRITE}),
+}
+
+
+def effective(granted: frozenset[Permission] | set[Permission]) -> frozenset[Permission]:
+    """`granted` with everything it implies."""
+    result = set(granted)
+    for permission in granted:
+        result |= IMPLIES.get(permission, frozenset())
+    return frozenset(result)
+
+
+def parse(values: list[str], *, field: str = "permissions") -> frozenset[Permission]:
+    """Permission names from input; an unknown name is Invalid (and named)."""
+    known = {p.value: p for p in Permission}
+    unknown = sorted({v for v in values if v not in known})
+    if unknown:
+        raise Invalid(f"Unknown permission {unknown[0]!r}", field=field)
+    return frozenset(known[v] for v in values)
+
+
 _ALL = frozenset(Permission)
 
 # The system roles every tenant has. Their sets are fixed in code, so a release can extend
 # them (a new permission reaches every owner) without a data migration.
 SYSTEM_ROLES: dict[str, frozenset[Permission]] = {
+    # Owners and admins differ in one rule of the service: only owners assign or remove the
+    # owner role (and every tenant keeps at least one owner).
     "owner": _ALL,
     "admin": _ALL,
     "member": frozenset(
@@ -61,6 +93,15 @@ SYSTEM_ROLES: dict[str, frozenset[Permission]] = {
         }
     ),
     "viewer": frozenset({Permission.PROJECT_READ, Permission.USER_READ}),
+}
+
+
+# Names and descriptions the system roles are created with in every tenant.
+SYSTEM_ROLE_INFO: dict[str, tuple[str, str]] = {
+    "owner": ("Owner", "Everything, including assigning the owner role. Every tenant keeps one."),
+    "admin": ("Admin", "Everything except assigning or removing the owner role."),
+    "member": ("Member", "Works on projects: creates them, edits own tasks, comments."),
+    "viewer": ("Viewer", "Reads projects, tasks, comments and the user list."),
 }
 
 

@@ -1,30 +1,420 @@
-"""Effective permissions, resolved per request from the user's roles (never from the token,
-so a role change takes effect on the next request)."""
+"""Roles and effective permissions.
+
+Effective permissions are resolved per operation from the user's roles, never from the
+token, so a role change applies to the next request. They are cached in the store per
+tenant and user, tagged with the tenant's authorization generation; every role or
+assignment change bumps the generation once its transaction has committed, which
+invalidates every entry of the tenant at once. Entries also expire after
+`CACHE_TTL_SECONDS`, bounding staleness should a bump ever be lost.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+import asyncpg
+
+from app.audit.service import record
+from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Session
-from app.core.errors import Forbidden
+from app.core.errors import Conflict, Forbidden, Invalid, NotFound
+from app.core.request_meta import RequestMeta
+from app.core.store import Store, tenant_key
+from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
+from app.core.validation import MISSING, Patch
 from app.rbac import queries
-from app.rbac.permissions import SYSTEM_ROLES, Permission
+from app.rbac.models import ROLES, Role
+from app.rbac.permissions import (
+    SYSTEM_ROLE_INFO,
+    SYSTEM_ROLES,
+    Permission,
+    effective,
+    parse,
+)
+
+CACHE_TTL_SECONDS = 60
+MAX_CUSTOM_ROLES = 50
+OWNER = "owner"
 
 
-async def roles_of(session: Session, user_id: UUID) -> list[str]:
-    role = await queries.active_role(session, user_id)
-    return [] if role is None else [role]
+# --- provisioning and resolution ---------------------------------------------------------
 
 
-async def permissions_of(session: Session, user_id: UUID) -> frozenset[Permission]:
-    """Everything the user may do in the session's tenant (nothing if not an active user)."""
+async def provision(session: Session) -> None:
+    """Create the system roles of the session's (new) tenant."""
+    await queries.insert_system_roles(
+        session, ((key, name, text) for key, (name, text) in SYSTEM_ROLE_INFO.items())
+    )
+
+
+def _resolve(grants: list[Any]) -> tuple[frozenset[Permission], frozenset[str]]:
+    known = {p.value: p for p in Permission}
     granted: set[Permission] = set()
-    for role in await roles_of(session, user_id):
-        granted |= SYSTEM_ROLES.get(role, frozenset())
-    return frozenset(granted)
+    keys: set[str] = set()
+    for grant in grants:
+        if grant.role_key is not None:
+            keys.add(grant.role_key)
+            granted |= SYSTEM_ROLES.get(grant.role_key, frozenset())
+        # A stored name a later release no longer knows grants nothing.
+        granted |= {known[p] for p in grant.stored_permissions if p in known}
+    return effective(granted), frozenset(keys)
 
 
-async def require_permission(session: Session, user_id: UUID, permission: Permission) -> None:
-    """Forbidden unless the user holds `permission` in the session's tenant."""
-    if permission not in await permissions_of(session, user_id):
-        raise Forbidden(f"This needs the {permission.value} permission")
+def _generation_key(session: Session) -> Any:
+    assert session.tenant_id is not None
+    return tenant_key(session.tenant_id, "authz", "generation")
+
+
+async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:
+    """The user's effective permissions in the session's tenant (none unless active)."""
+    assert session.tenant_id is not None
+    entry_key = tenant_key(session.tenant_id, "authz", "user", str(user_id))
+    generation, entry = await store.get_many([_generation_key(session), entry_key])
+    generation = generation or 0
+    if isinstance(entry, dict) and entry.get("g") == generation:
+        return Actor(user_id, frozenset(entry["p"]), frozenset(entry["r"]))
+    # The generation was read before the rows: a change committed in between bumps it after
+    # its commit, so this entry is stale at once rather than served until it expires.
+    actor = await resolve(session, user_id)
+    await store.put(
+        entry_key,
+        {"g": generation, "p": sorted(actor.permissions), "r": sorted(actor.system_roles)},
+        ttl_seconds=CACHE_TTL_SECONDS,
+    )
+    return actor
+
+
+async def resolve(session: Session, user_id: UUID) -> Actor:
+    """The user's effective permissions read from the database, bypassing the cache."""
+    permissions, keys = _resolve(await queries.grants(session, user_id))
+    return Actor(user_id, frozenset(permissions), keys)
+
+
+def invalidate(session: Session, store: Store) -> None:
+    """Every cached permission set of the tenant is stale once this transaction commits."""
+    key = _generation_key(session)
+
+    async def bump() -> None:
+        await store.bump(key)
+
+    session.after_commit(bump)
+
+
+# --- reading roles -------------------------------------------------------------------------
+
+
+async def list_roles(session: Session) -> list[Role]:
+    """The tenant's roles: the system roles first, then custom roles by name."""
+    return await queries.all_roles(session)
+
+
+async def roles_of(session: Session, user_ids: Sequence[UUID]) -> dict[UUID, list[Role]]:
+    return await queries.roles_of_users(session, user_ids)
+
+
+async def permissions_of_roles(
+    session: Session, roles: list[Role]
+) -> dict[UUID, frozenset[Permission]]:
+    """Each role's own permissions (without implied ones)."""
+    stored = await stored_permissions(session, [r.id for r in roles if not r.is_system])
+    return {
+        role.id: SYSTEM_ROLES[role.key]
+        if role.key is not None
+        else stored.get(role.id, frozenset())
+        for role in roles
+    }
+
+
+async def stored_permissions(
+    session: Session, role_ids: Sequence[UUID]
+) -> dict[UUID, frozenset[Permission]]:
+    """The permissions stored for custom roles (system roles have none stored)."""
+    if not role_ids:
+        return {}
+    rows = await queries.stored_permissions(session, role_ids)
+    known = {p.value: p for p in Permission}
+    return {
+        role_id: frozenset(known[p] for p in names if p in known) for role_id, names in rows.items()
+    }
+
+
+async def holder_counts(session: Session, role_ids: Sequence[UUID]) -> dict[UUID, int]:
+    return await queries.holder_counts(session, role_ids)
+
+
+async def get_role(session: Session, role_id: UUID, *, field: str = "id") -> Role:
+    """The role, or NotFound (also when it belongs to another tenant)."""
+    found = await fetch_by_ids(session, ROLES, [role_id])
+    if role_id not in found:
+        raise NotFound("Role not found", field=field)
+    return found[role_id]
+
+
+async def _locked(session: Session, role_id: UUID) -> Role:
+    role = await lock_row(session, ROLES, role_id)
+    if role is None:
+        raise NotFound("Role not found", field="id")
+    return role
+
+
+# --- changing roles ------------------------------------------------------------------------
+
+
+def _name(value: str) -> str:
+    return validation.text(value, field="name", max_length=100)
+
+
+def _description(value: str) -> str:
+    return validation.text(value, field="description", max_length=1000, min_length=0)
+
+
+def _require_manager_of(actor: Actor, permissions: frozenset[Permission]) -> None:
+    """Managing a role needs role:manage and every permission the role grants: nobody
+    hands out (or takes away) more than they hold themselves."""
+    actor.require(Permission.ROLE_MANAGE)
+    missing = sorted(p.value for p in effective(permissions) if not actor.can(p))
+    if missing:
+        raise Forbidden(f"You do not hold {missing[0]}, so you cannot manage a role that grants it")
+
+
+def _custom(role: Role) -> None:
+    if role.is_system:
+        raise Invalid("System roles cannot be changed or deleted", field="id")
+
+
+@dataclass(frozen=True)
+class RoleChanges:
+    name: Patch[str] = MISSING
+    description: Patch[str] = MISSING
+    permissions: Patch[list[str]] = MISSING
+
+
+async def _save(session: Session, write: Any) -> Any:
+    try:
+        async with session.atomic():
+            return await write()
+    except asyncpg.UniqueViolationError:
+        raise Conflict("A role with this name already exists", field="name") from None
+
+
+async def create_role(
+    session: Session,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: Actor,
+    name: str,
+    description: str,
+    permissions: list[str],
+) -> Role:
+    """A custom role granting `permissions` (each one the actor must hold)."""
+    granted = parse(permissions)
+    _require_manager_of(actor, granted)
+    name, description = _name(name), _description(description)
+    if await queries.count_custom_roles(session) >= MAX_CUSTOM_ROLES:
+        raise Invalid(f"A tenant can have at most {MAX_CUSTOM_ROLES} custom roles", field="name")
+
+    async def write() -> Role:
+        role = await insert_row(session, ROLES, {"name": name, "description": description})
+        await queries.set_permissions(session, role.id, (p.value for p in granted))
+        return role
+
+    role: Role = await _save(session, write)
+    await record(
+        session,
+        meta,
+        action="role.created",
+        actor_id=actor.user_id,
+        target_type="role",
+        target_id=role.id,
+        metadata={"name": role.name, "permissions": sorted(p.value for p in granted)},
+    )
+    return role
+
+
+async def update_role(
+    session: Session,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: Actor,
+    role_id: UUID,
+    changes: RoleChanges,
+) -> Role:
+    """Rename, describe or re-permission a custom role; holders are affected at once."""
+    role = await _locked(session, role_id)
+    _custom(role)
+    before = (await permissions_of_roles(session, [role]))[role.id]
+    after = before if changes.permissions is MISSING else parse(changes.permissions)
+    _require_manager_of(actor, before | after)
+    values = validation.given(
+        {
+            "name": changes.name if changes.name is MISSING else _name(changes.name),
+            "description": changes.description
+            if changes.description is MISSING
+            else _description(changes.description),
+        }
+    )
+
+    async def write() -> Role:
+        updated: Role | None = role
+        if values:
+            updated = await update_row(session, ROLES, role_id, values)
+        assert updated is not None  # locked above
+        if after != before:
+            await queries.set_permissions(session, role_id, (p.value for p in after))
+        return updated
+
+    updated: Role = await _save(session, write)
+    if after != before:
+        invalidate(session, store)
+    await record(
+        session,
+        meta,
+        action="role.updated",
+        actor_id=actor.user_id,
+        target_type="role",
+        target_id=role_id,
+        metadata={
+            "name": updated.name,
+            "renamed_from": role.name if updated.name != role.name else None,
+            "added": sorted(p.value for p in after - before),
+            "removed": sorted(p.value for p in before - after),
+        },
+    )
+    return updated
+
+
+async def delete_role(
+    session: Session, store: Store, meta: RequestMeta, *, actor: Actor, role_id: UUID
+) -> None:
+    """Delete a custom role nobody holds."""
+    role = await _locked(session, role_id)
+    _custom(role)
+    _require_manager_of(actor, (await permissions_of_roles(session, [role]))[role.id])
+    holders = (await queries.holder_counts(session, [role_id])).get(role_id, 0)
+    if holders:
+        raise Conflict(f"The role is assigned to {holders} user(s); unassign it first", field="id")
+    await delete_row(session, ROLES, role_id)
+    await record(
+        session,
+        meta,
+        action="role.deleted",
+        actor_id=actor.user_id,
+        target_type="role",
+        target_id=role_id,
+        metadata={"name": role.name},
+    )
+
+
+async def _assignable(session: Session, actor: Actor, role_id: UUID) -> Role:
+    role = await get_role(session, role_id, field="roleId")
+    _require_manager_of(actor, (await permissions_of_roles(session, [role]))[role.id])
+    if role.key == OWNER and not actor.is_owner:
+        raise Forbidden("Only owners can assign or remove the owner role", field="roleId")
+    return role
+
+
+async def assign_role(
+    session: Session,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: Actor,
+    user_id: UUID,
+    role_id: UUID,
+) -> None:
+    """Give the user the role (nothing happens, and nothing is logged, if they hold it)."""
+    role = await _assignable(session, actor, role_id)
+    try:
+        async with session.atomic():
+            added = await queries.assign(session, user_id, role_id, actor.user_id)
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound("User not found", field="userId") from None
+    if not added:
+        return
+    invalidate(session, store)
+    await record(
+        session,
+        meta,
+        action="role.assigned",
+        actor_id=actor.user_id,
+        target_type="user",
+        target_id=user_id,
+        metadata={"role_id": str(role.id), "role": role.key or role.name},
+    )
+
+
+async def unassign_role(
+    session: Session,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: Actor,
+    user_id: UUID,
+    role_id: UUID,
+) -> None:
+    """Take the role from the user; the tenant's last active owner keeps theirs."""
+    role = await _assignable(session, actor, role_id)
+    if role.key == OWNER:
+        await ensure_owner_remains(session, leaving=user_id)
+    if not await queries.unassign(session, user_id, role_id):
+        return
+    invalidate(session, store)
+    await record(
+        session,
+        meta,
+        action="role.unassigned",
+        actor_id=actor.user_id,
+        target_type="user",
+        target_id=user_id,
+        metadata={"role_id": str(role.id), "role": role.key or role.name},
+    )
+
+
+async def ensure_owner_remains(session: Session, *, leaving: UUID, field: str = "userId") -> None:
+    """Conflict if `leaving` is the tenant's last active owner.
+
+    Locks the owner role's row first, so two owners removing each other concurrently are
+    serialised and the second sees the first's change.
+    """
+    owner = await queries.role_by_key(session, OWNER, lock=True)
+    if owner is None:
+        return
+    others = await queries.active_holders(session, owner.id, excluding=leaving)
+    held = (await queries.roles_of_users(session, [leaving])).get(leaving, [])
+    if others == 0 and any(r.key == OWNER for r in held):
+        raise Conflict("A tenant must keep at least one active owner", field=field)
+
+
+def check_may_grant(actor: Actor, key: str, *, field: str = "role") -> None:
+    """Forbidden unless `actor` may hand out the system role `key` (e.g. with an invitation):
+    they hold all its permissions, and for the owner role they are an owner."""
+    missing = sorted(p.value for p in SYSTEM_ROLES[key] if not actor.can(p))
+    if missing:
+        raise Forbidden(f"You do not hold {missing[0]}, so you cannot grant this role", field=field)
+    if key == OWNER and not actor.is_owner:
+        raise Forbidden("Only owners can grant the owner role", field=field)
+
+
+async def grant_system_role(
+    session: Session,
+    *,
+    user_id: UUID,
+    key: str,
+    granted_by: UUID | None,
+    replace: bool = False,
+) -> None:
+    """Give a new or invited user (never yet active, so nothing is cached for them) the
+    system role `key`; `replace` first takes every other role (a changed invitation). The
+    caller has checked the right to."""
+    role = await queries.role_by_key(session, key)
+    if role is None:
+        raise NotFound("Role not found", field="role")
+    if replace:
+        await queries.unassign_all(session, user_id)
+    await queries.assign(session, user_id, role.id, granted_by)

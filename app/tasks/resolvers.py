@@ -10,8 +10,10 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt, patch, patch_nullable
+from app.api.permissions import requires
 from app.api.relay import After, Connection, First, ObjectId, parse_id
 from app.projects.types import Project
+from app.rbac.permissions import Permission
 from app.tasks import service
 from app.tasks.models import TaskPriority, TaskStatus
 from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
@@ -85,7 +87,10 @@ def _assignee(value: strawberry.ID | None) -> UUID | None:
 
 @strawberry.type
 class TaskQueries:
-    @strawberry.field(description="Tasks of the current tenant, across projects.")
+    @strawberry.field(
+        description="Tasks of the current tenant, across projects.",
+        extensions=requires(Permission.PROJECT_READ),
+    )
     async def tasks(
         self,
         info: Info,
@@ -99,7 +104,6 @@ class TaskQueries:
             strawberry.argument(description="Order of the tasks (default: position)."),
         ] = None,
     ) -> Connection[Task]:
-        info.context.require_principal()
         return await task_connection(
             info, first=first, after=after, filter=filter, order_by=order_by
         )
@@ -107,7 +111,10 @@ class TaskQueries:
 
 @strawberry.type
 class TaskMutations:
-    @strawberry.mutation(description="Create a task at the end of a project.")
+    @strawberry.mutation(
+        description="Create a task at the end of a project.",
+        extensions=requires(Permission.TASK_WRITE_OWN),
+    )
     async def create_task(
         self,
         info: Info,
@@ -128,7 +135,9 @@ class TaskMutations:
         return TaskPayload(task=Task.maybe(outcome.value), errors=outcome.errors)
 
     @strawberry.mutation(
-        description="Change a task's title, description, status, priority or due date."
+        description="Change a task's title, description, status, priority or due date "
+        "(with `task:write:own`: only a task assigned to you).",
+        extensions=requires(Permission.TASK_WRITE_OWN),
     )
     async def update_task(
         self,
@@ -147,11 +156,18 @@ class TaskMutations:
             )
 
         outcome = await attempt(
-            info, lambda s, _: service.update_task(s, parse_id(input.id, Task), changes())
+            info,
+            lambda s, actor: service.update_task(
+                s, parse_id(input.id, Task), changes(), actor=actor
+            ),
         )
         return TaskPayload(task=Task.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Assign a task to a user, or unassign it.")
+    @strawberry.mutation(
+        description="Assign a task to a user, or unassign it (with `task:write:own`: only a "
+        "task assigned to you).",
+        extensions=requires(Permission.TASK_WRITE_OWN),
+    )
     async def assign_task(
         self,
         info: Info,
@@ -161,13 +177,17 @@ class TaskMutations:
     ) -> TaskPayload:
         outcome = await attempt(
             info,
-            lambda s, _: service.assign_task(
-                s, parse_id(input.id, Task), _assignee(input.assignee_id)
+            lambda s, actor: service.assign_task(
+                s, parse_id(input.id, Task), _assignee(input.assignee_id), actor=actor
             ),
         )
         return TaskPayload(task=Task.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Reorder a task within its project or move it to another.")
+    @strawberry.mutation(
+        description="Reorder a task within its project or move it to another (with "
+        "`task:write:own`: only a task assigned to you).",
+        extensions=requires(Permission.TASK_WRITE_OWN),
+    )
     async def move_task(
         self,
         info: Info,
@@ -177,9 +197,10 @@ class TaskMutations:
     ) -> TaskPayload:
         outcome = await attempt(
             info,
-            lambda s, _: service.move_task(
+            lambda s, actor: service.move_task(
                 s,
                 parse_id(input.id, Task),
+                actor=actor,
                 project_id=None
                 if input.project_id is None
                 else parse_id(input.project_id, Project, field="projectId"),
@@ -190,7 +211,13 @@ class TaskMutations:
         )
         return TaskPayload(task=Task.maybe(outcome.value), errors=outcome.errors)
 
-    @strawberry.mutation(description="Delete a task with its comments.")
+    @strawberry.mutation(
+        description="Delete a task with its comments (with `task:write:own`: only a task "
+        "assigned to you).",
+        extensions=requires(Permission.TASK_WRITE_OWN),
+    )
     async def delete_task(self, info: Info, id: ObjectId) -> DeletePayload:
-        outcome = await attempt(info, lambda s, _: service.delete_task(s, parse_id(id, Task)))
+        outcome = await attempt(
+            info, lambda s, actor: service.delete_task(s, parse_id(id, Task), actor=actor)
+        )
         return DeletePayload.of(outcome, id)

@@ -1,4 +1,6 @@
-"""Task rules: validation, assignment, and ordering within and across projects."""
+"""Task rules: validation, assignment, ordering within and across projects, and who may
+change a task: holders of `task:write` any task, holders of `task:write:own` only the
+tasks assigned to them (and they may create tasks)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ from datetime import date
 from uuid import UUID
 
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Session
-from app.core.errors import Invalid, NotFound
+from app.core.errors import Forbidden, Invalid, NotFound
 from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
 from app.projects.service import require_active
+from app.rbac.permissions import Permission
 from app.tasks import queries
 from app.tasks.models import TASKS, Task, TaskPriority, TaskStatus
 from app.users.service import get_user
@@ -63,22 +67,28 @@ async def get_task(session: Session, task_id: UUID, *, field: str = "id") -> Tas
     return found[task_id]
 
 
-async def _locked(session: Session, task_id: UUID) -> Task:
+async def _locked(session: Session, task_id: UUID, actor: Actor) -> Task:
+    """The task, locked for the change `actor` is about to make to it."""
     task = await lock_row(session, TASKS, task_id)
     if task is None:
         raise NotFound("Task not found", field="id")
+    if not actor.can(Permission.TASK_WRITE):
+        actor.require(Permission.TASK_WRITE_OWN)
+        if task.assignee_id != actor.user_id:
+            raise Forbidden("You can only change tasks assigned to you", field="id")
     return task
 
 
-async def create_task(session: Session, new: NewTask, *, actor: UUID) -> Task:
+async def create_task(session: Session, new: NewTask, *, actor: Actor) -> Task:
     """Append a task to an active project."""
+    actor.require(Permission.TASK_WRITE_OWN)
     values: dict[str, object] = {
         "title": _title(new.title),
         "description": _description(new.description),
         "status": new.status.value,
         "priority": new.priority.value,
         "due_date": _due_date(new.due_date),
-        "created_by": actor,
+        "created_by": actor.user_id,
     }
     await require_active(session, new.project_id, field="projectId")
     if new.assignee_id is not None:
@@ -92,7 +102,9 @@ async def create_task(session: Session, new: NewTask, *, actor: UUID) -> Task:
     return await insert_row(session, TASKS, values)
 
 
-async def update_task(session: Session, task_id: UUID, changes: TaskChanges) -> Task:
+async def update_task(
+    session: Session, task_id: UUID, changes: TaskChanges, *, actor: Actor
+) -> Task:
     c = changes
     values = validation.given(
         {
@@ -105,33 +117,41 @@ async def update_task(session: Session, task_id: UUID, changes: TaskChanges) -> 
             "due_date": c.due_date if c.due_date is MISSING else _due_date(c.due_date),
         }
     )
+    task = await _locked(session, task_id, actor)
     if not values:
-        return await get_task(session, task_id)
+        return task
     updated = await update_row(session, TASKS, task_id, values)
-    if updated is None:
-        raise NotFound("Task not found", field="id")
+    assert updated is not None  # locked above
     return updated
 
 
-async def assign_task(session: Session, task_id: UUID, assignee_id: UUID | None) -> Task:
-    """Assign to a user of this tenant, or unassign with None."""
+async def assign_task(
+    session: Session, task_id: UUID, assignee_id: UUID | None, *, actor: Actor
+) -> Task:
+    """Assign to a user of this tenant, or unassign with None (with `task:write:own`, one's
+    own tasks can be handed to someone else, after which they are no longer one's own)."""
+    await _locked(session, task_id, actor)
     if assignee_id is not None:
         await get_user(session, assignee_id, field="assigneeId")
     updated = await update_row(session, TASKS, task_id, {"assignee_id": assignee_id})
-    if updated is None:
-        raise NotFound("Task not found", field="id")
+    assert updated is not None  # locked above
     return updated
 
 
 async def move_task(
-    session: Session, task_id: UUID, *, project_id: UUID | None, after_id: UUID | None
+    session: Session,
+    task_id: UUID,
+    *,
+    project_id: UUID | None,
+    after_id: UUID | None,
+    actor: Actor,
 ) -> Task:
     """Place the task right after `after_id` (None: first) in `project_id` (None: its own).
 
     Positions are fractional: the task takes the midpoint of its new neighbours. When
     repeated moves exhaust the float gap, the project is renumbered once and retried.
     """
-    task = await _locked(session, task_id)
+    task = await _locked(session, task_id, actor)
     target = task.project_id if project_id is None else project_id
     if target != task.project_id:
         await require_active(session, target, field="projectId")
@@ -175,7 +195,7 @@ async def _position_between(
     return middle if low < middle < high else None
 
 
-async def delete_task(session: Session, task_id: UUID) -> None:
+async def delete_task(session: Session, task_id: UUID, *, actor: Actor) -> None:
     """Delete the task and its comments (foreign-key cascade)."""
-    if not await delete_row(session, TASKS, task_id):
-        raise NotFound("Task not found", field="id")
+    await _locked(session, task_id, actor)
+    await delete_row(session, TASKS, task_id)

@@ -27,6 +27,7 @@ from app.api.relay import (
 )
 from app.comments.models import COMMENT_ORDERINGS
 from app.core.tables import Filter, Table
+from app.rbac.permissions import Permission
 from app.tasks.models import TASK_ORDERINGS, TASKS, TaskPriority, TaskStatus
 
 if TYPE_CHECKING:
@@ -125,6 +126,7 @@ async def task_connection(
 @strawberry.type(description="A unit of work in a project.")
 class Task(Node):
     table: ClassVar[Table[Any]] = TASKS
+    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
     title: str = strawberry.field(description="Short summary of the work.")
     description: str = strawberry.field(description="Details, possibly empty.")
     status: TaskStatus = strawberry.field(description="Where the task is in its workflow.")

@@ -8,15 +8,16 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt
+from app.api.permissions import requires, signed_in
+from app.rbac.permissions import Permission
 from app.tenants import service
 from app.tenants.types import Tenant
 
 
 @strawberry.type
 class TenantQueries:
-    @strawberry.field(description="The tenant of the signed-in user.")
+    @strawberry.field(description="The tenant of the signed-in user.", extensions=signed_in())
     async def tenant(self, info: Info) -> Tenant:
-        info.context.require_principal()
         return Tenant.from_model(await service.current_tenant(info.context.session))
 
 
@@ -32,7 +33,8 @@ class TenantPayload:
 class TenantMutations:
     @strawberry.mutation(
         description="Require a second factor of every user of the tenant (or stop requiring "
-        "it). Users without one must enrol at their next sign-in. Administrators only."
+        "it). Users without one must enrol at their next sign-in.",
+        extensions=requires(Permission.TENANT_SETTINGS),
     )
     async def set_mfa_required(
         self,

@@ -9,11 +9,12 @@ import asyncpg
 
 from app.audit.service import record
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
+from app.rbac import service as rbac
 from app.rbac.permissions import Permission
-from app.rbac.service import require_permission
 from app.tenants import queries
 from app.tenants.models import Tenant, TenantRef
 
@@ -40,7 +41,7 @@ def check_slug(slug: str) -> str:
 async def create_tenant(
     database: Database, *, slug: str, name: str, plan: str = "free", tenant_id: UUID | None = None
 ) -> Tenant:
-    """Create a tenant in its own transaction, bound to the new tenant's id.
+    """Create a tenant with its system roles in one transaction, bound to the new tenant's id.
 
     The tenants policy admits a row whose id is the bound tenant, so the server's role
     can create a tenant without any way to see or touch the others.
@@ -50,7 +51,9 @@ async def create_tenant(
     new_id = tenant_id or uuid4()
     try:
         async with database.transaction(new_id) as session:
-            return await queries.insert(session, new_id, slug, name, plan)
+            tenant = await queries.insert(session, new_id, slug, name, plan)
+            await rbac.provision(session)
+            return tenant
     except asyncpg.UniqueViolationError:
         raise Conflict(f"The slug {slug!r} is already taken", field="slug") from None
 
@@ -75,10 +78,10 @@ async def mfa_required(session: Session) -> bool:
 
 
 async def set_mfa_required(
-    session: Session, meta: RequestMeta, *, actor: UUID, required: bool
+    session: Session, meta: RequestMeta, *, actor: Actor, required: bool
 ) -> Tenant:
-    """Require (or stop requiring) a second factor of every user. Administrators only."""
-    await require_permission(session, actor, Permission.TENANT_SETTINGS)
+    """Require (or stop requiring) a second factor of every user (`tenant:settings`)."""
+    actor.require(Permission.TENANT_SETTINGS)
     tenant = await queries.set_mfa_required(session, required)
     if tenant is None:
         raise NotFound("Tenant not found")
@@ -86,7 +89,7 @@ async def set_mfa_required(
         session,
         meta,
         action="tenant.mfa_required_changed",
-        actor_id=actor,
+        actor_id=actor.user_id,
         target_type="tenant",
         target_id=tenant.id,
         metadata={"mfa_required": required},

@@ -9,15 +9,14 @@ from app.users.models import USERS, Credentials, User, UserStatus
 
 
 async def insert(
-    session: Session, *, email: str, display_name: str, password_hash: str | None, role: str
+    session: Session, *, email: str, display_name: str, password_hash: str | None
 ) -> User:
     row = await session.fetchrow(
-        f"INSERT INTO users AS t (tenant_id, email, display_name, password_hash, role) "
-        f"VALUES (app.current_tenant_id(), $1, $2, $3, $4) RETURNING {USERS.select_list()}",
+        f"INSERT INTO users AS t (tenant_id, email, display_name, password_hash) "
+        f"VALUES (app.current_tenant_id(), $1, $2, $3) RETURNING {USERS.select_list()}",
         email,
         display_name,
         password_hash,
-        role,
     )
     assert row is not None
     return USERS.to_model(row)

@@ -8,6 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt
+from app.api.permissions import public, requires
 from app.api.relay import (
     After,
     Connection,
@@ -18,6 +19,11 @@ from app.api.relay import (
     parse_id,
     table_connection,
 )
+from app.core.actor import Actor
+from app.core.db import Session
+from app.rbac import service as rbac
+from app.rbac.permissions import Permission
+from app.rbac.types import Role
 from app.users import service
 from app.users.models import USER_ORDERINGS
 from app.users.types import User, UserOrder
@@ -25,14 +31,18 @@ from app.users.types import User, UserOrder
 
 @strawberry.type
 class UserQueries:
-    @strawberry.field(description="The signed-in user; null when not signed in.")
+    @strawberry.field(
+        description="The signed-in user; null when not signed in.", extensions=public()
+    )
     async def viewer(self, info: Info) -> User | None:
         principal = info.context.principal
         if principal is None:
             return None
         return await load_node(info, User, principal.user_id)
 
-    @strawberry.field(description="Users of the current tenant.")
+    @strawberry.field(
+        description="Users of the current tenant.", extensions=requires(Permission.USER_READ)
+    )
     async def users(
         self,
         info: Info,
@@ -43,7 +53,6 @@ class UserQueries:
             strawberry.argument(description="Order of the users (default: oldest first)."),
         ] = None,
     ) -> Connection[User]:
-        info.context.require_principal()
         order = order_by or UserOrder()
         return await table_connection(
             info,
@@ -52,6 +61,12 @@ class UserQueries:
             first=first,
             after=after,
         )
+
+
+@strawberry.input(description="A user and one of the tenant's roles.")
+class RoleAssignmentInput:
+    user_id: strawberry.ID = strawberry.field(description="The user.")
+    role_id: strawberry.ID = strawberry.field(description="The role (see `roles`).")
 
 
 @strawberry.type(description="The result of a user mutation.")
@@ -66,14 +81,62 @@ class UserPayload:
 class UserMutations:
     @strawberry.mutation(
         description="Disable a user: they cannot sign in, and every session of theirs ends "
-        "at once. Administrators only."
+        "at once. The tenant's last active owner cannot be disabled.",
+        extensions=requires(Permission.USER_MANAGE),
     )
     async def disable_user(self, info: Info, id: ObjectId) -> UserPayload:
         return await _set_disabled(info, id, disabled=True)
 
-    @strawberry.mutation(description="Let a disabled user sign in again. Administrators only.")
+    @strawberry.mutation(
+        description="Let a disabled user sign in again.",
+        extensions=requires(Permission.USER_MANAGE),
+    )
     async def enable_user(self, info: Info, id: ObjectId) -> UserPayload:
         return await _set_disabled(info, id, disabled=False)
+
+    @strawberry.mutation(
+        description="Give a user a role; it applies to their next request. You must hold "
+        "every permission of the role, and only owners assign the owner role.",
+        extensions=requires(Permission.ROLE_MANAGE),
+    )
+    async def assign_role(
+        self,
+        info: Info,
+        input: Annotated[RoleAssignmentInput, strawberry.argument(description="Who and what.")],
+    ) -> UserPayload:
+        return await _change_role(info, input, assign=True)
+
+    @strawberry.mutation(
+        description="Take a role from a user; it applies to their next request. The tenant's "
+        "last active owner keeps the owner role.",
+        extensions=requires(Permission.ROLE_MANAGE),
+    )
+    async def unassign_role(
+        self,
+        info: Info,
+        input: Annotated[RoleAssignmentInput, strawberry.argument(description="Who and what.")],
+    ) -> UserPayload:
+        return await _change_role(info, input, assign=False)
+
+
+async def _change_role(info: Info, input: RoleAssignmentInput, *, assign: bool) -> UserPayload:
+    ctx = info.context
+    change = rbac.assign_role if assign else rbac.unassign_role
+
+    async def run(s: Session, actor: Actor) -> object:
+        user_id = parse_id(input.user_id, User, field="userId")
+        await change(
+            s,
+            ctx.store,
+            ctx.request_meta,
+            actor=actor,
+            user_id=user_id,
+            role_id=parse_id(input.role_id, Role, field="roleId"),
+        )
+        return await service.get_user(s, user_id, field="userId")
+
+    outcome = await attempt(info, run)
+    return UserPayload(user=User.maybe(outcome.value), errors=outcome.errors)
 
 
 async def _set_disabled(info: Info, id: strawberry.ID, *, disabled: bool) -> UserPayload:

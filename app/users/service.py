@@ -9,6 +9,7 @@ import asyncpg
 from app.audit.service import record
 from app.auth.sessions import revoke_user_sessions
 from app.core import validation
+from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.passwords import hash_password
@@ -16,8 +17,8 @@ from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.store import Store
 from app.core.tables import fetch_by_ids
+from app.rbac import service as rbac
 from app.rbac.permissions import Permission
-from app.rbac.service import require_permission
 from app.users import queries
 from app.users.models import USERS, Credentials, User, UserStatus
 
@@ -29,20 +30,20 @@ async def create_user(
     display_name: str,
     password: str | None,
     role: str = "member",
+    granted_by: UUID | None = None,
 ) -> User:
-    """A user of the session's tenant; a duplicate email (any case) is a Conflict."""
+    """A user of the session's tenant holding the system role `role`; a duplicate email
+    (any case) is a Conflict."""
     email = validation.email(email)
     display_name = validation.text(display_name, field="displayName", max_length=200)
     password_hash = None if password is None else await hash_password(password)
     try:
         async with session.atomic():
-            return await queries.insert(
-                session,
-                email=email,
-                display_name=display_name,
-                password_hash=password_hash,
-                role=role,
+            user = await queries.insert(
+                session, email=email, display_name=display_name, password_hash=password_hash
             )
+            await rbac.grant_system_role(session, user_id=user.id, key=role, granted_by=granted_by)
+            return user
     except asyncpg.UniqueViolationError:
         raise Conflict("A user with this email already exists", field="email") from None
 
@@ -71,17 +72,20 @@ async def set_disabled(
     store: Store,
     meta: RequestMeta,
     *,
-    actor: UUID,
+    actor: Actor,
     user_id: UUID,
     disabled: bool,
 ) -> User:
-    """Disable (every session revoked at once) or re-enable a user. Administrators only."""
-    await require_permission(session, actor, Permission.USER_MANAGE)
-    if user_id == actor:
+    """Disable (every session revoked at once) or re-enable a user (`user:manage`). The
+    tenant's last active owner cannot be disabled."""
+    actor.require(Permission.USER_MANAGE)
+    if user_id == actor.user_id:
         raise Invalid("You cannot disable or enable yourself", field="id")
     user = await get_user(session, user_id)
     if user.status is UserStatus.INVITED:
         raise Invalid("The user has not accepted the invitation yet", field="id")
+    if disabled:
+        await rbac.ensure_owner_remains(session, leaving=user_id, field="id")
     updated = await queries.set_status(
         session, user_id, UserStatus.DISABLED if disabled else UserStatus.ACTIVE
     )
@@ -90,12 +94,20 @@ async def set_disabled(
         session,
         meta,
         action="user.disabled" if disabled else "user.enabled",
-        actor_id=actor,
+        actor_id=actor.user_id,
         target_type="user",
         target_id=user_id,
     )
+    # Only active users hold permissions: cached sets must follow the status.
+    rbac.invalidate(session, store)
     if disabled:
         await revoke_user_sessions(
-            session, tokens, store, meta, user_id=user_id, actor_id=actor, reason="user_disabled"
+            session,
+            tokens,
+            store,
+            meta,
+            user_id=user_id,
+            actor_id=actor.user_id,
+            reason="user_disabled",
         )
     return updated

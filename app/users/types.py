@@ -15,6 +15,8 @@ from app.auth.sessions import active_sessions
 from app.auth.types import Session
 from app.core.tables import Table
 from app.rbac import service as rbac
+from app.rbac.permissions import Permission
+from app.rbac.types import Role
 from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
 from app.users.models import USERS, UserStatus
 
@@ -41,6 +43,7 @@ class UserOrder:
 @strawberry.type(description="A person who belongs to the current tenant.")
 class User(Node):
     table: ClassVar[Table[Any]] = USERS
+    read_permission: ClassVar[str | None] = Permission.USER_READ
     email: str = strawberry.field(description="Email address, unique within the tenant.")
     display_name: str = strawberry.field(description="Name shown to other users.")
     status: UserStatus = strawberry.field(description="Whether the user can sign in.")
@@ -59,24 +62,31 @@ class User(Node):
         return [Session.of(s, current_id=principal.session_id) for s in found]
 
     @strawberry.field(
-        description="The user's roles in the tenant (owner, admin, member, viewer): only for "
-        "the signed-in user themself, null for anyone else."
+        description="The user's roles: for the signed-in user themself and for holders of "
+        "`role:manage`; null for anyone else."
     )
-    async def roles(self, info: Info) -> list[str] | None:
-        if not _is_viewer(info, self.pk):
+    async def roles(self, info: Info) -> list[Role] | None:
+        if not await _may_see_grants(info, self.pk):
             return None
-        return await rbac.roles_of(info.context.session, self.pk)
+        found = await info.context.loaders.batch("user_roles", rbac.roles_of).load(self.pk)
+        return [Role.from_model(r) for r in found or []]
 
     @strawberry.field(
         description="What the user may do, e.g. `project:write` (docs/permissions.md), read "
-        "fresh on every request so front ends can adapt their UI: only for the signed-in user "
-        "themself, null for anyone else."
+        "fresh on every request so front ends can adapt their UI: for the signed-in user "
+        "themself (every permission, implied ones included) and for holders of `role:manage`; "
+        "null for anyone else."
     )
     async def permissions(self, info: Info) -> list[str] | None:
-        if not _is_viewer(info, self.pk):
+        if not await _may_see_grants(info, self.pk):
             return None
-        granted = await rbac.permissions_of(info.context.session, self.pk)
-        return sorted(p.value for p in granted)
+        if _is_viewer(info, self.pk):
+            granted = (await info.context.actor()).permissions
+        else:
+            granted = (
+                await rbac.actor_for(info.context.session, info.context.store, self.pk)
+            ).permissions
+        return sorted(granted)
 
     @strawberry.field(description="Tasks assigned to this user, across projects.")
     async def assigned_tasks(
@@ -101,6 +111,12 @@ class User(Node):
             partition="assignee_id",
             parent=self.pk,
         )
+
+
+async def _may_see_grants(info: Info, user_id: UUID) -> bool:
+    if info.context.principal is None:
+        return False
+    return _is_viewer(info, user_id) or (await info.context.actor()).can(Permission.ROLE_MANAGE)
 
 
 def _is_viewer(info: Info, user_id: UUID) -> bool:

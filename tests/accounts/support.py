@@ -14,6 +14,8 @@ from app.core.db import Database
 from app.core.passwords import argon2_computations
 from app.core.security import new_opaque_token, token_digest
 from tests.app_fixtures import GraphQL
+from tests.factories import SYSTEM_ROLE_COLUMN
+from tests.factories import set_role as set_role
 
 ERRORS = "errors { code message field }"
 SIGN_IN_FIELDS = f"nextStep accessToken refreshToken {ERRORS}"
@@ -91,11 +93,6 @@ async def sign_in(gql: GraphQL, tenant: str, email: str, password: str) -> dict[
     return result
 
 
-async def set_role(database: Database, tenant_id: UUID, user_id: UUID, role: str) -> None:
-    async with database.transaction(tenant_id) as session:
-        await session.execute("UPDATE users SET role = $2 WHERE id = $1", user_id, role)
-
-
 async def outbox(database: Database, tenant_id: UUID) -> list[dict[str, Any]]:
     async with database.transaction(tenant_id, readonly=True) as session:
         rows = await session.fetch(
@@ -118,7 +115,8 @@ async def audit(database: Database, tenant_id: UUID, prefix: str = "") -> list[d
 async def user_row(database: Database, tenant_id: UUID, email: str) -> dict[str, Any] | None:
     async with database.transaction(tenant_id, readonly=True) as session:
         row = await session.fetchrow(
-            "SELECT id, email, display_name, status, role, password_hash, email_verified_at,"
+            "SELECT id, email, display_name, status, password_hash, email_verified_at,"  # noqa: S608 (a constant)
+            f" {SYSTEM_ROLE_COLUMN},"
             " password_changed_at FROM users WHERE lower(email) = lower($1)",
             email,
         )

@@ -10,8 +10,9 @@ import pytest
 
 from app.api.relay import decode_global_id, encode_global_id
 from app.core.db import Database
+from app.core.security import TokenService
 from tests.api.helpers import at, pk, user_gid
-from tests.app_fixtures import GraphQL, Member, Org
+from tests.app_fixtures import GraphQL, Member, Org, new_org
 
 FIELDS = "id body createdAt updatedAt editedAt author { id email } task { id title }"
 PAYLOAD = f"comment {{ {FIELDS} }} errors {{ code message field }}"
@@ -274,7 +275,11 @@ async def test_author_edits_a_comment(gql: GraphQL, org: Org, database: Database
     assert (row["body"], row["edited_at"]) == ("first", at(edited["editedAt"]))
 
 
-async def test_another_member_cannot_edit(gql: GraphQL, org: Org, database: Database) -> None:
+async def test_another_member_cannot_edit(
+    gql: GraphQL, database: Database, tokens: TokenService
+) -> None:
+    # Members (`comment:write`) change only their own comments; admins moderate.
+    org = await new_org(database, tokens, members=2, role="member")
     task = await create_task(gql, org)
     author, other = org.members
     comment = await add(gql, author, task, "mine")
@@ -345,7 +350,11 @@ async def test_author_deletes_a_comment_once(gql: GraphQL, org: Org, database: D
     assert await bodies(gql, org, task) == ["kept"]
 
 
-async def test_another_member_cannot_delete(gql: GraphQL, org: Org, database: Database) -> None:
+async def test_another_member_cannot_delete(
+    gql: GraphQL, database: Database, tokens: TokenService
+) -> None:
+    # Members (`comment:write`) change only their own comments; admins moderate.
+    org = await new_org(database, tokens, members=2, role="member")
     task = await create_task(gql, org)
     author, other = org.members
     comment = await add(gql, author, task, "mine")

@@ -9,6 +9,7 @@ from app.core.db import Database
 from app.core.security import TokenService
 from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
 from tests.auth.helpers import sign_in
+from tests.factories import set_role
 
 AUDIT_LOG = """
 query Audit($action: String, $after: String) {
@@ -24,9 +25,8 @@ query Audit($action: String, $after: String) {
 
 @pytest.fixture
 async def team(database: Database, tokens: TokenService) -> Org:
-    org = await new_org(database, tokens, members=2, password=PASSWORD)
-    async with database.transaction(org.id) as s:
-        await s.execute("UPDATE users SET role = 'admin' WHERE id = $1", org.members[0].id)
+    org = await new_org(database, tokens, members=2, password=PASSWORD, role="member")
+    await set_role(database, org.id, org.members[0].id, "admin")
     return org
 
 
@@ -77,22 +77,24 @@ async def test_only_tenant_admins_read_the_audit_log(gql: GraphQL, team: Org) ->
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
-async def test_audit_entries_are_not_nodes(gql: GraphQL, team: Org) -> None:
-    admin = team.members[0]
+async def test_audit_entries_are_nodes_only_for_audit_readers(gql: GraphQL, team: Org) -> None:
+    admin, member = team.members
     await sign_in(gql, team.slug, admin.email, PASSWORD)
     entry = (await gql.data(AUDIT_LOG, token=admin.token))["auditLog"]["nodes"][0]
+    node = "query N($id: ID!) { node(id: $id) { id } }"
 
-    # Members must not read entries through `node(id:)`, which checks no permission.
-    data = await gql.data(
-        "query N($id: ID!) { node(id: $id) { id } }", {"id": entry["id"]}, token=admin.token
-    )
-    assert data["node"] is None
+    # `node(id:)` checks the type's read permission (audit:read) like `auditLog` does.
+    as_admin = await gql.data(node, {"id": entry["id"]}, token=admin.token)
+    as_member = await gql.data(node, {"id": entry["id"]}, token=member.token)
+
+    assert as_admin["node"] == {"id": entry["id"]}
+    assert as_member["node"] is None
 
 
 async def test_other_tenants_entries_are_invisible(
     gql: GraphQL, team: Org, database: Database, tokens: TokenService
 ) -> None:
-    other = await new_org(database, tokens, members=1, password=PASSWORD)
+    other = await new_org(database, tokens, members=1, password=PASSWORD, role="member")
     await sign_in(gql, other.slug, other.members[0].email, PASSWORD)
 
     data = await gql.data(AUDIT_LOG, token=team.members[0].token)

@@ -6,6 +6,7 @@ from app.core.db import Database
 from app.core.security import MFA_ENROLLMENT_TYPE, TokenService
 from tests.app_fixtures import PASSWORD, GraphQL, new_org
 from tests.auth.helpers import sign_in
+from tests.factories import set_role
 
 SET = """
 mutation Set($required: Boolean!) {
@@ -17,16 +18,16 @@ mutation Set($required: Boolean!) {
 async def test_admins_require_mfa_and_members_must_enrol_at_sign_in(
     gql: GraphQL, database: Database, tokens: TokenService
 ) -> None:
-    org = await new_org(database, tokens, members=2, password=PASSWORD)
-    async with database.transaction(org.id) as s:
-        await s.execute("UPDATE users SET role = 'admin' WHERE id = $1", org.members[0].id)
+    org = await new_org(database, tokens, members=2, password=PASSWORD, role="member")
+    await set_role(database, org.id, org.members[0].id, "admin")
     admin, member = org.members
 
-    refused = await gql.data(SET, {"required": True}, token=member.token)
+    refused = await gql(SET, {"required": True}, token=member.token)
     done = await gql.data(SET, {"required": True}, token=admin.token)
     signed_in = await sign_in(gql, org.slug, member.email, PASSWORD)
 
-    assert refused["setMfaRequired"] == {"tenant": None, "errors": [{"code": "FORBIDDEN"}]}
+    assert refused["data"] is None
+    assert [e["extensions"]["code"] for e in refused["errors"]] == ["FORBIDDEN"]
     assert done["setMfaRequired"] == {"tenant": {"mfaRequired": True}, "errors": []}
     assert signed_in["nextStep"] == "MFA_ENROLLMENT_REQUIRED"
     assert signed_in["accessToken"] is None

@@ -20,6 +20,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from app.core.db import Database
 from tests.app_fixtures import GraphQL
+from tests.factories import set_role as set_role
 
 SigningKey = RSAKey | ECKey | OKPKey
 AUDIENCE = "tenantry-client"
@@ -153,11 +154,6 @@ def _alg(key: SigningKey) -> str:
     if isinstance(key, ECKey):
         return "ES256"
     return "EdDSA"
-
-
-async def set_role(database: Database, tenant_id: UUID, user_id: UUID, role: str) -> None:
-    async with database.transaction(tenant_id) as session:
-        await session.execute("UPDATE users SET role = $2 WHERE id = $1", user_id, role)
 
 
 async def set_status(database: Database, tenant_id: UUID, user_id: UUID, status: str) -> None:

@@ -18,6 +18,7 @@ from app.core.db import Database
 from app.core.settings import Settings
 from app.identity.jwks import JwksCache
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.factories import SYSTEM_ROLE_COLUMN
 from tests.identity.support import (
     VIEWER,
     FakeIdp,
@@ -118,7 +119,8 @@ async def _identities(database: Database, tenant_id: UUID) -> list[tuple[UUID, s
 async def _user(database: Database, tenant_id: UUID, email: str) -> dict[str, Any] | None:
     async with database.transaction(tenant_id, readonly=True) as session:
         row = await session.fetchrow(
-            "SELECT id, email, display_name, role, status, password_hash, email_verified_at"
+            "SELECT id, email, display_name, status, password_hash, email_verified_at,"  # noqa: S608 (a constant)
+            f" {SYSTEM_ROLE_COLUMN}"
             " FROM users WHERE lower(email) = lower($1)",
             email,
         )

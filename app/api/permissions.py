@@ -1,0 +1,101 @@
+"""Who may call a field, declared on the field and visible in the SDL.
+
+Every root field (and any other field that needs it) carries exactly one rule:
+
+- `@requiresPermission(permission: "…")`: the signed-in user's effective permissions, resolved
+  once per operation (app/rbac), must include it. A `…:own` permission is the least the field
+  needs; the service then checks ownership unless the user holds the broader permission.
+- `@signedIn`: any signed-in user, acting on their own account or reading their own tenant.
+- `@public`: no sign-in needed (sign-in itself, token refresh, invitation acceptance, …).
+
+The directives are enforced by Strawberry's PermissionExtension before the resolver runs;
+a refusal is a top-level error with code UNAUTHENTICATED or FORBIDDEN and nothing executed.
+tests/api/test_permission_rules.py fails when a root field has no rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.extensions import FieldExtension
+from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.schema_directive import Location
+
+from app.api.context import Info
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresPermission",
+    description="Callable only by signed-in users holding this permission "
+    "(docs/permissions.md); `…:own` permissions cover the caller's own objects only.",
+)
+class RequiresPermission:
+    permission: str
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="signedIn",
+    description="Callable by any signed-in user, for their own account and tenant.",
+)
+class SignedIn:
+    pass
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="public",
+    description="Callable without signing in.",
+)
+class Public:
+    pass
+
+
+class _HasPermission(BasePermission):
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+        self._directive = RequiresPermission(permission=permission)
+
+    @property
+    def schema_directive(self) -> object:
+        return self._directive
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        # Raises Unauthenticated without a principal, Forbidden without the permission;
+        # app/api/errors.py gives both their stable codes.
+        (await info.context.actor()).require(self.permission)
+        return True
+
+
+class _IsSignedIn(BasePermission):
+    _schema_directive = SignedIn()
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        info.context.require_principal()
+        return True
+
+
+class _Anyone(BasePermission):
+    _schema_directive = Public()
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        return True
+
+
+# Each field gets its own extension instances: Strawberry binds an extension to one field.
+def requires(permission: str) -> list[FieldExtension]:
+    """`extensions=` of a field that needs `permission` (an app.rbac Permission)."""
+    return [PermissionExtension([_HasPermission(str(permission))])]
+
+
+def signed_in() -> list[FieldExtension]:
+    return [PermissionExtension([_IsSignedIn()])]
+
+
+def public() -> list[FieldExtension]:
+    return [PermissionExtension([_Anyone()])]
+
+
+RULE_CLASSES = (_HasPermission, _IsSignedIn, _Anyone)

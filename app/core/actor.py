@@ -1,0 +1,35 @@
+"""Who performs an operation and what they may do: resolved once per operation.
+
+Permissions are plain strings here (`resource:action[:scope]`); their catalog and meaning
+belong to app/rbac. Services receive an `Actor` and ask it, so a check costs no query and
+the field-level directive and the service's own rules agree on one resolved set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+from app.core.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A signed-in, active user of the bound tenant and their effective permissions."""
+
+    user_id: UUID
+    permissions: frozenset[str]
+    # System role keys held (owner, admin, member, viewer): only "owner" matters to rules.
+    system_roles: frozenset[str] = frozenset()
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def require(self, permission: str) -> None:
+        """Forbidden unless the actor holds `permission`."""
+        if permission not in self.permissions:
+            raise Forbidden(f"This needs the {permission} permission")
+
+    @property
+    def is_owner(self) -> bool:
+        return "owner" in self.system_roles
