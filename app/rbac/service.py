@@ -23,7 +23,7 @@ from app.core.actor import Actor
 from app.core.db import Session
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.request_meta import RequestMeta
-from app.core.store import Store, tenant_key
+from app.core.store import Store, StoreKey, tenant_key
 from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
 from app.rbac import queries
@@ -64,9 +64,13 @@ def _resolve(grants: list[Any]) -> tuple[frozenset[Permission], frozenset[str]]:
     return effective(granted), frozenset(keys)
 
 
-def _generation_key(session: Session) -> Any:
+def _generation_key(session: Session) -> StoreKey:
     assert session.tenant_id is not None
-    return tenant_key(session.tenant_id, "authz", "generation")
+    return _generation_key_for(session.tenant_id)
+
+
+def _generation_key_for(tenant_id: UUID) -> StoreKey:
+    return tenant_key(tenant_id, "authz", "generation")
 
 
 async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:

@@ -17,6 +17,8 @@ strawberry.enum(TenantStatus, description="Lifecycle state of a tenant.")
 @strawberry.type(description="The organisation the caller belongs to.")
 class Tenant(Node):
     table: ClassVar[Table[Any]] = TENANTS
+    # Every signed-in user reads their own tenant (and only that one: RLS).
+    read_permission: ClassVar[str | None] = None
     slug: str = strawberry.field(description="URL-safe unique name, used to sign in.")
     name: str = strawberry.field(description="Display name of the organisation.")
     status: TenantStatus = strawberry.field(description="Lifecycle state.")

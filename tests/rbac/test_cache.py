@@ -1,0 +1,91 @@
+"""The permission cache: one resolution per user until a role change, whose commit makes
+every cached set of the tenant stale at once; a rolled-back change invalidates nothing."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from app.api.relay import encode_global_id
+from app.core.db import Database
+from app.core.security import TokenService
+from app.core.store import Store
+from app.rbac import service as rbac
+from tests.app_fixtures import GraphQL, new_org
+from tests.factories import set_role
+
+ME = "{ viewer { permissions } }"
+UNASSIGN = """
+mutation ($input: RoleAssignmentInput!) { unassignRole(input: $input) { errors { code } } }"""
+ROLES = "{ roles { id key } }"
+
+
+def grant_reads(statements: list[str]) -> int:
+    """How many times the server read a user's grants from the database."""
+    return sum("FROM user_roles ur JOIN users u" in s for s in statements)
+
+
+async def test_permissions_are_read_once_then_served_from_the_cache(
+    gql: GraphQL, database: Database, tokens: TokenService, statements: list[str]
+) -> None:
+    org = await new_org(database, tokens, members=2, role="member")
+    await set_role(database, org.id, org.members[0].id, "owner")
+    owner, member = org.members
+
+    statements.clear()
+    first = await gql.data(ME, token=member.token)
+    second = await gql.data(ME, token=member.token)
+    assert grant_reads(statements) == 1
+    assert first == second
+
+    # A role change anywhere in the tenant makes every cached set stale once committed.
+    roles = {r["key"]: r["id"] for r in (await gql.data(ROLES, token=owner.token))["roles"]}
+    done = await gql.data(
+        UNASSIGN,
+        {"input": {"userId": encode_global_id("User", member.id), "roleId": roles["member"]}},
+        token=owner.token,
+    )
+    assert done["unassignRole"]["errors"] == []
+    statements.clear()
+    after = await gql.data(ME, token=member.token)
+    assert grant_reads(statements) == 1
+    assert after == {"viewer": {"permissions": []}}
+
+
+async def test_other_tenants_keep_their_cached_sets(
+    gql: GraphQL, database: Database, tokens: TokenService, statements: list[str]
+) -> None:
+    a = await new_org(database, tokens, members=1, role="owner")
+    b = await new_org(database, tokens, members=1, role="member")
+    await gql.data(ME, token=b.token)
+    roles = {r["key"]: r["id"] for r in (await gql.data(ROLES, token=a.token))["roles"]}
+    # a change in tenant A (unassigning A's only owner is refused, so take a role it lacks)
+    await gql.data(
+        UNASSIGN,
+        {"input": {"userId": encode_global_id("User", a.members[0].id), "roleId": roles["viewer"]}},
+        token=a.token,
+    )
+    statements.clear()
+    await gql.data(ME, token=b.token)
+
+    assert grant_reads(statements) == 0
+
+
+async def test_the_generation_is_bumped_only_after_a_commit(database: Database) -> None:
+    store = Store.from_url(None)
+    tenant = uuid4()
+
+    async def generation() -> int:
+        [value] = await store.get_many([rbac._generation_key_for(tenant)])
+        return int(value or 0)
+
+    session = database.session(tenant, readonly=True)
+    rbac.invalidate(session, store)
+    assert await generation() == 0
+    await session.close(commit=False)
+    assert await generation() == 0
+
+    session = database.session(tenant, readonly=True)
+    rbac.invalidate(session, store)
+    await session.close(commit=True)
+    assert await generation() == 1
+    await store.close()
