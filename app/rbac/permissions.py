@@ -114,6 +114,23 @@ def markdown() -> str:
         "Generated from `app/rbac/permissions.py` (a test fails when this file differs).",
         "A front end reads the signed-in user's set from `viewer { roles permissions }`;",
         "it is resolved on every request, so a role change applies to the next one.",
+        "Each root field of `schema.graphql` names what it needs with `@requiresPermission`.",
+        "",
+        "`…:own` permissions cover the user's own objects only (tasks assigned to them, their",
+        "own comments). A broader permission implies the narrower one: "
+        + ", ".join(
+            f"`{broad.value}` gives `{n.value}`"
+            for broad, narrower in IMPLIES.items()
+            for n in sorted(narrower)
+        )
+        + ".",
+        "",
+        "## System roles",
+        "",
+        "Every tenant has these four; their sets are fixed in code (a release may extend them)."
+        " Owners and admins hold the same permissions, but only owners assign or remove the"
+        " owner role, and every tenant keeps at least one active owner. Custom roles hold any"
+        " subset of the catalog (docs/authorization.md).",
         "",
         "| Permission | Meaning | " + " | ".join(roles) + " |",
         "|---|---|" + "---|" * len(roles),
