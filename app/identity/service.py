@@ -1,8 +1,7 @@
 """Managing a tenant's trusted identity providers.
 
-Interim rule until the authorization issue: only users whose `users.role` is owner or
-admin may list, add, change or remove providers; everyone else gets FORBIDDEN. Every
-change is audited.
+Listing, adding, changing and removing providers needs `tenant:settings`; every change is
+audited.
 """
 
 from __future__ import annotations
