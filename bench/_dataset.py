@@ -159,6 +159,14 @@ INSERT INTO users (tenant_id, id, email, display_name, password_hash, created_at
 SELECT app.current_tenant_id(), u.id, u.email, u.name, $5, u.at, u.at
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, email, name, at)
 """
+# The first user (the measured principal) owns the tenant; the others are members, so the
+# permission checks the bench measures are the ones real tenants run.
+_INSERT_USER_ROLES = """
+INSERT INTO user_roles (tenant_id, user_id, role_id)
+SELECT app.current_tenant_id(), u.id, r.id
+FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)
+JOIN roles AS r ON r.key = CASE WHEN u.n = 1 THEN 'owner' ELSE 'member' END
+"""
 _INSERT_PROJECTS = """
 INSERT INTO projects (tenant_id, id, name, description, created_by, created_at, updated_at)
 SELECT app.current_tenant_id(), p.id, p.name, p.description, p.created_by, p.at, p.at
@@ -200,6 +208,7 @@ async def insert(app_url: str, dataset: list[_Rows]) -> list[TenantData]:
             await create_tenant(database, slug=tenant.slug, name=rows.name, tenant_id=tenant.id)
             async with database.transaction(tenant.id) as session:
                 await session.execute(_INSERT_USERS, *rows.users, password_hash)
+                await session.execute(_INSERT_USER_ROLES, rows.users[0])
                 await session.execute(_INSERT_PROJECTS, *rows.projects)
                 await session.execute(_INSERT_TASKS, *rows.tasks)
                 await session.execute(_INSERT_COMMENTS, *rows.comments)

@@ -84,6 +84,8 @@ async def set_disabled(
     user = await get_user(session, user_id)
     if user.status is UserStatus.INVITED:
         raise Invalid("The user has not accepted the invitation yet", field="id")
+    if user.status is (UserStatus.DISABLED if disabled else UserStatus.ACTIVE):
+        return user  # nothing changes, so nothing is recorded or revoked
     if disabled:
         await rbac.ensure_owner_remains(session, leaving=user_id, field="id")
     updated = await queries.set_status(
