@@ -20,6 +20,8 @@ CREATE TABLE roles (
 );
 -- Names are unique per tenant, case-insensitively ("Support" and "support" would confuse).
 CREATE UNIQUE INDEX roles_tenant_name_key ON roles (tenant_id, lower(name));
+ALTER TABLE roles ENABLE ROW LEVEL SECURITY;
+ALTER TABLE roles FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE role_permissions (
     tenant_id   uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -30,6 +32,8 @@ CREATE TABLE role_permissions (
     CONSTRAINT role_permissions_role_permission_key UNIQUE (tenant_id, role_id, permission),
     FOREIGN KEY (tenant_id, role_id) REFERENCES roles (tenant_id, id) ON DELETE CASCADE
 );
+ALTER TABLE role_permissions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE role_permissions FORCE ROW LEVEL SECURITY;
 
 CREATE TABLE user_roles (
     tenant_id   uuid NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
@@ -48,13 +52,17 @@ CREATE TABLE user_roles (
 );
 CREATE INDEX user_roles_tenant_role_idx ON user_roles (tenant_id, role_id, user_id);
 CREATE INDEX user_roles_tenant_granted_by_idx ON user_roles (tenant_id, granted_by);
+ALTER TABLE user_roles ENABLE ROW LEVEL SECURITY;
+ALTER TABLE user_roles FORCE ROW LEVEL SECURITY;
 
 -- Existing data: every tenant gets the system roles, every user the role of users.role.
 -- The owner role is subject to the forced RLS of the existing tables (with no tenant bound
--- it would see no rows), so it is lifted for this transaction only; the policies step that
--- follows every migration forces it again.
+-- it would see no rows, and the new tables have no policy until the policies step), so it is
+-- lifted for this transaction only and forced again below.
 ALTER TABLE tenants NO FORCE ROW LEVEL SECURITY;
 ALTER TABLE users NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE roles NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE user_roles NO FORCE ROW LEVEL SECURITY;
 
 INSERT INTO roles (tenant_id, key, name, description)
 SELECT t.id, s.key, s.name, s.description
@@ -75,3 +83,5 @@ ALTER TABLE users DROP COLUMN role;
 
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;
 ALTER TABLE users FORCE ROW LEVEL SECURITY;
+ALTER TABLE roles FORCE ROW LEVEL SECURITY;
+ALTER TABLE user_roles FORCE ROW LEVEL SECURITY;
