@@ -10,9 +10,8 @@ invalidates every entry of the tenant at once. Entries also expire after
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -27,7 +26,7 @@ from app.core.store import Store, StoreKey, tenant_key
 from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
 from app.rbac import queries
-from app.rbac.models import ROLES, Role
+from app.rbac.models import ROLES, Grant, Role
 from app.rbac.permissions import (
     SYSTEM_ROLE_INFO,
     SYSTEM_ROLES,
@@ -51,7 +50,7 @@ async def provision(session: Session) -> None:
     )
 
 
-def _resolve(grants: list[Any]) -> tuple[frozenset[Permission], frozenset[str]]:
+def _resolve(grants: list[Grant]) -> tuple[frozenset[Permission], frozenset[str]]:
     known = {p.value: p for p in Permission}
     granted: set[Permission] = set()
     keys: set[str] = set()
@@ -197,7 +196,7 @@ class RoleChanges:
     permissions: Patch[list[str]] = MISSING
 
 
-async def _save(session: Session, write: Any) -> Any:
+async def _save(session: Session, write: Callable[[], Awaitable[Role]]) -> Role:
     try:
         async with session.atomic():
             return await write()
@@ -227,7 +226,7 @@ async def create_role(
         await queries.set_permissions(session, role.id, (p.value for p in granted))
         return role
 
-    role: Role = await _save(session, write)
+    role = await _save(session, write)
     await record(
         session,
         meta,
@@ -273,7 +272,7 @@ async def update_role(
             await queries.set_permissions(session, role_id, (p.value for p in after))
         return updated
 
-    updated: Role = await _save(session, write)
+    updated = await _save(session, write)
     if after != before:
         invalidate(session, store)
     await record(
