@@ -10,6 +10,7 @@ docs/permissions.md is generated from this module (a test keeps them equal).
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 from app.core.errors import Invalid
 
@@ -32,6 +33,8 @@ class Permission(enum.StrEnum):
     def description(self) -> str:
         return DESCRIPTIONS[self]
 
+
+BY_NAME: dict[str, Permission] = {p.value: p for p in Permission}
 
 DESCRIPTIONS: dict[Permission, str] = {
     Permission.PROJECT_READ: "Read projects, their tasks and comments.",
@@ -67,11 +70,16 @@ def effective(granted: frozenset[Permission] | set[Permission]) -> frozenset[Per
 
 def parse(values: list[str], *, field: str = "permissions") -> frozenset[Permission]:
     """Permission names from input; an unknown name is Invalid (and named)."""
-    known = {p.value: p for p in Permission}
-    unknown = sorted({v for v in values if v not in known})
+    unknown = sorted({v for v in values if v not in BY_NAME})
     if unknown:
         raise Invalid(f"Unknown permission {unknown[0]!r}", field=field)
-    return frozenset(known[v] for v in values)
+    return frozenset(BY_NAME[v] for v in values)
+
+
+def known(names: Iterable[str]) -> frozenset[Permission]:
+    """The catalog's permissions among stored `names`; a name a later release dropped grants
+    nothing."""
+    return frozenset(BY_NAME[n] for n in names if n in BY_NAME)
 
 
 _ALL = frozenset(Permission)

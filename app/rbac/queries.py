@@ -24,20 +24,25 @@ async def insert_system_roles(session: Session, roles: Iterable[tuple[str, str, 
     )
 
 
-async def grants(session: Session, user_id: UUID) -> list[Grant]:
-    """The roles an *active* user holds, with their stored permissions (none otherwise)."""
+async def grants(session: Session, user_ids: Sequence[UUID]) -> dict[UUID, list[Grant]]:
+    """The roles *active* users hold, with their stored permissions (nothing for others)."""
     rows = await session.fetch(
-        "SELECT r.key, coalesce(array_agg(rp.permission)"
+        "SELECT ur.user_id, r.key, coalesce(array_agg(rp.permission)"
         "   FILTER (WHERE rp.permission IS NOT NULL), '{}') AS permissions"
         " FROM user_roles ur"
         " JOIN users u ON u.id = ur.user_id AND u.status = 'active'"
         " JOIN roles r ON r.id = ur.role_id"
         " LEFT JOIN role_permissions rp ON rp.role_id = r.id"
-        " WHERE ur.user_id = $1"
-        " GROUP BY r.id, r.key",
-        user_id,
+        " WHERE ur.user_id = ANY($1::uuid[])"
+        " GROUP BY ur.user_id, r.id, r.key",
+        list(user_ids),
     )
-    return [Grant(row["key"], frozenset(row["permissions"])) for row in rows]
+    found: dict[UUID, list[Grant]] = {}
+    for row in rows:
+        found.setdefault(row["user_id"], []).append(
+            Grant(row["key"], frozenset(row["permissions"]))
+        )
+    return found
 
 
 async def all_roles(session: Session) -> list[Role]:

@@ -32,6 +32,7 @@ from app.rbac.permissions import (
     SYSTEM_ROLES,
     Permission,
     effective,
+    known,
     parse,
 )
 
@@ -51,7 +52,6 @@ async def provision(session: Session) -> None:
 
 
 def _resolve(grants: list[Grant]) -> tuple[frozenset[Permission], frozenset[str]]:
-    known = {p.value: p for p in Permission}
     granted: set[Permission] = set()
     keys: set[str] = set()
     for grant in grants:
@@ -59,7 +59,7 @@ def _resolve(grants: list[Grant]) -> tuple[frozenset[Permission], frozenset[str]
             keys.add(grant.role_key)
             granted |= SYSTEM_ROLES.get(grant.role_key, frozenset())
         # A stored name a later release no longer knows grants nothing.
-        granted |= {known[p] for p in grant.stored_permissions if p in known}
+        granted |= known(grant.stored_permissions)
     return effective(granted), frozenset(keys)
 
 
@@ -93,8 +93,17 @@ async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:
 
 async def resolve(session: Session, user_id: UUID) -> Actor:
     """The user's effective permissions read from the database, bypassing the cache."""
-    permissions, keys = _resolve(await queries.grants(session, user_id))
-    return Actor(user_id, frozenset(permissions), keys)
+    return (await resolve_many(session, [user_id]))[user_id]
+
+
+async def resolve_many(session: Session, user_ids: Sequence[UUID]) -> dict[UUID, Actor]:
+    """`resolve` for several users in one query (e.g. a user list read by a role manager)."""
+    found = await queries.grants(session, user_ids)
+    actors = {}
+    for user_id in user_ids:
+        permissions, keys = _resolve(found.get(user_id, []))
+        actors[user_id] = Actor(user_id, frozenset(permissions), keys)
+    return actors
 
 
 def invalidate(session: Session, store: Store) -> None:
@@ -139,10 +148,7 @@ async def stored_permissions(
     if not role_ids:
         return {}
     rows = await queries.stored_permissions(session, role_ids)
-    known = {p.value: p for p in Permission}
-    return {
-        role_id: frozenset(known[p] for p in names if p in known) for role_id, names in rows.items()
-    }
+    return {role_id: known(names) for role_id, names in rows.items()}
 
 
 async def holder_counts(session: Session, role_ids: Sequence[UUID]) -> dict[UUID, int]:

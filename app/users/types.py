@@ -81,12 +81,10 @@ class User(Node):
         if not await _may_see_grants(info, self.pk):
             return None
         if _is_viewer(info, self.pk):
-            granted = (await info.context.actor()).permissions
-        else:
-            granted = (
-                await rbac.actor_for(info.context.session, info.context.store, self.pk)
-            ).permissions
-        return sorted(granted)
+            return sorted((await info.context.actor()).permissions)
+        # One query for every user of the page (a role manager's user list).
+        other = await info.context.loaders.batch("permissions", rbac.resolve_many).load(self.pk)
+        return sorted(other.permissions) if other is not None else []
 
     @strawberry.field(description="Tasks assigned to this user, across projects.")
     async def assigned_tasks(
