@@ -5,6 +5,10 @@ GraphQL operation (read-only for queries) whose first statement binds `app.tenan
 `set_config(..., is_local => true)`. The setting dies with the transaction, so a pooled
 connection never carries a tenant into the next request; with no tenant the setting is ''
 and every row-level-security policy matches zero rows (fail closed).
+
+The same statement binds the platform scope (`app.platform`): 'on' only in sessions opened
+with `platform=True` for platform administrators and operator commands, '' otherwise, so the
+platform tables (sql/migrations/0005) read as empty to every tenant request.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from asyncpg.transaction import Transaction
 StatementListener = Callable[[str], None]
 T = TypeVar("T")
 
-# One round trip binds the tenant and the statement budget, both transaction-local.
+# One round trip binds the tenant, the platform scope and the statement budget, all
+# transaction-local.
 _BIND_SQL = (
-    "SELECT set_config('app.tenant_id', $1, true), set_config('statement_timeout', $2, true)"
+    "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true),"
+    " set_config('statement_timeout', $3, true)"
 )
 
 
@@ -68,16 +74,19 @@ class Database:
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    def session(self, tenant_id: UUID | None, *, readonly: bool) -> Session:
-        """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows)."""
-        return Session(self, tenant_id, readonly=readonly)
+    def session(
+        self, tenant_id: UUID | None, *, readonly: bool, platform: bool = False
+    ) -> Session:
+        """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows);
+        with `platform`, in the platform scope too (only for platform principals)."""
+        return Session(self, tenant_id, readonly=readonly, platform=platform)
 
     @asynccontextmanager
     async def transaction(
-        self, tenant_id: UUID | None, *, readonly: bool = False
+        self, tenant_id: UUID | None, *, readonly: bool = False, platform: bool = False
     ) -> AsyncIterator[Session]:
         """A session committed when the block succeeds and rolled back when it raises."""
-        session = self.session(tenant_id, readonly=readonly)
+        session = self.session(tenant_id, readonly=readonly, platform=platform)
         try:
             yield session
         except BaseException:
@@ -97,10 +106,13 @@ class Session:
     concurrently, so each statement takes the session's lock.
     """
 
-    def __init__(self, db: Database, tenant_id: UUID | None, *, readonly: bool) -> None:
+    def __init__(
+        self, db: Database, tenant_id: UUID | None, *, readonly: bool, platform: bool = False
+    ) -> None:
         self._db = db
         self.tenant_id = tenant_id
         self.readonly = readonly
+        self.platform = platform
         self._lock = asyncio.Lock()
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None
@@ -118,7 +130,8 @@ class Session:
                 tx = conn.transaction(readonly=self.readonly)
                 await tx.start()
                 tenant = "" if self.tenant_id is None else str(self.tenant_id)
-                await conn.execute(_BIND_SQL, tenant, self._db._statement_timeout)
+                scope = "on" if self.platform else ""
+                await conn.execute(_BIND_SQL, tenant, scope, self._db._statement_timeout)
             except BaseException:
                 await self._db._pool.release(conn)
                 raise

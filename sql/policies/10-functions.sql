@@ -15,5 +15,14 @@ CREATE OR REPLACE FUNCTION app.tenant_by_slug(p_slug text)
     SET search_path = pg_catalog, pg_temp
     AS $$ SELECT t.id, t.status FROM public.tenants AS t WHERE t.slug = lower(p_slug) $$;
 
+-- The platform scope: platform tables (sql/migrations/0005) are visible only to a transaction
+-- that app/core/db.py opened for platform work, with the transaction-local setting
+-- `app.platform` = 'on'. Unset, '' (after a transaction on a pooled connection) or any other
+-- value is false: no scope means zero platform rows (fail closed, like the tenant).
+CREATE OR REPLACE FUNCTION app.platform_scope() RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ SELECT coalesce(current_setting('app.platform', true), '') = 'on' $$;
+
 REVOKE ALL ON FUNCTION app.current_tenant_id() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app.platform_scope() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_by_slug(text) FROM PUBLIC;

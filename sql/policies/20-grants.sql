@@ -2,6 +2,7 @@
 -- REFERENCES or TRIGGER, no DDL, no access to the migration bookkeeping tables.
 GRANT USAGE ON SCHEMA public, app TO tenantry_app;
 GRANT EXECUTE ON FUNCTION app.current_tenant_id() TO tenantry_app;
+GRANT EXECUTE ON FUNCTION app.platform_scope() TO tenantry_app;
 GRANT EXECUTE ON FUNCTION app.tenant_by_slug(text) TO tenantry_app;
 
 DO $$
@@ -21,5 +22,6 @@ BEGIN
 END
 $$;
 
--- The audit log is append-only for the server: it may record and read, never rewrite.
+-- The audit logs are append-only for the server: it may record and read, never rewrite.
 REVOKE UPDATE, DELETE ON public.audit_log FROM tenantry_app;
+REVOKE UPDATE, DELETE ON public.platform_audit_log FROM tenantry_app;

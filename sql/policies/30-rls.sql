@@ -37,3 +37,31 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Every table without a tenant_id (other than the tenant registry and yoyo's bookkeeping,
+-- which the server's role cannot touch) belongs to the platform: visible only in the
+-- platform scope. Present and future: a new global table is closed to tenant requests the
+-- moment it exists; the catalog test checks the result.
+DO $$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN
+        SELECT c.relname FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+          AND c.relname <> 'tenants' AND c.relname NOT LIKE '%yoyo%'
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+    LOOP
+        EXECUTE format('ALTER TABLE public.%I ENABLE ROW LEVEL SECURITY', t.relname);
+        EXECUTE format('ALTER TABLE public.%I FORCE ROW LEVEL SECURITY', t.relname);
+        EXECUTE format('DROP POLICY IF EXISTS platform_only ON public.%I', t.relname);
+        EXECUTE format(
+            'CREATE POLICY platform_only ON public.%I'
+            ' USING ((SELECT app.platform_scope()))'
+            ' WITH CHECK ((SELECT app.platform_scope()))', t.relname);
+    END LOOP;
+END
+$$;

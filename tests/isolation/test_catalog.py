@@ -28,6 +28,11 @@ GLOBAL_TABLES = {
     "public._yoyo_migration": "yoyo bookkeeping",
     "public._yoyo_version": "yoyo bookkeeping",
     "public.yoyo_lock": "yoyo bookkeeping",
+    # The platform's own tables (sql/migrations/0005): they belong to no tenant, and are held
+    # to the platform-table rules below (RLS forced, visible only in the platform scope).
+    "public.platform_admins": "platform administrators, a principal kind of no tenant",
+    "public.platform_sessions": "platform administrators' sign-ins",
+    "public.platform_audit_log": "what platform principals and operators did",
 }
 YOYO_TABLES = frozenset(name for name in GLOBAL_TABLES if "yoyo" in name)
 
@@ -186,6 +191,52 @@ async def global_table_violations(conn: asyncpg.Connection) -> list[str]:
         f"GLOBAL_TABLES lists {name}, which does not exist"
         for name in sorted(set(GLOBAL_TABLES) - found)
     ]
+
+
+async def platform_table_violations(conn: asyncpg.Connection) -> list[str]:
+    """Global tables (no tenant_id; not the registry, not yoyo's) are platform tables: RLS
+    enabled and forced, and every permissive policy for the server's role admits rows only
+    in the platform scope, so a tenant request reads none of them."""
+    rows = await conn.fetch(
+        """
+        SELECT format('%I.%I', n.nspname, c.relname) AS name, c.relrowsecurity,
+               c.relforcerowsecurity, p.polname, p.polcmd::text AS cmd, p.polpermissive,
+               p.polqual IS NOT NULL AS has_using, p.polwithcheck IS NOT NULL AS has_check,
+               EXISTS (SELECT FROM pg_depend d
+                       WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                         AND d.refclassid = 'pg_proc'::regclass
+                         AND d.refobjid = 'app.platform_scope()'::regprocedure) AS uses_scope
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_policy p
+          ON p.polrelid = c.oid
+         AND (0 = ANY (p.polroles)
+              OR EXISTS (SELECT FROM unnest(p.polroles) AS r(oid)
+                         WHERE r.oid <> 0 AND pg_has_role($1, r.oid, 'MEMBER')))
+        WHERE c.relkind IN ('r', 'p') AND c.relname <> 'tenants' AND c.relname NOT LIKE '%yoyo%'
+          AND n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
+          AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                          AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+        ORDER BY 1, p.polname
+        """,
+        APP_ROLE,
+    )
+    violations: set[str] = set()
+    for r in rows:
+        if not r["relrowsecurity"]:
+            violations.add(f"{r['name']}: row level security not enabled")
+        if not r["relforcerowsecurity"]:
+            violations.add(f"{r['name']}: row level security not forced")
+        if r["polname"] is None:
+            violations.add(f"{r['name']}: no policy applies to {APP_ROLE}")
+            continue
+        where = f"{r['name']} policy {r['polname']}"
+        present = {"USING": r["has_using"], "WITH CHECK": r["has_check"]}
+        violations |= {
+            f"{where}: no {clause}" for clause in REQUIRED_CLAUSES[r["cmd"]] if not present[clause]
+        }
+        if r["polpermissive"] and not r["uses_scope"]:
+            violations.add(f"{where}: does not check app.platform_scope()")
+    return sorted(violations)
 
 
 async def rls_violations(conn: asyncpg.Connection) -> list[str]:
@@ -420,6 +471,7 @@ async def test_server_role_has_no_truncate_references_or_trigger(
 # Tables the server may only append to and read: each a conscious decision with its reason.
 APPEND_ONLY_TABLES = {
     "public.audit_log": "security history: the server records and reads, never rewrites",
+    "public.platform_audit_log": "the platform's security history, likewise",
 }
 
 
@@ -478,6 +530,22 @@ async def test_tenant_tables_found(catalog: asyncpg.Connection) -> None:
         ("public.tasks", "tenant_id"),
         ("public.comments", "tenant_id"),
     }
+
+
+async def test_platform_tables_are_closed_outside_the_platform_scope(
+    catalog: asyncpg.Connection,
+) -> None:
+    assert await platform_table_violations(catalog) == []
+
+
+async def test_server_role_only_appends_to_the_platform_audit_log(
+    catalog: asyncpg.Connection,
+) -> None:
+    for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+        granted = await catalog.fetchval(
+            "SELECT has_table_privilege($1, 'public.platform_audit_log', $2)", APP_ROLE, privilege
+        )
+        assert granted is (privilege in ("SELECT", "INSERT")), privilege
 
 
 async def test_tenant_tables_enable_and_force_row_level_security(
@@ -550,6 +618,10 @@ CREATE TABLE public.half_open (tenant_id uuid NOT NULL, id uuid, PRIMARY KEY (te
 ALTER TABLE public.half_open ENABLE ROW LEVEL SECURITY;
 CREATE POLICY wide_open ON public.half_open USING (true);
 CREATE TABLE public.global_settings (key text PRIMARY KEY, value text);
+CREATE TABLE public.open_platform (id uuid PRIMARY KEY);
+ALTER TABLE public.open_platform ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.open_platform FORCE ROW LEVEL SECURITY;
+CREATE POLICY everyone ON public.open_platform USING (true);
 CREATE VIEW public.all_users AS SELECT * FROM public.users;
 CREATE MATERIALIZED VIEW public.user_count AS SELECT count(*) FROM public.users;
 CREATE FUNCTION public.definer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 1';
@@ -576,6 +648,7 @@ async def test_checks_detect_violations(scratch_db: TestDatabase) -> None:
                 table_privilege_violations,
                 yoyo_violations,
                 global_table_violations,
+                platform_table_violations,
                 rls_violations,
                 policy_violations,
                 primary_key_violations,
@@ -598,6 +671,13 @@ async def test_checks_detect_violations(scratch_db: TestDatabase) -> None:
         ],
         "yoyo_violations": ["['SELECT'] on public._yoyo_migration"],
         "global_table_violations": ["public.global_settings has no tenant_id"],
+        "platform_table_violations": [
+            "public.global_settings: row level security not enabled",
+            "public.global_settings: row level security not forced",
+            "public.global_settings: no policy applies",
+            "public.open_platform policy everyone: does not check app.platform_scope()",
+            "public.open_platform policy everyone: no WITH CHECK",
+        ],
         "rls_violations": [
             "public.leaky: row level security not enabled",
             "public.leaky: row level security not forced",

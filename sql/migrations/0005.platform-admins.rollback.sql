@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS platform_audit_log;
+DROP TABLE IF EXISTS platform_sessions;
+DROP TABLE IF EXISTS platform_admins;
