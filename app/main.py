@@ -29,6 +29,7 @@ from app.core.settings import Settings, SettingsError
 from app.core.store import Store
 from app.identity.resolvers import install_jwks_cache
 from app.mfa.service import ensure_keys as ensure_mfa_keys
+from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
 
@@ -74,16 +75,17 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     ensure_mfa_keys(settings)
     # Likewise a malformed TENANTRY_SMTP_URL.
     mailer_for(settings)
-    tokens = TokenService(
-        keys,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_seconds=settings.access_token_ttl_seconds,
-    )
+    tokens = TokenService.from_settings(keys, settings)
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_url(settings.redis_url)
-    graphql = GraphQLView(schema, settings=settings, tokens=tokens, authorize=actor_for)
+    graphql = GraphQLView(
+        schema,
+        settings=settings,
+        tokens=tokens,
+        authorize=actor_for,
+        authorize_platform=platform_actor_for,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:

@@ -21,6 +21,7 @@ from app.comments.types import Comment
 from app.core.settings import Limits
 from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
+from app.platform.resolvers import PlatformMutations, PlatformQueries
 from app.projects.resolvers import ProjectMutations, ProjectQueries
 from app.rbac.resolvers import RoleMutations, RoleQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
@@ -39,6 +40,7 @@ class Query(
     MfaQueries,
     IdentityQueries,
     RoleQueries,
+    PlatformQueries,
 ):
     @strawberry.field(
         description="Any object by its global ID; null if there is none here, or if reading "
@@ -65,6 +67,7 @@ class Mutation(
     UserMutations,
     TenantMutations,
     RoleMutations,
+    PlatformMutations,
 ):
     pass
 

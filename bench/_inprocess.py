@@ -235,12 +235,7 @@ async def _same_statements(run: _Runner) -> tuple[int, bool, int, dict[str, Any]
 async def _measure(spec: Spec) -> Results:
     block = _Blocks(spec.watched)
     settings = spec.settings
-    tokens = TokenService(
-        KeyRing.from_file(settings.keys_file),
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        ttl_seconds=settings.access_token_ttl_seconds,
-    )
+    tokens = TokenService.from_settings(KeyRing.from_file(settings.keys_file), settings)
     database = await Database.connect(
         spec.app_url,
         min_size=1,

@@ -69,11 +69,8 @@ def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Sett
 @pytest.fixture(scope="session")
 def tokens(app_settings: Settings) -> TokenService:
     """Signs tokens with the server's own keys, so tests need not pay Argon2 to sign in."""
-    return TokenService(
-        KeyRing.from_file(app_settings.keys_file, create=True),
-        issuer=app_settings.jwt_issuer,
-        audience=app_settings.jwt_audience,
-        ttl_seconds=app_settings.access_token_ttl_seconds,
+    return TokenService.from_settings(
+        KeyRing.from_file(app_settings.keys_file, create=True), app_settings
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
-from app.core.db import Database
+from app.core.db import Database, Session
 from app.core.security import TokenService
 from app.rbac import service as rbac
 
@@ -252,3 +252,42 @@ def mint_access_token(tokens: TokenService, *, user_id: UUID, tenant_id: UUID, a
         amr=("pwd", "otp") if aal == 2 else ("pwd",),
         auth_time=int(time.time()),
     ).token
+
+
+# Every row of a table in one digest: a change anywhere changes it.
+_DIGEST = "md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))"
+
+# The platform tables, as sql/policies/30-rls.sql finds them: no tenant_id, neither the
+# tenant registry nor yoyo's bookkeeping.
+PLATFORM_TABLES_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname) AS name
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
+  AND c.relname <> 'tenants' AND c.relname NOT LIKE '%yoyo%'
+  AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                  AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+ORDER BY name
+"""
+
+
+async def fingerprint(database: Database, tenant_id: UUID) -> dict[str, str]:
+    """A digest of the tenant's rows in every tenant table (found in the catalog), by table."""
+    async with database.transaction(tenant_id, readonly=True) as session:
+        tables = sorted(await tenant_tables(session))
+        return await _digests(session, tables)
+
+
+async def platform_fingerprint(database: Database) -> dict[str, str]:
+    """A digest of every platform table's rows, read in the platform scope."""
+    async with database.transaction(None, readonly=True, platform=True) as session:
+        tables = [row["name"] for row in await session.fetch(PLATFORM_TABLES_SQL)]
+        assert tables, "no platform tables found"
+        return await _digests(session, tables)
+
+
+async def _digests(session: Session, tables: list[str]) -> dict[str, str]:
+    # Table names come from the catalog, quoted by format('%I.%I').
+    digests = ", ".join(f"(SELECT {_DIGEST} FROM {name} t)" for name in tables)  # noqa: S608
+    row = await session.fetchrow(f"SELECT {digests}")
+    assert row is not None
+    return dict(zip(tables, row, strict=True))

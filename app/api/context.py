@@ -12,11 +12,11 @@ import strawberry
 from starlette.requests import Request
 
 from app.api.loaders import Loaders
-from app.core.actor import Actor
+from app.core.actor import Actor, PlatformActor
 from app.core.db import Database, Session
-from app.core.errors import Unauthenticated
+from app.core.errors import Forbidden, Unauthenticated
 from app.core.request_meta import RequestMeta
-from app.core.security import AccessClaims, TokenService
+from app.core.security import AccessClaims, PlatformClaims, TokenService
 from app.core.settings import Settings
 from app.core.store import Store
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # Resolves a user's effective permissions in the session's tenant (app/rbac, injected by
 # app/main.py: this layer knows no domain).
 Authorizer = Callable[[Session, Store, UUID], Awaitable[Actor]]
+# Resolves a platform administrator's live session and permissions (app/platform).
+PlatformAuthorizer = Callable[[Session, PlatformClaims], Awaitable[PlatformActor]]
 
 
 @dataclass(frozen=True)
@@ -53,12 +55,15 @@ class Context:
     database: Database
     tokens: TokenService
     store: Store
+    # A tenant user, or a platform administrator, or neither; never both.
     principal: Principal | None
+    platform: PlatformClaims | None
     # The operation's one transaction, bound to the principal's tenant (or to none).
     session: Session
     authorize: Authorizer
+    authorize_platform: PlatformAuthorizer
     loaders: Loaders = field(init=False)
-    _actor: Actor | None = field(init=False, default=None)
+    _actor: Actor | PlatformActor | None = field(init=False, default=None)
     _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
@@ -71,6 +76,18 @@ class Context:
         async with self._actor_lock:
             if self._actor is None:
                 self._actor = await self.authorize(self.session, self.store, principal.user_id)
+            assert isinstance(self._actor, Actor)
+            return self._actor
+
+    async def platform_actor(self) -> PlatformActor:
+        """The platform administrator in a live session with their platform permissions,
+        resolved once per operation; Forbidden for a tenant user, Unauthenticated for
+        anyone else."""
+        claims = self.require_platform()
+        async with self._actor_lock:
+            if self._actor is None:
+                self._actor = await self.authorize_platform(self.session, claims)
+            assert isinstance(self._actor, PlatformActor)
             return self._actor
 
     def forget(self) -> None:
@@ -90,9 +107,20 @@ class Context:
         )
 
     def require_principal(self) -> Principal:
+        """The tenant user calling; a platform administrator's token never acts in a tenant."""
         if self.principal is None:
+            if self.platform is not None:
+                raise Forbidden("Platform administrators cannot act as users of a tenant")
             raise Unauthenticated("Sign in required")
         return self.principal
+
+    def require_platform(self) -> PlatformClaims:
+        """The platform administrator calling; a tenant user's token is never one."""
+        if self.platform is None:
+            if self.principal is not None:
+                raise Forbidden("This needs a platform administrator")
+            raise Unauthenticated("Sign in as a platform administrator")
+        return self.platform
 
 
 Info = strawberry.Info[Context, Any]

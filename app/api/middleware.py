@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.context import Principal
 from app.core.errors import Unauthenticated
 from app.core.revocation import is_revoked
-from app.core.security import TokenService
+from app.core.security import AccessClaims, TokenService
 from app.core.store import Store
 
 logger = logging.getLogger("tenantry.auth")
@@ -113,7 +113,9 @@ class _TooLarge(Exception):
 
 
 class AuthenticationMiddleware:
-    """Verifies `Authorization: Bearer` and stores the Principal in the request state."""
+    """Verifies `Authorization: Bearer` and stores who is calling in the request state:
+    `principal` for a tenant user, `platform_principal` for a platform administrator
+    (app/core/security.py keeps the two token kinds apart)."""
 
     def __init__(self, app: ASGIApp, *, tokens: TokenService, store: Store) -> None:
         self.app = app
@@ -126,15 +128,19 @@ class AuthenticationMiddleware:
             return
         state = scope.setdefault("state", {})
         state["principal"] = None
+        state["platform_principal"] = None
         header = Headers(scope=scope).get("authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
             try:
                 if scheme.lower() != "bearer" or not token.strip():
                     raise Unauthenticated("Invalid access token")
-                claims = self.tokens.verify_access_token(token.strip())
-                # A revoked session's access tokens die with it, not at their expiry.
-                if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                claims = self.tokens.verify_bearer(token.strip())
+                # A revoked session's access tokens die with it, not at their expiry. (A
+                # platform session is checked in the database by every operation instead.)
+                if isinstance(claims, AccessClaims) and await is_revoked(
+                    self.store, claims.tenant_id, claims.session_id
+                ):
                     raise Unauthenticated("Invalid access token")
             except Unauthenticated as exc:
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
@@ -146,5 +152,8 @@ class AuthenticationMiddleware:
                     [(b"www-authenticate", b'Bearer error="invalid_token"')],
                 )
                 return
-            state["principal"] = Principal.of(claims)
+            if isinstance(claims, AccessClaims):
+                state["principal"] = Principal.of(claims)
+            else:
+                state["platform_principal"] = claims
         await self.app(scope, receive, send)

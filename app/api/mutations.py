@@ -18,7 +18,7 @@ import asyncpg
 import strawberry
 
 from app.api.context import Info
-from app.core.actor import Actor
+from app.core.actor import Actor, PlatformActor
 from app.core.db import Session
 from app.core.errors import DomainError, Invalid, translate_database_error
 from app.core.validation import MISSING, Patch
@@ -72,7 +72,20 @@ class Outcome(Generic[T]):
 
 async def attempt(info: Info, action: Callable[[Session, Actor], Awaitable[T]]) -> Outcome[T]:
     """Run `action(session, actor)` atomically for the signed-in user."""
-    actor = await info.context.actor()
+    return await _atomic(info, await info.context.actor(), action)
+
+
+async def attempt_platform(
+    info: Info, action: Callable[[Session, PlatformActor], Awaitable[T]]
+) -> Outcome[T]:
+    """Run `action(session, actor)` atomically for the signed-in platform administrator."""
+    return await _atomic(info, await info.context.platform_actor(), action)
+
+
+A = TypeVar("A", Actor, PlatformActor)
+
+
+async def _atomic(info: Info, actor: A, action: Callable[[Session, A], Awaitable[T]]) -> Outcome[T]:
     session = info.context.session
 
     async def atomically() -> T:

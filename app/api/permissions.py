@@ -7,6 +7,12 @@ Every root field (and any other field that needs it) carries exactly one rule:
   needs; the service then checks ownership unless the user holds the broader permission.
 - `@signedIn`: any signed-in user, acting on their own account or reading their own tenant.
 - `@public`: no sign-in needed (sign-in itself, token refresh, invitation acceptance, …).
+- `@requiresPlatformPermission(permission: "…")`: a platform administrator in a live
+  platform session holding this platform permission (app/platform/permissions.py).
+- `@platformSignedIn`: any platform administrator in a live platform session.
+
+The two principal kinds never mix: a platform administrator's token is FORBIDDEN on every
+tenant rule, and a tenant user's token on every platform rule.
 
 The directives are enforced by Strawberry's PermissionExtension before the resolver runs;
 a refusal is a top-level error with code UNAUTHENTICATED or FORBIDDEN and nothing executed.
@@ -53,6 +59,25 @@ class Public:
     pass
 
 
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="requiresPlatformPermission",
+    description="Callable only by platform administrators holding this platform permission "
+    "(docs/permissions.md); never by users of a tenant.",
+)
+class RequiresPlatformPermission:
+    permission: str
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="platformSignedIn",
+    description="Callable by any signed-in platform administrator; never by users of a tenant.",
+)
+class PlatformSignedIn:
+    pass
+
+
 class _HasPermission(BasePermission):
     def __init__(self, permission: str) -> None:
         self.permission = permission
@@ -84,6 +109,29 @@ class _Anyone(BasePermission):
         return True
 
 
+class _HasPlatformPermission(BasePermission):
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+        self._directive = RequiresPlatformPermission(permission=permission)
+
+    @property
+    def schema_directive(self) -> object:
+        return self._directive
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        (await info.context.platform_actor()).require(self.permission)
+        return True
+
+
+class _IsPlatformSignedIn(BasePermission):
+    _schema_directive = PlatformSignedIn()
+
+    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        # The live session is checked, not only the token: a signed-out token stops here.
+        await info.context.platform_actor()
+        return True
+
+
 # Each field gets its own extension instances: Strawberry binds an extension to one field.
 def requires(permission: str) -> list[FieldExtension]:
     """`extensions=` of a field that needs `permission` (an app.rbac Permission)."""
@@ -98,4 +146,13 @@ def public() -> list[FieldExtension]:
     return [PermissionExtension([_Anyone()])]
 
 
-RULE_CLASSES = (_HasPermission, _IsSignedIn, _Anyone)
+def requires_platform(permission: str) -> list[FieldExtension]:
+    """`extensions=` of a platform field that needs `permission` (a PlatformPermission)."""
+    return [PermissionExtension([_HasPlatformPermission(str(permission))])]
+
+
+def platform_signed_in() -> list[FieldExtension]:
+    return [PermissionExtension([_IsPlatformSignedIn()])]
+
+
+RULE_CLASSES = (_HasPermission, _IsSignedIn, _Anyone, _HasPlatformPermission, _IsPlatformSignedIn)

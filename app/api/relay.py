@@ -11,7 +11,7 @@ import binascii
 import dataclasses
 import enum
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Protocol, Self, TypeVar
 from uuid import UUID
 
 import strawberry
@@ -62,13 +62,31 @@ class Node:
 
     @classmethod
     def from_model(cls, model: Any) -> Self:
-        """Copy the model's same-named fields: the type's fields map 1:1 onto columns."""
-        names = {f.name for f in dataclasses.fields(cls) if f.init} - {"pk"}
-        return cls(pk=model.id, **{n: getattr(model, n) for n in names})
+        return copy_model(cls, model)
 
     @classmethod
     def maybe(cls, model: Any | None) -> Self | None:
         return None if model is None else cls.from_model(model)
+
+
+C = TypeVar("C")
+
+
+def copy_model(cls: type[C], model: Any) -> C:
+    """An object of GraphQL type `cls` from a row model: the type's fields map 1:1 onto the
+    model's columns, and `pk` is its id."""
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - {"pk"}  # type: ignore[arg-type]
+    return cls(pk=model.id, **{n: getattr(model, n) for n in names})  # type: ignore[call-arg]
+
+
+class TableBacked(Protocol):
+    """A GraphQL type over a declared table (every Node; also types `node(id:)` must never
+    reach, such as the platform's audit entries)."""
+
+    table: ClassVar[Table[Any]]
+
+    @classmethod
+    def from_model(cls, model: Any) -> Any: ...
 
 
 def parse_id(value: strawberry.ID, node_type: type[Node], *, field: str = "id") -> UUID:
@@ -175,7 +193,7 @@ def page_size(info: Info, first: int | None) -> int:
 
 async def table_connection(
     info: Info,
-    node_type: type[Node],
+    node_type: type[TableBacked],
     *,
     ordering: Ordering,
     first: int | None,

@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema import BaseSchema
 
-from app.api.context import Authorizer, Context
+from app.api.context import Authorizer, Context, PlatformAuthorizer
 from app.api.graphiql import graphiql_html
 from app.core.db import Database
 from app.core.security import TokenService
@@ -28,6 +28,7 @@ class GraphQLView(GraphQL[Context, None]):
         settings: Settings,
         tokens: TokenService,
         authorize: Authorizer,
+        authorize_platform: PlatformAuthorizer,
     ) -> None:
         super().__init__(
             schema,
@@ -38,6 +39,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.settings = settings
         self.tokens = tokens
         self.authorize = authorize
+        self.authorize_platform = authorize_platform
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry turns JSONDecodeError into a 400 but not the RecursionError of a body
@@ -53,6 +55,7 @@ class GraphQLView(GraphQL[Context, None]):
         assert isinstance(request, Request)
         assert isinstance(response, Response)
         principal = request.state.principal
+        platform = request.state.platform_principal
         tenant_id = principal.tenant_id if principal is not None else None
         # The pool lives in the lifespan state (app/main.py), created at start-up.
         database: Database = request.state.database
@@ -64,10 +67,13 @@ class GraphQLView(GraphQL[Context, None]):
             tokens=self.tokens,
             store=request.state.store,
             principal=principal,
+            platform=platform,
             # Opened lazily on first query; the operation extension sets read-only for
-            # queries and closes it once.
-            session=database.session(tenant_id, readonly=True),
+            # queries and closes it once. Only a platform administrator's operation runs
+            # in the platform scope; it binds no tenant.
+            session=database.session(tenant_id, readonly=True, platform=platform is not None),
             authorize=self.authorize,
+            authorize_platform=self.authorize_platform,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

@@ -7,10 +7,21 @@ from uuid import UUID
 
 from app.core.db import Session
 
+_COLUMNS = (
+    "actor_kind, actor_id, action, target_type, target_id, outcome, ip, user_agent,"
+    " request_id, metadata"
+)
+_VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+_INSERT_TENANT = (
+    f"INSERT INTO audit_log (tenant_id, {_COLUMNS}) VALUES (app.current_tenant_id(), {_VALUES})"
+)
+_INSERT_PLATFORM = f"INSERT INTO platform_audit_log ({_COLUMNS}) VALUES ({_VALUES})"
+
 
 async def insert(
     session: Session,
     *,
+    platform: bool,
     actor_kind: str,
     actor_id: UUID | None,
     action: str,
@@ -22,10 +33,10 @@ async def insert(
     request_id: str | None,
     metadata: dict[str, Any],
 ) -> None:
+    # The tenant's log takes the bound tenant; the platform's has no tenant column.
+    sql = _INSERT_PLATFORM if platform else _INSERT_TENANT
     await session.execute(
-        "INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, target_type,"
-        " target_id, outcome, ip, user_agent, request_id, metadata)"
-        " VALUES (app.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        sql,
         actor_kind,
         actor_id,
         action,

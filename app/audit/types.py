@@ -1,4 +1,4 @@
-"""GraphQL types of the audit log."""
+"""GraphQL types of the audit logs: a tenant's, and the platform's (app/platform)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ strawberry.enum(AuditOutcome, description="How a recorded action ended.")
 strawberry.enum(ActorKind, description="What kind of principal acted.")
 
 
-@strawberry.type(description="One recorded security event of the tenant (append-only).")
-class AuditLogEntry(Node):
-    table: ClassVar[Table[Any]] = AUDIT_LOG
-    read_permission: ClassVar[str | None] = Permission.AUDIT_READ
+@strawberry.type
+class AuditEntryFields:
+    """The fields both audit logs share (one entry shape, app/audit/models.py)."""
+
     occurred_at: datetime = strawberry.field(description="When it happened.")
     actor_kind: ActorKind = strawberry.field(description="Who acted: a user, anonymous, ...")
     actor_id: strawberry.Private[Any]
@@ -32,6 +32,12 @@ class AuditLogEntry(Node):
     user_agent: str | None = strawberry.field(description="Client user agent.")
     request_id: str | None = strawberry.field(description="The request's X-Request-ID.")
     metadata: JSON = strawberry.field(description="Details of the event (no secrets).")
+
+
+@strawberry.type(description="One recorded security event of the tenant (append-only).")
+class AuditLogEntry(Node, AuditEntryFields):
+    table: ClassVar[Table[Any]] = AUDIT_LOG
+    read_permission: ClassVar[str | None] = Permission.AUDIT_READ
 
     @strawberry.field(description="The acting user's id (raw UUID), if a user acted.")
     def actor_user_id(self) -> strawberry.ID | None:

@@ -13,14 +13,8 @@ from uuid import UUID
 from app.core.errors import Forbidden
 
 
-@dataclass(frozen=True)
-class Actor:
-    """A signed-in, active user of the bound tenant and their effective permissions."""
-
-    user_id: UUID
+class _Holder:
     permissions: frozenset[str]
-    # System role keys held (owner, admin, member, viewer): only "owner" matters to rules.
-    system_roles: frozenset[str] = frozenset()
 
     def can(self, permission: str) -> bool:
         return permission in self.permissions
@@ -30,6 +24,26 @@ class Actor:
         if permission not in self.permissions:
             raise Forbidden(f"This needs the {permission} permission")
 
+
+@dataclass(frozen=True)
+class Actor(_Holder):
+    """A signed-in, active user of the bound tenant and their effective permissions."""
+
+    user_id: UUID
+    permissions: frozenset[str]
+    # System role keys held (owner, admin, member, viewer): only "owner" matters to rules.
+    system_roles: frozenset[str] = frozenset()
+
     @property
     def is_owner(self) -> bool:
         return "owner" in self.system_roles
+
+
+@dataclass(frozen=True)
+class PlatformActor(_Holder):
+    """A signed-in, active platform administrator in a live platform session, with the
+    platform permissions (app/platform/permissions.py) they hold now."""
+
+    admin_id: UUID
+    session_id: UUID
+    permissions: frozenset[str]

@@ -74,9 +74,7 @@ class Database:
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    def session(
-        self, tenant_id: UUID | None, *, readonly: bool, platform: bool = False
-    ) -> Session:
+    def session(self, tenant_id: UUID | None, *, readonly: bool, platform: bool = False) -> Session:
         """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows);
         with `platform`, in the platform scope too (only for platform principals)."""
         return Session(self, tenant_id, readonly=readonly, platform=platform)

@@ -2,6 +2,11 @@
 
 Tokens: ES256 JWTs via joserfc with the algorithm pinned, a `kid` header and an explicit
 `typ` so no other kind of token can pass as an access token.
+
+Two principal kinds hold access tokens, kept apart three ways: a tenant user's token has
+`typ` at+jwt, the API audience and a tenant claim (`tid`); a platform administrator's has
+`typ` platform-at+jwt, the platform audience and no `tid`. Each verification pins all three,
+so neither token can be taken for the other even though one key set signs both.
 """
 
 from __future__ import annotations
@@ -13,17 +18,19 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid4
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
 from app.core.errors import Unauthenticated
 from app.core.keys import ALGORITHM, KeyRing
+from app.core.settings import Settings
 
 # Each kind of token has its own `typ`, checked on every verification, so no token kind
 # can pass as another (a challenge is never an access token, a refresh token is not a JWT).
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 MFA_CHALLENGE_TYPE = "mfa-challenge+jwt"
 MFA_ENROLLMENT_TYPE = "mfa-enroll+jwt"
+PLATFORM_ACCESS_TOKEN_TYPE = "platform-at+jwt"  # noqa: S105 (a JWT `typ`, not a secret)
 CLOCK_LEEWAY_SECONDS = 30
 
 
@@ -45,6 +52,19 @@ class AccessClaims:
         """Authenticated at AAL 2 within `max_age_seconds` (for sensitive MFA changes)."""
         now = time.time() if now is None else now
         return self.aal >= 2 and now - self.auth_time <= max_age_seconds
+
+
+@dataclass(frozen=True)
+class PlatformClaims:
+    """The verified identity a platform administrator's access token carries."""
+
+    admin_id: UUID
+    # The platform session (platform_sessions), checked on every operation.
+    session_id: UUID
+    amr: tuple[str, ...]
+    auth_time: int
+    token_id: str
+    expires_at: int
 
 
 @dataclass(frozen=True)
@@ -74,23 +94,32 @@ class TokenService:
         issuer: str,
         audience: str,
         ttl_seconds: int,
+        platform_audience: str = Settings.jwt_platform_audience,
+        platform_ttl_seconds: int = Settings.platform_token_ttl_seconds,
         challenge_ttl_seconds: int = 300,
     ) -> None:
+        if platform_audience == audience:
+            raise ValueError("the platform audience must differ from the API audience")
         # Read on every use, so a rotated key file takes effect without a restart.
         self._keys = keys
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
+        self.platform_audience = platform_audience
+        self.platform_ttl_seconds = platform_ttl_seconds
         self.challenge_ttl_seconds = challenge_ttl_seconds
-        common: dict[str, Any] = {
+        signed: dict[str, Any] = {
             "iss": {"essential": True, "value": issuer},
-            "aud": {"essential": True, "value": audience},
             "sub": {"essential": True},
-            "tid": {"essential": True},
             "exp": {"essential": True},
             "iat": {"essential": True},
             "jti": {"essential": True},
             "amr": {"essential": True},
+        }
+        common: dict[str, Any] = {
+            **signed,
+            "aud": {"essential": True, "value": audience},
+            "tid": {"essential": True},
         }
         self._access_claims = jwt.JWTClaimsRegistry(
             leeway=CLOCK_LEEWAY_SECONDS,
@@ -100,18 +129,38 @@ class TokenService:
             **common,
         )
         self._challenge_claims = jwt.JWTClaimsRegistry(leeway=CLOCK_LEEWAY_SECONDS, **common)
+        self._platform_claims = jwt.JWTClaimsRegistry(
+            leeway=CLOCK_LEEWAY_SECONDS,
+            aud={"essential": True, "value": platform_audience},
+            sid={"essential": True},
+            auth_time={"essential": True},
+            **signed,
+        )
+
+    @classmethod
+    def from_settings(cls, keys: KeyRing, settings: Settings) -> TokenService:
+        return cls(
+            keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            ttl_seconds=settings.access_token_ttl_seconds,
+            platform_audience=settings.jwt_platform_audience,
+            platform_ttl_seconds=settings.platform_token_ttl_seconds,
+        )
 
     def public_jwks(self) -> dict[str, Any]:
         return dict(self._keys.key_set.as_dict(private=False))
 
-    def _sign(self, typ: str, claims: dict[str, Any], ttl_seconds: int) -> IssuedToken:
+    def _sign(
+        self, typ: str, claims: dict[str, Any], ttl_seconds: int, *, audience: str | None = None
+    ) -> IssuedToken:
         now = int(time.time())
         expires_at = now + ttl_seconds
         signing_key = self._keys.signing_key
         header = {"alg": ALGORITHM, "kid": signing_key.kid, "typ": typ}
         body = {
             "iss": self.issuer,
-            "aud": self.audience,
+            "aud": audience or self.audience,
             "iat": now,
             "exp": expires_at,
             "jti": uuid4().hex,
@@ -163,6 +212,50 @@ class TokenService:
             )
         except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
             raise Unauthenticated("Invalid access token") from None
+
+    def issue_platform_token(
+        self, *, admin_id: UUID, session_id: UUID, amr: tuple[str, ...], auth_time: int
+    ) -> IssuedToken:
+        """An access token of a platform administrator: no tenant, the platform audience."""
+        claims: dict[str, Any] = {
+            "sub": str(admin_id),
+            "sid": str(session_id),
+            "amr": list(amr),
+            "auth_time": auth_time,
+        }
+        return self._sign(
+            PLATFORM_ACCESS_TOKEN_TYPE,
+            claims,
+            self.platform_ttl_seconds,
+            audience=self.platform_audience,
+        )
+
+    def verify_platform_token(self, token: str) -> PlatformClaims:
+        try:
+            claims = self._decode(token, PLATFORM_ACCESS_TOKEN_TYPE, self._platform_claims)
+            if "tid" in claims:  # a platform principal belongs to no tenant
+                raise ValueError("a platform token names a tenant")
+            return PlatformClaims(
+                admin_id=UUID(str(claims["sub"])),
+                session_id=UUID(str(claims["sid"])),
+                amr=_amr(claims["amr"]),
+                auth_time=int(claims["auth_time"]),
+                token_id=str(claims["jti"]),
+                expires_at=int(claims["exp"]),
+            )
+        except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
+            raise Unauthenticated("Invalid access token") from None
+
+    def verify_bearer(self, token: str) -> AccessClaims | PlatformClaims:
+        """A bearer token of either principal kind, told apart by its `typ`; the verifier of
+        that kind then pins `typ`, audience and claims again, so a forged `typ` gains nothing."""
+        try:
+            typ = jws.extract_compact(token.encode()).headers().get("typ")
+        except (JoseError, ValueError, TypeError, UnicodeError):
+            raise Unauthenticated("Invalid access token") from None
+        if typ == PLATFORM_ACCESS_TOKEN_TYPE:
+            return self.verify_platform_token(token)
+        return self.verify_access_token(token)
 
     def issue_challenge(
         self, typ: str, *, user_id: UUID, tenant_id: UUID, amr: tuple[str, ...]

@@ -102,6 +102,10 @@ class Settings:
     jwt_issuer: str = "tenantry"
     jwt_audience: str = "tenantry-api"
     access_token_ttl_seconds: int = 900
+    # Platform administrators' tokens: their own audience (never accepted as a tenant
+    # user's), and no refresh token: a platform session ends with its access token.
+    jwt_platform_audience: str = "tenantry-platform"
+    platform_token_ttl_seconds: int = 1800
     # A JSON Web Key Set file holding the private signing keys; generated in data_dir if unset.
     signing_keys_file: Path | None = None
     graphiql: bool = True
@@ -158,6 +162,14 @@ class Settings:
         if limits.default_page_size > limits.max_page_size:
             raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
         defaults = cls()
+        audience = env.get("TENANTRY_JWT_AUDIENCE", defaults.jwt_audience)
+        platform_audience = env.get(
+            "TENANTRY_JWT_PLATFORM_AUDIENCE", defaults.jwt_platform_audience
+        )
+        if platform_audience == audience:
+            raise SettingsError(
+                "TENANTRY_JWT_PLATFORM_AUDIENCE must differ from TENANTRY_JWT_AUDIENCE"
+            )
         mfa_keys = env.get("TENANTRY_MFA_KEYS_FILE")
         a = AuthSettings
         auth = AuthSettings(
@@ -199,8 +211,15 @@ class Settings:
             port=_int(env, "TENANTRY_PORT", defaults.port),
             forwarded_allow_ips=env.get("TENANTRY_FORWARDED_ALLOW_IPS") or None,
             jwt_issuer=env.get("TENANTRY_JWT_ISSUER", defaults.jwt_issuer),
-            jwt_audience=env.get("TENANTRY_JWT_AUDIENCE", defaults.jwt_audience),
+            jwt_audience=audience,
             access_token_ttl_seconds=_int(env, "TENANTRY_ACCESS_TOKEN_TTL", 900, minimum=30),
+            jwt_platform_audience=platform_audience,
+            platform_token_ttl_seconds=_int(
+                env,
+                "TENANTRY_PLATFORM_TOKEN_TTL",
+                defaults.platform_token_ttl_seconds,
+                minimum=60,
+            ),
             signing_keys_file=Path(keys_file) if keys_file else None,
             graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),

@@ -126,24 +126,36 @@ class SealedSecret:
     key_version: int
 
 
-def seal_totp_secret(keys: MfaKeys, secret: str, *, tenant_id: UUID, user_id: UUID) -> SealedSecret:
+def platform_totp_associated_data(admin_id: UUID) -> bytes:
+    """A platform administrator's secret names the admin and no tenant: it never opens as
+    (or in place of) a tenant user's."""
+    return b"platform-totp:" + admin_id.bytes
+
+
+def seal_secret(keys: MfaKeys, secret: str, associated_data: bytes) -> SealedSecret:
     nonce = secrets.token_bytes(_NONCE_BYTES)
-    sealed = AESGCM(keys.keys[keys.current]).encrypt(
-        nonce, secret.encode(), totp_associated_data(tenant_id, user_id)
-    )
+    sealed = AESGCM(keys.keys[keys.current]).encrypt(nonce, secret.encode(), associated_data)
     return SealedSecret(nonce + sealed, keys.current)
 
 
-def open_totp_secret(keys: MfaKeys, sealed: SealedSecret, *, tenant_id: UUID, user_id: UUID) -> str:
+def open_secret(keys: MfaKeys, sealed: SealedSecret, associated_data: bytes) -> str:
     key = keys.keys.get(sealed.key_version)
     if key is None:
         raise MfaKeyError(f"MFA key version {sealed.key_version} is not in the key file")
     nonce, body = sealed.ciphertext[:_NONCE_BYTES], sealed.ciphertext[_NONCE_BYTES:]
     try:
-        plain = AESGCM(key).decrypt(nonce, body, totp_associated_data(tenant_id, user_id))
+        plain = AESGCM(key).decrypt(nonce, body, associated_data)
     except (InvalidTag, ValueError):
         raise SecretDecryptionError("the TOTP secret does not decrypt") from None
     return plain.decode()
+
+
+def seal_totp_secret(keys: MfaKeys, secret: str, *, tenant_id: UUID, user_id: UUID) -> SealedSecret:
+    return seal_secret(keys, secret, totp_associated_data(tenant_id, user_id))
+
+
+def open_totp_secret(keys: MfaKeys, sealed: SealedSecret, *, tenant_id: UUID, user_id: UUID) -> str:
+    return open_secret(keys, sealed, totp_associated_data(tenant_id, user_id))
 
 
 def new_totp_secret() -> str:

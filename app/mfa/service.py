@@ -100,7 +100,7 @@ async def start_enrollment(session: Session, env: MfaEnv, *, user_id: UUID) -> T
     """
     assert session.tenant_id is not None
     user = await get_user(session, user_id)
-    keys = await _keys(env.settings)
+    keys = await load_keys(env.settings)
     secret = crypto.new_totp_secret()
     sealed = crypto.seal_totp_secret(keys, secret, tenant_id=session.tenant_id, user_id=user_id)
     async with session.atomic():
@@ -396,7 +396,7 @@ def ensure_keys(settings: Settings) -> None:
     )
 
 
-async def _keys(settings: Settings) -> crypto.MfaKeys:
+async def load_keys(settings: Settings) -> crypto.MfaKeys:
     # Read per use (a small file): a key added by rotation is used without a restart.
     return await asyncio.to_thread(
         crypto.load_or_create_mfa_keys,
@@ -408,7 +408,7 @@ async def _keys(settings: Settings) -> crypto.MfaKeys:
 async def _open_secret(
     env: MfaEnv, tenant_id: UUID, user_id: UUID, ciphertext: bytes, key_version: int
 ) -> str:
-    keys = await _keys(env.settings)
+    keys = await load_keys(env.settings)
     return crypto.open_totp_secret(
         keys,
         crypto.SealedSecret(ciphertext, key_version),

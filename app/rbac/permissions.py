@@ -119,7 +119,8 @@ def markdown() -> str:
     lines = [
         "# Permissions",
         "",
-        "Generated from `app/rbac/permissions.py` (a test fails when this file differs).",
+        "Generated from `app/rbac/permissions.py` and `app/platform/permissions.py` (a test",
+        "fails when this file differs).",
         "A front end reads the signed-in user's set from `viewer { roles permissions }`;",
         "it is resolved on every request, so a role change applies to the next one.",
         "Each root field of `schema.graphql` names what it needs with `@requiresPermission`.",

@@ -15,10 +15,22 @@ from strawberry.permission import PermissionExtension
 
 from app.api.permissions import RULE_CLASSES, public, requires, signed_in
 from app.api.relay import Node
+from app.platform.permissions import PlatformPermission
 from app.rbac.permissions import Permission
 from app.schema import build_schema, sdl
 
-RULE_DIRECTIVES = {"requiresPermission", "signedIn", "public"}
+RULE_DIRECTIVES = {
+    "requiresPermission",
+    "signedIn",
+    "public",
+    "requiresPlatformPermission",
+    "platformSignedIn",
+}
+# Which catalog each permission directive draws from.
+CATALOGS = {
+    "requiresPermission": {p.value for p in Permission},
+    "requiresPlatformPermission": {p.value for p in PlatformPermission},
+}
 ROOTS = ("Query", "Mutation")
 
 
@@ -63,18 +75,24 @@ def test_every_root_field_enforces_its_rule() -> None:
     assert unenforced(build_schema()) == []
 
 
-def test_permissions_named_in_the_sdl_are_in_the_catalog() -> None:
-    named = set()
+def test_permissions_named_in_the_sdl_are_in_their_catalog() -> None:
+    named: dict[str, set[str]] = {name: set() for name in CATALOGS}
     for definition in parse(sdl()).definitions:
         if isinstance(definition, ObjectTypeDefinitionNode):
             for field in definition.fields or ():
                 for directive in field.directives or ():
-                    if directive.name.value == "requiresPermission":
+                    if directive.name.value in CATALOGS:
                         [argument] = directive.arguments or ()
                         assert isinstance(argument.value, StringValueNode)
-                        named.add(argument.value.value)
-    assert named
-    assert named <= {p.value for p in Permission}
+                        named[directive.name.value].add(argument.value.value)
+    for directive, names in named.items():
+        assert names, directive
+        assert names <= CATALOGS[directive], directive
+
+
+def test_the_two_catalogs_share_no_name() -> None:
+    # A tenant role can never be given a platform permission by its name, nor the reverse.
+    assert not CATALOGS["requiresPermission"] & CATALOGS["requiresPlatformPermission"]
 
 
 def test_every_node_type_declares_who_may_read_it() -> None:

@@ -40,7 +40,7 @@ from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant
 from app.users.service import create_user
 from tests.app_fixtures import GraphQL
-from tests.factories import mint_access_token, set_role, tenant_tables
+from tests.factories import fingerprint, mint_access_token, set_role
 
 P = Permission
 # The system roles, and None: a signed-in user of the tenant holding no role at all.
@@ -154,20 +154,6 @@ async def build_world(database: Database, tokens: TokenService, role: str | None
         custom=encode_global_id("Role", custom),
         held=encode_global_id("Role", held),
     )
-
-
-DIGEST = "md5(coalesce(string_agg(t::text, ',' ORDER BY t::text), ''))"
-
-
-async def fingerprint(database: Database, tenant_id: UUID) -> dict[str, str]:
-    """A digest of the tenant's rows in every tenant table, by table."""
-    async with database.transaction(tenant_id, readonly=True) as session:
-        tables = sorted(await tenant_tables(session))
-        # Table names come from the catalog, quoted by format('%I.%I').
-        digests = ", ".join(f"(SELECT {DIGEST} FROM {name} t)" for name in tables)  # noqa: S608
-        row = await session.fetchrow(f"SELECT {digests}")
-    assert row is not None
-    return dict(zip(tables, row, strict=True))
 
 
 # --- the operations --------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Platform administrators: the principals who run Tenantry itself, belonging to no tenant."""

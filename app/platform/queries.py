@@ -1,0 +1,206 @@
+"""SQL for platform administrators and their sessions.
+
+Every statement here runs in a platform-scoped session (app/core/db.py); anywhere else the
+row-level-security policies of these tables match no row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from app.core.db import Session
+from app.platform.models import (
+    PLATFORM_ADMINS,
+    AdminCredentials,
+    AdminStatus,
+    PlatformAdmin,
+)
+
+_ADMIN = PLATFORM_ADMINS.select_list()
+
+
+def _admin(row: asyncpg.Record | None) -> PlatformAdmin:
+    assert row is not None
+    return PLATFORM_ADMINS.to_model(row)
+
+
+async def insert_admin(
+    session: Session,
+    *,
+    email: str,
+    name: str,
+    password_hash: str,
+    totp_secret: bytes,
+    totp_key_version: int,
+    permissions: list[str],
+    admin_id: UUID,
+) -> PlatformAdmin:
+    row = await session.fetchrow(
+        "INSERT INTO platform_admins AS t (id, email, name, password_hash, totp_secret,"
+        " totp_key_version, permissions) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        f" RETURNING {_ADMIN}",
+        admin_id,
+        email,
+        name,
+        password_hash,
+        totp_secret,
+        totp_key_version,
+        permissions,
+    )
+    return _admin(row)
+
+
+async def by_email(session: Session, email: str) -> PlatformAdmin | None:
+    row = await session.fetchrow(
+        f"SELECT {_ADMIN} FROM platform_admins t WHERE lower(t.email) = lower($1)", email
+    )
+    return None if row is None else _admin(row)
+
+
+async def by_id(session: Session, admin_id: UUID) -> PlatformAdmin | None:
+    row = await session.fetchrow(
+        f"SELECT {_ADMIN} FROM platform_admins t WHERE t.id = $1", admin_id
+    )
+    return None if row is None else _admin(row)
+
+
+async def all_admins(session: Session) -> list[PlatformAdmin]:
+    rows = await session.fetch(f"SELECT {_ADMIN} FROM platform_admins t ORDER BY lower(t.email)")
+    return [_admin(r) for r in rows]
+
+
+async def credentials(session: Session, email: str) -> AdminCredentials | None:
+    row = await session.fetchrow(
+        "SELECT id, status, password_hash, totp_secret, totp_key_version, totp_last_used_step"
+        " FROM platform_admins WHERE lower(email) = lower($1)",
+        email,
+    )
+    if row is None:
+        return None
+    return AdminCredentials(
+        id=row["id"],
+        status=AdminStatus(row["status"]),
+        password_hash=row["password_hash"],
+        totp_secret=row["totp_secret"],
+        totp_key_version=row["totp_key_version"],
+        totp_last_used_step=row["totp_last_used_step"],
+    )
+
+
+async def use_totp_step(session: Session, admin_id: UUID, step: int) -> bool:
+    """Record `step` as used; False when it (or a later one) already was: a concurrent
+    sign-in with the same code loses here, so a code works once."""
+    updated = await session.fetchval(
+        "UPDATE platform_admins SET totp_last_used_step = $2, last_sign_in_at = now()"
+        " WHERE id = $1 AND (totp_last_used_step IS NULL OR totp_last_used_step < $2)"
+        " RETURNING id",
+        admin_id,
+        step,
+    )
+    return updated is not None
+
+
+async def set_password_hash(session: Session, admin_id: UUID, password_hash: str) -> None:
+    await session.execute(
+        "UPDATE platform_admins SET password_hash = $2 WHERE id = $1", admin_id, password_hash
+    )
+
+
+async def set_status(session: Session, admin_id: UUID, status: AdminStatus) -> PlatformAdmin:
+    row = await session.fetchrow(
+        "UPDATE platform_admins AS t SET status = $2, updated_at = statement_timestamp()"
+        f" WHERE t.id = $1 RETURNING {_ADMIN}",
+        admin_id,
+        status.value,
+    )
+    return _admin(row)
+
+
+async def set_permissions(
+    session: Session, admin_id: UUID, permissions: list[str]
+) -> PlatformAdmin:
+    row = await session.fetchrow(
+        "UPDATE platform_admins AS t SET permissions = $2, updated_at = statement_timestamp()"
+        f" WHERE t.id = $1 RETURNING {_ADMIN}",
+        admin_id,
+        permissions,
+    )
+    return _admin(row)
+
+
+async def reset_credentials(
+    session: Session,
+    admin_id: UUID,
+    *,
+    password_hash: str | None,
+    totp_secret: bytes,
+    totp_key_version: int,
+) -> PlatformAdmin:
+    """A new TOTP secret (its step history restarts) and, when given, a new password."""
+    row = await session.fetchrow(
+        "UPDATE platform_admins AS t SET password_hash = coalesce($2, t.password_hash),"
+        " totp_secret = $3, totp_key_version = $4, totp_last_used_step = NULL,"
+        f" updated_at = statement_timestamp() WHERE t.id = $1 RETURNING {_ADMIN}",
+        admin_id,
+        password_hash,
+        totp_secret,
+        totp_key_version,
+    )
+    return _admin(row)
+
+
+async def insert_session(
+    session: Session,
+    *,
+    admin_id: UUID,
+    amr: tuple[str, ...],
+    user_agent: str,
+    ip: str | None,
+    expires_at: datetime,
+) -> tuple[UUID, datetime]:
+    """A new platform session: its id and when it was opened (the token's auth_time)."""
+    row = await session.fetchrow(
+        "INSERT INTO platform_sessions (admin_id, amr, user_agent, ip, expires_at)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING id, created_at",
+        admin_id,
+        list(amr),
+        user_agent,
+        ip,
+        expires_at,
+    )
+    assert row is not None
+    return row["id"], row["created_at"]
+
+
+async def live_session_permissions(
+    session: Session, session_id: UUID, admin_id: UUID
+) -> list[str] | None:
+    """The permissions of an active administrator in a live session; None when the session
+    was ended, has expired, or its administrator was disabled."""
+    row = await session.fetchrow(
+        "SELECT a.permissions FROM platform_sessions s"
+        " JOIN platform_admins a ON a.id = s.admin_id"
+        " WHERE s.id = $1 AND s.admin_id = $2 AND s.revoked_at IS NULL"
+        " AND s.expires_at > now() AND a.status = 'active'",
+        session_id,
+        admin_id,
+    )
+    return None if row is None else list(row["permissions"])
+
+
+async def revoke_sessions(
+    session: Session, *, reason: str, admin_id: UUID, session_id: UUID | None = None
+) -> int:
+    """End one session of the administrator, or (without `session_id`) all of them."""
+    status = await session.execute(
+        "UPDATE platform_sessions SET revoked_at = now(), revoked_reason = $3"
+        " WHERE admin_id = $1 AND ($2::uuid IS NULL OR id = $2) AND revoked_at IS NULL"
+        " AND expires_at > now()",
+        admin_id,
+        session_id,
+        reason,
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,109 @@
+"""Platform administrators' own API: sign-in, who am I, sign-out, the platform audit log.
+
+Every field here is for platform administrators only (or public, for sign-in). Tenant
+lifecycle operations build on these rules (docs/platform.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Annotated
+
+import strawberry
+
+from app.api.context import Info
+from app.api.mutations import attempt_platform, settle
+from app.api.permissions import platform_signed_in, public, requires_platform
+from app.api.relay import After, Connection, First, table_connection
+from app.audit.models import AUDIT_ORDERINGS
+from app.core.tables import Filter
+from app.platform import service
+from app.platform.permissions import PlatformPermission
+from app.platform.types import (
+    PlatformAdminType,
+    PlatformAuditLogEntry,
+    PlatformSignInPayload,
+    PlatformSignOutPayload,
+)
+
+NEWEST_FIRST = replace(AUDIT_ORDERINGS["OCCURRED_AT"], descending=True)
+
+
+@strawberry.input(description="A platform administrator's credentials: MFA is always required.")
+class PlatformSignInInput:
+    email: str = strawberry.field(description="The administrator's email (any case).")
+    password: str = strawberry.field(description="The administrator's password.")
+    code: str = strawberry.field(description="The current code of their authenticator app.")
+
+
+@strawberry.type
+class PlatformQueries:
+    @strawberry.field(
+        description="The signed-in platform administrator.", extensions=platform_signed_in()
+    )
+    async def platform_viewer(self, info: Info) -> PlatformAdminType:
+        actor = await info.context.platform_actor()
+        return PlatformAdminType.of(await service.current_admin(info.context.session, actor))
+
+    @strawberry.field(
+        description="The platform audit log (sign-ins, operators' changes, tenant lifecycle), "
+        "newest first.",
+        extensions=requires_platform(PlatformPermission.PLATFORM_AUDIT),
+    )
+    async def platform_audit_log(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        action: Annotated[
+            str | None, strawberry.argument(description="Only entries of this action.")
+        ] = None,
+    ) -> Connection[PlatformAuditLogEntry]:
+        filters: tuple[Filter, ...] = () if action is None else (("action", action),)
+        return await table_connection(
+            info,
+            PlatformAuditLogEntry,
+            ordering=NEWEST_FIRST,
+            first=first,
+            after=after,
+            filters=filters,
+        )
+
+
+@strawberry.type
+class PlatformMutations:
+    @strawberry.mutation(
+        description="Sign in as a platform administrator with email, password and the current "
+        "authenticator code. The token works only on platform fields, never in a tenant.",
+        extensions=public(),
+    )
+    async def platform_sign_in(
+        self,
+        info: Info,
+        input: Annotated[PlatformSignInInput, strawberry.argument(description="Credentials.")],
+    ) -> PlatformSignInPayload:
+        ctx = info.context
+        outcome = await settle(
+            service.sign_in(
+                ctx.database,
+                ctx.tokens,
+                ctx.settings,
+                ctx.store,
+                ctx.request_meta,
+                email=input.email,
+                password=input.password,
+                code=input.code,
+            )
+        )
+        if outcome.value is None:
+            return PlatformSignInPayload.failed(outcome.errors)
+        return PlatformSignInPayload.of(outcome.value)
+
+    @strawberry.mutation(
+        description="End the current platform session: its token stops working at once.",
+        extensions=platform_signed_in(),
+    )
+    async def platform_sign_out(self, info: Info) -> PlatformSignOutPayload:
+        meta = info.context.request_meta
+        outcome = await attempt_platform(info, lambda s, actor: service.sign_out(s, meta, actor))
+        return PlatformSignOutPayload(signed_out=not outcome.errors, errors=outcome.errors)

@@ -1,0 +1,87 @@
+"""GraphQL types of platform administration."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+from uuid import UUID
+
+import strawberry
+
+from app.api.mutations import UserError
+from app.api.relay import copy_model
+from app.audit.types import AuditEntryFields
+from app.core.tables import Table
+from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
+from app.platform.service import PlatformSignIn
+
+strawberry.enum(AdminStatus, name="PlatformAdminStatus", description="Whether it may sign in.")
+
+
+@strawberry.type(
+    name="PlatformAdmin",
+    description="A platform administrator: runs Tenantry itself and belongs to no tenant.",
+)
+class PlatformAdminType:
+    pk: strawberry.Private[UUID]
+    email: str = strawberry.field(description="Signs in with it (any case).")
+    name: str = strawberry.field(description="Display name.")
+    permissions: list[str] = strawberry.field(
+        description="Platform permissions held now (docs/permissions.md)."
+    )
+    status: AdminStatus = strawberry.field(description="ACTIVE or DISABLED.")
+    created_at: datetime = strawberry.field(description="When an operator created it.")
+    last_sign_in_at: datetime | None = strawberry.field(description="The latest sign-in.")
+
+    @strawberry.field(description="The administrator's id (raw UUID).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.pk))
+
+    @classmethod
+    def of(cls, admin: PlatformAdmin) -> Self:
+        return copy_model(cls, admin)
+
+
+@strawberry.type(description="One recorded event of the platform (append-only).")
+class PlatformAuditLogEntry(AuditEntryFields):
+    pk: strawberry.Private[UUID]
+    table: ClassVar[Table[Any]] = PLATFORM_AUDIT_LOG
+
+    @strawberry.field(description="The acting administrator's id (raw UUID), if one acted.")
+    def actor_admin_id(self) -> strawberry.ID | None:
+        return None if self.actor_id is None else strawberry.ID(str(self.actor_id))
+
+    @classmethod
+    def from_model(cls, model: Any) -> Self:
+        return copy_model(cls, model)
+
+
+@strawberry.type(description="A platform access token, or why sign-in failed.")
+class PlatformSignInPayload:
+    access_token: str | None = strawberry.field(
+        description="Send as `Authorization: Bearer <token>` to this endpoint. There is no "
+        "refresh token: sign in again when it expires. Null when `errors` is not empty."
+    )
+    token_type: str = strawberry.field(default="Bearer", description="Always `Bearer`.")
+    expires_at: datetime | None = strawberry.field(description="When the token expires.")
+    admin: PlatformAdminType | None = strawberry.field(description="Who signed in.")
+    errors: list[UserError] = strawberry.field(description="Why sign-in failed.")
+
+    @classmethod
+    def of(cls, done: PlatformSignIn) -> Self:
+        return cls(
+            access_token=done.access_token.token,
+            expires_at=datetime.fromtimestamp(done.access_token.expires_at, UTC),
+            admin=PlatformAdminType.of(done.admin),
+            errors=[],
+        )
+
+    @classmethod
+    def failed(cls, errors: list[UserError]) -> Self:
+        return cls(access_token=None, expires_at=None, admin=None, errors=errors)
+
+
+@strawberry.type(description="The result of ending the platform session.")
+class PlatformSignOutPayload:
+    signed_out: bool = strawberry.field(description="The session has ended.")
+    errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
