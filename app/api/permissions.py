@@ -29,6 +29,7 @@ from strawberry.permission import BasePermission, PermissionExtension
 from strawberry.schema_directive import Location
 
 from app.api.context import Info
+from app.core.actor import Actor, PlatformActor
 
 
 @strawberry.schema_directive(
@@ -79,18 +80,26 @@ class PlatformSignedIn:
 
 
 class _HasPermission(BasePermission):
+    """The caller's actor must hold `permission`: a tenant user's here, a platform
+    administrator's in the subclass below."""
+
+    directive: type[RequiresPermission] | type[RequiresPlatformPermission] = RequiresPermission
+
     def __init__(self, permission: str) -> None:
         self.permission = permission
-        self._directive = RequiresPermission(permission=permission)
+        self._directive = self.directive(permission=permission)
 
     @property
     def schema_directive(self) -> object:
         return self._directive
 
+    async def actor(self, info: Info) -> Actor | PlatformActor:
+        return await info.context.actor()
+
     async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        # Raises Unauthenticated without a principal, Forbidden without the permission;
-        # app/api/errors.py gives both their stable codes.
-        (await info.context.actor()).require(self.permission)
+        # Raises Unauthenticated without a principal, Forbidden for the other kind of
+        # principal or without the permission; app/api/errors.py gives their stable codes.
+        (await self.actor(info)).require(self.permission)
         return True
 
 
@@ -109,18 +118,11 @@ class _Anyone(BasePermission):
         return True
 
 
-class _HasPlatformPermission(BasePermission):
-    def __init__(self, permission: str) -> None:
-        self.permission = permission
-        self._directive = RequiresPlatformPermission(permission=permission)
+class _HasPlatformPermission(_HasPermission):
+    directive = RequiresPlatformPermission
 
-    @property
-    def schema_directive(self) -> object:
-        return self._directive
-
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        (await info.context.platform_actor()).require(self.permission)
-        return True
+    async def actor(self, info: Info) -> Actor | PlatformActor:
+        return await info.context.platform_actor()
 
 
 class _IsPlatformSignedIn(BasePermission):

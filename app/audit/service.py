@@ -22,72 +22,22 @@ async def record(
     action: str,
     actor_id: UUID | None,
     outcome: AuditOutcome | str = AuditOutcome.SUCCESS,
-    actor_kind: ActorKind | str = ActorKind.USER,
+    actor_kind: ActorKind | str | None = None,
     target_type: str | None = None,
     target_id: str | UUID | None = None,
     metadata: dict[str, Any] | None = None,
+    platform: bool = False,
 ) -> None:
-    """Append one entry to the audit log of the session's tenant.
+    """Append one entry to the audit log of the session's tenant or, with `platform`, to the
+    platform audit log (a platform-scoped session). The actor is a user, or with `platform`
+    a platform administrator, unless `actor_kind` says otherwise.
 
     It is written in the caller's transaction: an action that rolls back leaves no entry
     claiming it happened. Failures that must be recorded although the action failed (a
     wrong password) are recorded in a transaction of their own by the caller.
     """
-    await _write(
-        session,
-        meta,
-        platform=False,
-        action=action,
-        actor_id=actor_id,
-        outcome=outcome,
-        actor_kind=actor_kind,
-        target_type=target_type,
-        target_id=target_id,
-        metadata=metadata,
-    )
-
-
-async def record_platform(
-    session: Session,
-    meta: RequestMeta,
-    *,
-    action: str,
-    actor_id: UUID | None,
-    outcome: AuditOutcome | str = AuditOutcome.SUCCESS,
-    actor_kind: ActorKind | str = ActorKind.PLATFORM,
-    target_type: str | None = None,
-    target_id: str | UUID | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> None:
-    """Append one entry to the platform audit log (a platform-scoped session), in the
-    caller's transaction like `record`."""
-    await _write(
-        session,
-        meta,
-        platform=True,
-        action=action,
-        actor_id=actor_id,
-        outcome=outcome,
-        actor_kind=actor_kind,
-        target_type=target_type,
-        target_id=target_id,
-        metadata=metadata,
-    )
-
-
-async def _write(
-    session: Session,
-    meta: RequestMeta,
-    *,
-    platform: bool,
-    action: str,
-    actor_id: UUID | None,
-    outcome: AuditOutcome | str,
-    actor_kind: ActorKind | str,
-    target_type: str | None,
-    target_id: str | UUID | None,
-    metadata: dict[str, Any] | None,
-) -> None:
+    if actor_kind is None:
+        actor_kind = ActorKind.PLATFORM if platform else ActorKind.USER
     outcome = AuditOutcome(outcome)
     actor_kind = ActorKind(actor_kind)
     # Without an id only the system (an operator's command) is anyone in particular.

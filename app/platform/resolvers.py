@@ -6,7 +6,6 @@ lifecycle operations build on these rules (docs/platform.md).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 
 import strawberry
@@ -14,9 +13,8 @@ import strawberry
 from app.api.context import Info
 from app.api.mutations import attempt_platform, settle
 from app.api.permissions import platform_signed_in, public, requires_platform
-from app.api.relay import After, Connection, First, table_connection
-from app.audit.models import AUDIT_ORDERINGS
-from app.core.tables import Filter
+from app.api.relay import After, Connection, First
+from app.audit.resolvers import ActionFilter, audit_connection
 from app.platform import service
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
@@ -25,8 +23,6 @@ from app.platform.types import (
     PlatformSignInPayload,
     PlatformSignOutPayload,
 )
-
-NEWEST_FIRST = replace(AUDIT_ORDERINGS["OCCURRED_AT"], descending=True)
 
 
 @strawberry.input(description="A platform administrator's credentials: MFA is always required.")
@@ -51,22 +47,10 @@ class PlatformQueries:
         extensions=requires_platform(PlatformPermission.PLATFORM_AUDIT),
     )
     async def platform_audit_log(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        action: Annotated[
-            str | None, strawberry.argument(description="Only entries of this action.")
-        ] = None,
+        self, info: Info, first: First = None, after: After = None, action: ActionFilter = None
     ) -> Connection[PlatformAuditLogEntry]:
-        filters: tuple[Filter, ...] = () if action is None else (("action", action),)
-        return await table_connection(
-            info,
-            PlatformAuditLogEntry,
-            ordering=NEWEST_FIRST,
-            first=first,
-            after=after,
-            filters=filters,
+        return await audit_connection(
+            info, PlatformAuditLogEntry, first=first, after=after, action=action
         )
 
 

@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from app.audit.models import ActorKind, AuditOutcome
-from app.audit.service import record_platform
+from app.audit.service import record
 from app.auth.service import InvalidCredentials
 from app.auth.throttle import SignInThrottle
 from app.core import validation
@@ -95,9 +95,10 @@ async def sign_in(
                     await queries.set_password_hash(session, found.id, new_hash)
                 return await _open_session(session, tokens, settings, meta, found.id)
             reason = "code"
-        await record_platform(
+        await record(
             session,
             meta,
+            platform=True,
             action="platform.sign_in",
             outcome=AuditOutcome.FAILURE,
             actor_id=None,
@@ -121,9 +122,10 @@ async def _open_session(
         ip=meta.ip,
         expires_at=expires_at,
     )
-    await record_platform(
+    await record(
         session,
         meta,
+        platform=True,
         action="platform.sign_in",
         actor_id=admin_id,
         target_type="platform_session",
@@ -155,9 +157,10 @@ async def sign_out(session: Session, meta: RequestMeta, actor: PlatformActor) ->
     await queries.revoke_sessions(
         session, reason="sign_out", admin_id=actor.admin_id, session_id=actor.session_id
     )
-    await record_platform(
+    await record(
         session,
         meta,
+        platform=True,
         action="platform.sign_out",
         actor_id=actor.admin_id,
         target_type="platform_session",
@@ -324,9 +327,10 @@ async def _new_totp(settings: Settings, admin_id: UUID) -> tuple[str, crypto.Sea
 async def _operator_record(
     session: Session, meta: RequestMeta, action: str, admin_id: UUID, metadata: dict[str, object]
 ) -> None:
-    await record_platform(
+    await record(
         session,
         meta,
+        platform=True,
         action=action,
         actor_id=None,
         actor_kind=ActorKind.SYSTEM,
