@@ -7,10 +7,13 @@ after the same work: the password is hashed before the token is looked at.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from app.accounts import queries
 from app.accounts.mailer import Mailer
 from app.accounts.models import MailMessage, Role, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
+from app.audit.models import ActorKind
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
 from app.core import validation
@@ -69,23 +72,79 @@ async def invite_user(
         granted_by=actor.user_id,
         replace=existing is not None,
     )
+    await mail_invitation(
+        session,
+        mailer,
+        settings,
+        meta,
+        user=user,
+        role=role,
+        actor_id=actor.user_id,
+        reinvited=existing is not None,
+    )
+    return user
+
+
+async def invite_owner(
+    session: Session,
+    mailer: Mailer,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    email: str,
+    display_name: str,
+    actor_id: UUID,
+    actor_kind: ActorKind,
+) -> User:
+    """The first owner of a tenant being provisioned, invited by mail (no tenant user exists
+    yet to invite them): the caller has checked the input and holds the right to do it."""
+    user = await queries.insert_invited_user(session, email=email, display_name=display_name)
+    await rbac.grant_system_role(session, user_id=user.id, key=Role.OWNER.value, granted_by=None)
+    await mail_invitation(
+        session,
+        mailer,
+        settings,
+        meta,
+        user=user,
+        role=Role.OWNER,
+        actor_id=actor_id,
+        actor_kind=actor_kind,
+    )
+    return user
+
+
+async def mail_invitation(
+    session: Session,
+    mailer: Mailer,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    user: User,
+    role: Role,
+    actor_id: UUID | None,
+    actor_kind: ActorKind | None = None,
+    reinvited: bool = False,
+) -> None:
+    """Issue the invitation token of an invited user of the session's tenant, record it and
+    mail the link (a tenant user inviting, or tenant provisioning inviting the owner)."""
     token = await issue_token(
         session,
         TokenPurpose.INVITATION,
         user_id=user.id,
         ttl_seconds=settings.auth.invitation_ttl_seconds,
         email=user.email,
-        created_by=actor.user_id,
+        created_by=actor_id if actor_kind is None else None,
     )
     tenant = await current_tenant(session)
     await record(
         session,
         meta,
         action="invitation.sent",
-        actor_id=actor.user_id,
+        actor_id=actor_id,
+        actor_kind=actor_kind,
         target_type="user",
         target_id=user.id,
-        metadata={"role": role.value, "reinvited": existing is not None},
+        metadata={"role": role.value, "reinvited": reinvited},
     )
     await mailer.send(
         session,
@@ -102,7 +161,6 @@ async def invite_user(
             ),
         ),
     )
-    return user
 
 
 async def accept_invitation(

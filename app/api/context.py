@@ -26,8 +26,11 @@ if TYPE_CHECKING:
 # Resolves a user's effective permissions in the session's tenant (app/rbac, injected by
 # app/main.py: this layer knows no domain).
 Authorizer = Callable[[Session, Store, UUID], Awaitable[Actor]]
-# Resolves a platform administrator's live session and permissions (app/platform).
-PlatformAuthorizer = Callable[[Session, PlatformClaims], Awaitable[PlatformActor]]
+# Resolves a platform administrator's live session and permissions (app/platform), in a
+# short transaction of its own: platform mutations such as createTenant run their work in
+# transactions of their own too, and must not wait for a second pooled connection while
+# the operation's session holds one (with concurrent requests, the pool runs dry).
+PlatformAuthorizer = Callable[[Database, PlatformClaims], Awaitable[PlatformActor]]
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class Context:
         claims = self.require_platform()
         async with self._actor_lock:
             if self._actor is None:
-                self._actor = await self.authorize_platform(self.session, claims)
+                self._actor = await self.authorize_platform(self.database, claims)
             assert isinstance(self._actor, PlatformActor)
             return self._actor
 

@@ -204,3 +204,29 @@ async def revoke_sessions(
         reason,
     )
     return int(status.split()[-1])
+
+
+async def provisioned(
+    session: Session, admin_id: UUID, idempotency_key: str
+) -> tuple[bytes, UUID] | None:
+    """The request digest and tenant of an earlier createTenant with this key."""
+    row = await session.fetchrow(
+        "SELECT request_digest, created_tenant_id FROM tenant_provisioning"
+        " WHERE admin_id = $1 AND idempotency_key = $2",
+        admin_id,
+        idempotency_key,
+    )
+    return None if row is None else (bytes(row["request_digest"]), row["created_tenant_id"])
+
+
+async def insert_provisioning(
+    session: Session, admin_id: UUID, idempotency_key: str, digest: bytes, tenant_id: UUID
+) -> None:
+    await session.execute(
+        "INSERT INTO tenant_provisioning (admin_id, idempotency_key, request_digest,"
+        " created_tenant_id) VALUES ($1, $2, $3, $4)",
+        admin_id,
+        idempotency_key,
+        digest,
+        tenant_id,
+    )

@@ -10,19 +10,23 @@ from typing import Annotated
 
 import strawberry
 
+from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import attempt_platform, settle
 from app.api.permissions import platform_signed_in, public, requires_platform
 from app.api.relay import After, Connection, First
 from app.audit.resolvers import ActionFilter, audit_connection
-from app.platform import service
+from app.platform import lifecycle, service
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
+    CreateTenantPayload,
     PlatformAdminType,
     PlatformAuditLogEntry,
     PlatformSignInPayload,
     PlatformSignOutPayload,
 )
+from app.tenants.plans import DEFAULT_PLAN
+from app.tenants.types import Tenant
 
 
 @strawberry.input(description="A platform administrator's credentials: MFA is always required.")
@@ -30,6 +34,36 @@ class PlatformSignInInput:
     email: str = strawberry.field(description="The administrator's email (any case).")
     password: str = strawberry.field(description="The administrator's password.")
     code: str = strawberry.field(description="The current code of their authenticator app.")
+
+
+@strawberry.input(description="The first owner of a new tenant.")
+class TenantOwnerInput:
+    email: str = strawberry.field(description="The owner's email.")
+    display_name: str | None = strawberry.field(
+        default=None, description="Display name (default: the email's local part)."
+    )
+    password: str | None = strawberry.field(
+        default=None,
+        description="An initial password. Absent: the owner is invited by mail and chooses one.",
+    )
+
+
+@strawberry.input(description="A new tenant, provisioned in one transaction.")
+class CreateTenantInput:
+    slug: str = strawberry.field(
+        description="Lowercase letters, digits and hyphens, 1-63; unique; not a reserved name."
+    )
+    name: str = strawberry.field(description="The organisation's display name.")
+    plan: str = strawberry.field(default=DEFAULT_PLAN, description="free, team or enterprise.")
+    owner: TenantOwnerInput = strawberry.field(description="The first owner.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key returns the tenant the first request created "
+        "(the same key with different input is a CONFLICT).",
+    )
+    reason: str | None = strawberry.field(
+        default=None, description="Why, for the audit logs (at most 500 characters)."
+    )
 
 
 @strawberry.type
@@ -82,6 +116,40 @@ class PlatformMutations:
         if outcome.value is None:
             return PlatformSignInPayload.failed(outcome.errors)
         return PlatformSignInPayload.of(outcome.value)
+
+    @strawberry.mutation(
+        description="Create a tenant with its system roles and first owner, in one transaction.",
+        extensions=requires_platform(PlatformPermission.TENANT_CREATE),
+    )
+    async def create_tenant(
+        self,
+        info: Info,
+        input: Annotated[CreateTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> CreateTenantPayload:
+        ctx = info.context
+        actor = await ctx.platform_actor()
+        owner = input.owner
+        outcome = await settle(
+            lifecycle.create_tenant(
+                ctx.database,
+                mailer_for(ctx.settings),
+                ctx.settings,
+                ctx.request_meta,
+                actor=actor,
+                slug=input.slug,
+                name=input.name,
+                plan=input.plan,
+                owner=lifecycle.OwnerSpec(owner.email, owner.display_name, owner.password),
+                idempotency_key=input.idempotency_key,
+                reason=input.reason,
+            )
+        )
+        done = outcome.value
+        return CreateTenantPayload(
+            tenant=None if done is None else Tenant.from_model(done.tenant),
+            created=done is not None and done.created,
+            errors=outcome.errors,
+        )
 
     @strawberry.mutation(
         description="End the current platform session: its token stops working at once.",

@@ -140,10 +140,11 @@ async def _open_session(
     return PlatformSignIn(admin, token)
 
 
-async def actor_for(session: Session, claims: PlatformClaims) -> PlatformActor:
+async def actor_for(database: Database, claims: PlatformClaims) -> PlatformActor:
     """The administrator of a verified platform token, if their session is still live and
     they are still active, with the permissions they hold now (not when they signed in)."""
-    held = await queries.live_session_permissions(session, claims.session_id, claims.admin_id)
+    async with database.transaction(None, readonly=True, platform=True) as session:
+        held = await queries.live_session_permissions(session, claims.session_id, claims.admin_id)
     if held is None:
         raise Unauthenticated("The platform session has ended; sign in again")
     return PlatformActor(

@@ -14,6 +14,7 @@ from app.audit.types import AuditEntryFields
 from app.core.tables import Table
 from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
 from app.platform.service import PlatformSignIn
+from app.tenants.types import Tenant
 
 strawberry.enum(AdminStatus, name="PlatformAdminStatus", description="Whether it may sign in.")
 
@@ -85,3 +86,15 @@ class PlatformSignInPayload:
 class PlatformSignOutPayload:
     signed_out: bool = strawberry.field(description="The session has ended.")
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
+
+
+@strawberry.type(description="The result of createTenant.")
+class CreateTenantPayload:
+    tenant: Tenant | None = strawberry.field(
+        description="The tenant; null when `errors` is not empty."
+    )
+    created: bool = strawberry.field(
+        description="False when an earlier request with the same idempotency key created it "
+        "(this one changed nothing)."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was created.")

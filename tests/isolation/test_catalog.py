@@ -33,6 +33,7 @@ GLOBAL_TABLES = {
     "public.platform_admins": "platform administrators, a principal kind of no tenant",
     "public.platform_sessions": "platform administrators' sign-ins",
     "public.platform_audit_log": "what platform principals and operators did",
+    "public.tenant_provisioning": "idempotency keys of platform administrators' createTenant",
 }
 YOYO_TABLES = frozenset(name for name in GLOBAL_TABLES if "yoyo" in name)
 

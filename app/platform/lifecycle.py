@@ -1,0 +1,160 @@
+"""Tenant lifecycle, run by platform administrators. Provisioning so far.
+
+Provisioning is one transaction bound to the new tenant's id and in the platform scope:
+the tenant row, its system roles, its owner (with a password, or invited by mail), an
+entry in the tenant's audit log and one in the platform's, and the idempotency key. A
+failure at any step leaves none of it. A request retried with the same idempotency key
+returns the tenant the first one created; the same key with different input is a CONFLICT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from uuid import uuid4
+
+import asyncpg
+
+from app.accounts.invitations import invite_owner
+from app.accounts.mailer import Mailer
+from app.audit.models import ActorKind
+from app.audit.service import record
+from app.core import validation
+from app.core.actor import PlatformActor
+from app.core.db import Database
+from app.core.errors import Conflict
+from app.core.passwords import check_password_policy
+from app.core.request_meta import RequestMeta
+from app.core.settings import Settings
+from app.platform import queries
+from app.platform.permissions import PlatformPermission
+from app.rbac import service as rbac
+from app.tenants import queries as tenant_queries
+from app.tenants.models import Tenant
+from app.tenants.plans import check_plan
+from app.tenants.service import check_slug, current_tenant
+from app.users.service import create_user
+
+
+@dataclass(frozen=True)
+class OwnerSpec:
+    email: str
+    display_name: str | None
+    # None: the owner is invited by mail and chooses a password.
+    password: str | None
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    tenant: Tenant
+    # False when an earlier request with the same idempotency key created it.
+    created: bool
+
+
+async def create_tenant(
+    database: Database,
+    mailer: Mailer,
+    settings: Settings,
+    meta: RequestMeta,
+    *,
+    actor: PlatformActor,
+    slug: str,
+    name: str,
+    plan: str,
+    owner: OwnerSpec,
+    idempotency_key: str | None,
+    reason: str | None,
+) -> Provisioned:
+    actor.require(PlatformPermission.TENANT_CREATE)
+    slug = check_slug(slug)
+    name = validation.text(name, field="name", max_length=200)
+    plan_key = check_plan(plan).key
+    email = validation.email(owner.email, field="owner.email")
+    display_name = validation.text(
+        owner.display_name if owner.display_name is not None else email.split("@", 1)[0],
+        field="owner.displayName",
+        max_length=200,
+    )
+    if owner.password is not None:
+        check_password_policy(owner.password, field="owner.password")
+    reason = None if reason is None else validation.text(reason, field="reason", max_length=500)
+    key = (
+        None
+        if idempotency_key is None
+        else validation.text(idempotency_key, field="idempotencyKey", max_length=200)
+    )
+    # What makes two requests "the same" for an idempotency key (never the password).
+    digest = hashlib.sha256(
+        json.dumps(
+            [slug, name, plan_key, email.lower(), display_name, owner.password is None, reason]
+        ).encode()
+    ).digest()
+    if key is not None:
+        earlier = await _earlier(database, actor, key, digest)
+        if earlier is not None:
+            return earlier
+
+    tenant_id = uuid4()
+    details = {"slug": slug, "plan": plan_key, "owner_invited": owner.password is None}
+    try:
+        async with database.transaction(tenant_id, platform=True) as session:
+            tenant = await tenant_queries.insert(session, tenant_id, slug, name, plan_key)
+            await rbac.provision(session)
+            if owner.password is None:
+                await invite_owner(
+                    session,
+                    mailer,
+                    settings,
+                    meta,
+                    email=email,
+                    display_name=display_name,
+                    actor_id=actor.admin_id,
+                    actor_kind=ActorKind.PLATFORM,
+                )
+            else:
+                await create_user(
+                    session,
+                    email=email,
+                    display_name=display_name,
+                    password=owner.password,
+                    role="owner",
+                )
+            for platform in (False, True):
+                await record(
+                    session,
+                    meta,
+                    action="tenant.created",
+                    actor_id=actor.admin_id,
+                    actor_kind=ActorKind.PLATFORM,
+                    target_type="tenant",
+                    target_id=tenant_id,
+                    metadata={**details, "reason": reason},
+                    platform=platform,
+                )
+            if key is not None:
+                await queries.insert_provisioning(session, actor.admin_id, key, digest, tenant_id)
+    except asyncpg.UniqueViolationError:
+        # A concurrent retry with the same key may have won the race (its slug, or its key,
+        # committed first): then answer as it did. Otherwise the slug is someone else's.
+        earlier = None if key is None else await _earlier(database, actor, key, digest)
+        if earlier is not None:
+            return earlier
+        raise Conflict(f"The slug {slug!r} is already taken", field="slug") from None
+    return Provisioned(tenant, created=True)
+
+
+async def _earlier(
+    database: Database, actor: PlatformActor, key: str, digest: bytes
+) -> Provisioned | None:
+    async with database.transaction(None, readonly=True, platform=True) as session:
+        found = await queries.provisioned(session, actor.admin_id, key)
+    if found is None:
+        return None
+    earlier_digest, tenant_id = found
+    if earlier_digest != digest:
+        raise Conflict(
+            "This idempotency key was used for a different request", field="idempotencyKey"
+        )
+    async with database.transaction(tenant_id, readonly=True) as session:
+        return Provisioned(await current_tenant(session), created=False)
