@@ -1,9 +1,9 @@
 """Tenant lifecycle, run by platform administrators. Provisioning so far.
 
 Provisioning is one transaction bound to the new tenant's id and in the platform scope:
-the tenant row, its system roles, its owner (with a password, or invited by mail), an
-entry in the tenant's audit log and one in the platform's, and the idempotency key. A
-failure at any step leaves none of it. A request retried with the same idempotency key
+the tenant row, its system roles, an entry in the tenant's audit log and one in the
+platform's, the idempotency key, and last its owner (with a password, or invited by mail).
+A failure at any step leaves none of it. A request retried with the same idempotency key
 returns the tenant the first one created; the same key with different input is a CONFLICT.
 """
 
@@ -101,6 +101,22 @@ async def create_tenant(
         async with database.transaction(tenant_id, platform=True) as session:
             tenant = await tenant_queries.insert(session, tenant_id, slug, name, plan_key)
             await rbac.provision(session)
+            for platform in (False, True):
+                await record(
+                    session,
+                    meta,
+                    action="tenant.created",
+                    actor_id=actor.admin_id,
+                    actor_kind=ActorKind.PLATFORM,
+                    target_type="tenant",
+                    target_id=tenant_id,
+                    metadata={**details, "reason": reason},
+                    platform=platform,
+                )
+            if key is not None:
+                await queries.insert_provisioning(session, actor.admin_id, key, digest, tenant_id)
+            # Last: an invitation is mailed at once by the SMTP mailer, so every write that
+            # could still fail comes before it.
             if owner.password is None:
                 await invite_owner(
                     session,
@@ -120,20 +136,6 @@ async def create_tenant(
                     password=owner.password,
                     role="owner",
                 )
-            for platform in (False, True):
-                await record(
-                    session,
-                    meta,
-                    action="tenant.created",
-                    actor_id=actor.admin_id,
-                    actor_kind=ActorKind.PLATFORM,
-                    target_type="tenant",
-                    target_id=tenant_id,
-                    metadata={**details, "reason": reason},
-                    platform=platform,
-                )
-            if key is not None:
-                await queries.insert_provisioning(session, actor.admin_id, key, digest, tenant_id)
     except asyncpg.UniqueViolationError:
         # A concurrent retry with the same key may have won the race (its slug, or its key,
         # committed first): then answer as it did. Otherwise the slug is someone else's.

@@ -243,11 +243,11 @@ def _fail_on(call: int) -> Callable[..., Any]:
 STEPS = [
     (tenant_queries, "insert", 1, False),
     (rbac, "provision", 1, False),
-    (lifecycle, "create_user", 1, False),
-    (lifecycle, "invite_owner", 1, True),
     (lifecycle, "record", 1, False),  # the tenant's audit log
     (lifecycle, "record", 2, False),  # the platform's audit log
     (platform_queries, "insert_provisioning", 1, False),
+    (lifecycle, "create_user", 1, False),
+    (lifecycle, "invite_owner", 1, True),
 ]
 
 
