@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 
-from . import latency, load
+from . import latency, load, provisioning
 from ._env import add_arguments, environment, log
 
 
@@ -19,6 +19,7 @@ def main() -> None:
     add_arguments(parser)
     latency.add_latency_arguments(parser)
     load.add_load_arguments(parser)
+    provisioning.add_provisioning_arguments(parser)
     args = parser.parse_args()
     started = time.perf_counter()
     with environment(args.database_url, seed=args.seed) as env:
@@ -26,6 +27,10 @@ def main() -> None:
             latency.measure(env, iterations=args.iterations, warmup=args.warmup)
         )
         load_report = load.run(env, args)
+        # Last: it adds tenants, which the other two must not see.
+        provisioning_report = asyncio.run(
+            provisioning.measure(env, tenants=args.tenants, clients=args.clients)
+        )
         elapsed = time.perf_counter() - started
         print("## Tenantry benchmarks\n")
         print("\n".join([*env.header(), f"- Total bench run time: {elapsed:.0f} s"]))
@@ -33,6 +38,8 @@ def main() -> None:
         print(latency_report.markdown())
         print()
         print(load_report.markdown())
+        print()
+        print(provisioning_report.markdown())
         if args.json:
             args.json.write_text(
                 json.dumps(
@@ -40,6 +47,7 @@ def main() -> None:
                         "env": env.describe(),
                         "latency": latency_report.as_dict(),
                         "load": load_report.as_dict(),
+                        "provisioning": provisioning_report.as_dict(),
                     },
                     indent=2,
                 )

@@ -31,6 +31,7 @@ from app.core.security import AccessClaims, TokenService
 from app.core.settings import Settings
 from app.core.store import Store
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
+from app.platform.service import actor_for as platform_actor_for
 from app.projects.models import PROJECT_ORDERINGS, PROJECTS
 from app.rbac.service import actor_for
 from app.schema import build_schema
@@ -148,8 +149,10 @@ async def _execute(run: _Runner, op: Op, variables: Variables) -> ExecutionResul
         tokens=run.tokens,
         store=run.store,
         principal=Principal.of(run.claims),
+        platform=None,
         session=run.database.session(tenant.id, readonly=True),
         authorize=actor_for,
+        authorize_platform=platform_actor_for,
     )
     result = await run.schema.execute(op.document, variable_values=variables, context_value=context)
     if result.errors:
