@@ -32,6 +32,7 @@ from app.mfa.service import ensure_keys as ensure_mfa_keys
 from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
+from app.tenants.service import is_active
 
 logger = logging.getLogger("tenantry")
 
@@ -125,7 +126,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
-            Middleware(AuthenticationMiddleware, tokens=tokens, store=store),
+            Middleware(
+                AuthenticationMiddleware, tokens=tokens, store=store, tenant_active=is_active
+            ),
         ],
         lifespan=lifespan,
     )

@@ -10,17 +10,23 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import Principal
-from app.core.errors import Unauthenticated
+from app.core.db import Database
+from app.core.errors import TenantSuspended, Unauthenticated
 from app.core.revocation import is_revoked
 from app.core.security import AccessClaims, TokenService
 from app.core.store import Store
 
 logger = logging.getLogger("tenantry.auth")
+
+# Whether a tenant may be used now (app/tenants, injected by app/main.py).
+TenantGate = Callable[[Database, Store, UUID], Awaitable[bool]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -117,10 +123,13 @@ class AuthenticationMiddleware:
     `principal` for a tenant user, `platform_principal` for a platform administrator
     (app/core/security.py keeps the two token kinds apart)."""
 
-    def __init__(self, app: ASGIApp, *, tokens: TokenService, store: Store) -> None:
+    def __init__(
+        self, app: ASGIApp, *, tokens: TokenService, store: Store, tenant_active: TenantGate
+    ) -> None:
         self.app = app
         self.tokens = tokens
         self.store = store
+        self.tenant_active = tenant_active
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -136,12 +145,19 @@ class AuthenticationMiddleware:
                 if scheme.lower() != "bearer" or not token.strip():
                     raise Unauthenticated("Invalid access token")
                 claims = self.tokens.verify_bearer(token.strip())
-                # A revoked session's access tokens die with it, not at their expiry. (A
-                # platform session is checked in the database by every operation instead.)
-                if isinstance(claims, AccessClaims) and await is_revoked(
-                    self.store, claims.tenant_id, claims.session_id
-                ):
-                    raise Unauthenticated("Invalid access token")
+                if isinstance(claims, AccessClaims):
+                    # A suspended organisation's users are refused before anything runs.
+                    # (Suspension also revokes their sessions: this answer comes first.)
+                    database: Database = state["database"]
+                    if not await self.tenant_active(database, self.store, claims.tenant_id):
+                        raise TenantSuspended("This organisation is suspended")
+                    # A revoked session's access tokens die with it, not at their expiry. (A
+                    # platform session is checked in the database by every operation.)
+                    if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                        raise Unauthenticated("Invalid access token")
+            except TenantSuspended as exc:
+                await _send_json(send, 403, exc.code, exc.message)
+                return
             except Unauthenticated as exc:
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
                 await _send_json(

@@ -40,6 +40,7 @@ class ErrorCode(enum.Enum):
     INVALID_REFRESH_TOKEN = "INVALID_REFRESH_TOKEN"  # noqa: S105 (an error code)
     INVALID_MFA_CODE = "INVALID_MFA_CODE"
     FRESH_AUTH_REQUIRED = "FRESH_AUTH_REQUIRED"
+    TENANT_SUSPENDED = "TENANT_SUSPENDED"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

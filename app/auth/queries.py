@@ -119,6 +119,16 @@ async def revoke_sessions(
     return [r["id"] for r in rows]
 
 
+async def revoke_tenant_sessions(session: Session, *, reason: str) -> list[UUID]:
+    """Revoke every live session of the bound tenant (suspension, deletion)."""
+    rows = await session.fetch(
+        "UPDATE auth_sessions SET revoked_at = statement_timestamp(), revoked_reason = $1"
+        " WHERE revoked_at IS NULL RETURNING id",
+        reason,
+    )
+    return [r["id"] for r in rows]
+
+
 async def active_sessions(session: Session, user_id: UUID) -> list[AuthSession]:
     rows = await session.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM auth_sessions s WHERE s.user_id = $1"

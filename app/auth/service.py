@@ -21,7 +21,7 @@ from app.auth.models import SignInTokens
 from app.auth.sessions import start_session
 from app.auth.throttle import SignInThrottle
 from app.core.db import Database, Session
-from app.core.errors import Unauthenticated
+from app.core.errors import TenantSuspended, Unauthenticated
 from app.core.passwords import verify_and_maybe_rehash, verify_password
 from app.core.request_meta import RequestMeta
 from app.core.security import (
@@ -71,7 +71,7 @@ async def sign_in(
     await throttle.check(tenant, email, meta)
     failure = InvalidCredentials("Invalid organisation, email or password")
     ref = await lookup_slug(database, tenant)
-    if ref is None or ref.status is not TenantStatus.ACTIVE:
+    if ref is None or ref.status is TenantStatus.DELETED:
         await verify_password(None, password)
         await throttle.failed(tenant, email, meta)
         raise failure
@@ -80,7 +80,8 @@ async def sign_in(
         ok, new_hash = await verify_and_maybe_rehash(
             found.password_hash if found else None, password
         )
-        if found is not None and ok and found.status is UserStatus.ACTIVE:
+        proven = found is not None and ok and found.status is UserStatus.ACTIVE
+        if found is not None and proven and ref.status is TenantStatus.ACTIVE:
             user_id: UUID = found.user_id
             if new_hash is not None:
                 await rehash_password(session, user_id, new_hash)
@@ -99,12 +100,16 @@ async def sign_in(
             session,
             meta,
             action="auth.sign_in",
-            outcome=AuditOutcome.FAILURE,
-            actor_id=None,
+            # Right credentials in a suspended organisation: refused, not failed.
+            outcome=AuditOutcome.DENIED if proven else AuditOutcome.FAILURE,
+            actor_id=found.user_id if found is not None and proven else None,
             target_type="user" if found else None,
             target_id=found.user_id if found else None,
-            metadata={"method": "password"},
+            metadata={"method": "password", **({"reason": "tenant_suspended"} if proven else {})},
         )
+    if proven:
+        # Only someone who proved the credentials learns why they cannot sign in.
+        raise TenantSuspended("This organisation is suspended")
     await throttle.failed(tenant, email, meta)
     raise failure
 

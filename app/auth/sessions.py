@@ -21,7 +21,7 @@ from app.audit.service import record
 from app.auth import queries
 from app.auth.models import REFRESH_TOKEN_KIND, AuthSession, SignInTokens
 from app.core.db import Database, Session
-from app.core.errors import NotFound, Unauthenticated
+from app.core.errors import NotFound, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
 from app.core.revocation import mark_revoked
 from app.core.security import TokenService, new_opaque_token, parse_opaque_token
@@ -105,11 +105,15 @@ async def refresh(
     reused: list[UUID] = []
     async with database.transaction(parsed.tenant_id) as session:
         found = await queries.refresh_candidate(session, parsed.digest)
-        if found is None or found.session_revoked:
+        if found is None:
+            raise failure
+        if not found.tenant_active:
+            # A genuine token of a suspended organisation: say so (suspension also revoked
+            # the session, which would otherwise answer first).
+            raise TenantSuspended("This organisation is suspended")
+        if found.session_revoked or not found.user_active:
             raise failure
         family = found.session
-        if not (found.user_active and found.tenant_active):
-            raise failure
         if found.rotated_at is not None:
             grace = timedelta(seconds=settings.auth.refresh_reuse_grace_seconds)
             if found.now - found.rotated_at > grace:
@@ -191,6 +195,18 @@ async def revoke_user_sessions(
             metadata={"reason": reason, "sessions": len(revoked)},
         )
     await _mark_revoked(store, tokens, session.tenant_id, revoked)
+    return len(revoked)
+
+
+async def revoke_tenant_sessions(
+    session: Session, tokens: TokenService, store: Store, *, reason: str
+) -> int:
+    """End every session of the bound tenant: its refresh-token families at once, its access
+    tokens once the transaction has committed (they are refused from then on)."""
+    tenant_id = session.tenant_id
+    assert tenant_id is not None
+    revoked = await queries.revoke_tenant_sessions(session, reason=reason)
+    session.after_commit(lambda: _mark_revoked(store, tokens, tenant_id, revoked))
     return len(revoked)
 
 

@@ -35,6 +35,12 @@ class Unauthenticated(DomainError):
     code = "UNAUTHENTICATED"
 
 
+class TenantSuspended(Forbidden):
+    """The caller's organisation is suspended (or deleted): nothing of it may be used."""
+
+    code = "TENANT_SUSPENDED"
+
+
 class Conflict(DomainError):
     code = "CONFLICT"
 

@@ -43,3 +43,17 @@ async def set_mfa_required(session: Session, required: bool) -> Tenant | None:
         required,
     )
     return None if row is None else TENANTS.to_model(row)
+
+
+async def status(session: Session) -> TenantStatus | None:
+    value = await session.fetchval("SELECT status FROM tenants")
+    return None if value is None else TenantStatus(value)
+
+
+async def set_status(session: Session, status: TenantStatus) -> Tenant | None:
+    row = await session.fetchrow(
+        f"UPDATE tenants AS t SET status = $1, updated_at = statement_timestamp()"
+        f" RETURNING {TENANTS.select_list()}",
+        status.value,
+    )
+    return None if row is None else TENANTS.to_model(row)

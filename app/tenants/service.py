@@ -13,10 +13,11 @@ from app.core.actor import Actor
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
+from app.core.store import Store, StoreKey, tenant_key
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.tenants import queries
-from app.tenants.models import Tenant, TenantRef
+from app.tenants.models import Tenant, TenantRef, TenantStatus
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs become subdomains and URL segments; these would collide with our own.
@@ -62,6 +63,31 @@ async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
     """Id and status of the tenant with this slug, read without binding any tenant."""
     async with database.transaction(None, readonly=True) as session:
         return await queries.lookup_slug(session, slug.strip().lower())
+
+
+# How long a server trusts a tenant's status it has read: a suspension reaches every request
+# at once through the shared store, and within this many seconds where it cannot (a store
+# entry lost, another process's memory).
+STATUS_TTL_SECONDS = 5
+
+
+def _status_key(tenant_id: UUID) -> StoreKey:
+    return tenant_key(tenant_id, "status")
+
+
+async def is_active(database: Database, store: Store, tenant_id: UUID) -> bool:
+    """Whether the tenant's users may use it now (checked on every signed-in request)."""
+    cached = await store.get(_status_key(tenant_id))
+    if cached is None:
+        async with database.transaction(tenant_id, readonly=True) as session:
+            status = await queries.status(session)
+        cached = "missing" if status is None else status.value
+        await remember_status(store, tenant_id, cached)
+    return bool(cached == TenantStatus.ACTIVE.value)
+
+
+async def remember_status(store: Store, tenant_id: UUID, status: str) -> None:
+    await store.put(_status_key(tenant_id), status, ttl_seconds=STATUS_TTL_SECONDS)
 
 
 async def current_tenant(session: Session) -> Tenant:

@@ -88,11 +88,12 @@ async def test_every_failure_is_the_same_error(
     assert results == [expected] * len(attempts)
 
 
-async def test_suspended_tenant_cannot_sign_in(
+async def test_a_deleted_tenant_signs_in_like_an_unknown_one(
     gql: GraphQL, org_with_password: Org, database: Database
 ) -> None:
+    # (A suspended one tells the holder of the right credentials: tests/auth/test_sign_in.py.)
     async with database.transaction(org_with_password.id) as session:
-        await session.execute("UPDATE tenants SET status = 'suspended'")
+        await session.execute("UPDATE tenants SET status = 'deleted'")
     member = org_with_password.members[0]
 
     result = await sign_in(gql, org_with_password.slug, member.email, PASSWORD)

@@ -9,6 +9,15 @@ from app.api.cost import estimated_nodes
 from app.core.settings import Limits
 from tests.app_fixtures import GraphQL, Org
 
+
+@pytest.fixture
+async def org(org: Org, gql: GraphQL) -> Org:
+    """The shared org, with its status already known to the server (authentication reads it
+    at most every few seconds): `statements` then sees only what a request itself runs."""
+    await gql("{ __typename }", token=org.token)
+    return org
+
+
 LIMIT = Limits().max_nodes  # 20 000
 NESTED = """
 query($p: Int, $t: Int, $c: Int) {

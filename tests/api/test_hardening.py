@@ -35,6 +35,15 @@ from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 from tests.conftest import TestDatabase
 from tests.factories import mint_access_token
 
+
+@pytest.fixture
+async def org(org: Org, gql: GraphQL) -> Org:
+    """The shared org, with its status already known to the server (authentication reads it
+    at most every few seconds): `statements` then sees only what a request itself runs."""
+    await gql("{ __typename }", token=org.token)
+    return org
+
+
 # The server under test runs with the default limits (tests/app_fixtures.py).
 LIMITS = Limits()
 
