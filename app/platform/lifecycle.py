@@ -1,4 +1,4 @@
-"""Tenant lifecycle, run by platform administrators. Provisioning so far.
+"""Tenant lifecycle, run by platform administrators: provisioning, suspension.
 
 Provisioning is one transaction bound to the new tenant's id and in the platform scope:
 the tenant row, its system roles, an entry in the tenant's audit log and one in the
@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import asyncpg
 
@@ -20,20 +20,23 @@ from app.accounts.invitations import invite_owner
 from app.accounts.mailer import Mailer
 from app.audit.models import ActorKind
 from app.audit.service import record
+from app.auth.sessions import revoke_tenant_sessions
 from app.core import validation
 from app.core.actor import PlatformActor
 from app.core.db import Database
-from app.core.errors import Conflict
+from app.core.errors import Conflict, NotFound
 from app.core.passwords import check_password_policy
 from app.core.request_meta import RequestMeta
+from app.core.security import TokenService
 from app.core.settings import Settings
+from app.core.store import Store
 from app.platform import queries
 from app.platform.permissions import PlatformPermission
 from app.rbac import service as rbac
 from app.tenants import queries as tenant_queries
-from app.tenants.models import Tenant
+from app.tenants.models import Tenant, TenantStatus
 from app.tenants.plans import check_plan
-from app.tenants.service import check_slug, current_tenant
+from app.tenants.service import check_slug, current_tenant, remember_status
 from app.users.service import create_user
 
 
@@ -160,3 +163,53 @@ async def _earlier(
         )
     async with database.transaction(tenant_id, readonly=True) as session:
         return Provisioned(await current_tenant(session), created=False)
+
+
+async def set_suspended(
+    database: Database,
+    tokens: TokenService,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: PlatformActor,
+    tenant_id: UUID,
+    suspend: bool,
+    reason: str | None,
+) -> Tenant:
+    """Suspend a tenant (its users are refused from the next request on, its sessions end,
+    its cached permissions are dropped) or reactivate it. Changing nothing (suspending a
+    suspended tenant) records nothing."""
+    actor.require(PlatformPermission.TENANT_SUSPEND)
+    if suspend or reason is not None:
+        reason = validation.text(reason or "", field="reason", max_length=500)
+    target = TenantStatus.SUSPENDED if suspend else TenantStatus.ACTIVE
+    async with database.transaction(tenant_id, platform=True) as session:
+        tenant = await tenant_queries.current(session)
+        if tenant is None:
+            raise NotFound("Tenant not found", field="id")
+        if tenant.status is TenantStatus.DELETED:
+            raise Conflict("The tenant is deleted; restore it first", field="id")
+        if tenant.status is target:
+            return tenant
+        changed = await tenant_queries.set_status(session, target)
+        assert changed is not None
+        ended = 0
+        if suspend:
+            ended = await revoke_tenant_sessions(session, tokens, store, reason="tenant_suspended")
+        # Every server sees the new status at once through a shared store (else within
+        # STATUS_TTL_SECONDS), and nobody's permissions are served from the cache any more.
+        session.after_commit(lambda: remember_status(store, tenant_id, target.value))
+        rbac.invalidate(session, store)
+        for platform in (False, True):
+            await record(
+                session,
+                meta,
+                action="tenant.suspended" if suspend else "tenant.reactivated",
+                actor_id=actor.admin_id,
+                actor_kind=ActorKind.PLATFORM,
+                target_type="tenant",
+                target_id=tenant_id,
+                metadata={"reason": reason, "sessions_ended": ended},
+                platform=platform,
+            )
+    return changed

@@ -14,7 +14,7 @@ from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import attempt_platform, settle
 from app.api.permissions import platform_signed_in, public, requires_platform
-from app.api.relay import After, Connection, First
+from app.api.relay import After, Connection, First, parse_id
 from app.audit.resolvers import ActionFilter, audit_connection
 from app.platform import lifecycle, service
 from app.platform.permissions import PlatformPermission
@@ -25,7 +25,9 @@ from app.platform.types import (
     PlatformSignInPayload,
     PlatformSignOutPayload,
 )
+from app.tenants.models import Tenant as TenantModel
 from app.tenants.plans import DEFAULT_PLAN
+from app.tenants.resolvers import TenantPayload
 from app.tenants.types import Tenant
 
 
@@ -64,6 +66,42 @@ class CreateTenantInput:
     reason: str | None = strawberry.field(
         default=None, description="Why, for the audit logs (at most 500 characters)."
     )
+
+
+@strawberry.input(description="A tenant to suspend, and why.")
+class SuspendTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str = strawberry.field(description="Why, for the audit logs (1-500 characters).")
+
+
+@strawberry.input(description="A suspended tenant to reactivate.")
+class ReactivateTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why, for the audit logs (at most 500 characters)."
+    )
+
+
+async def _set_suspended(
+    info: Info, tenant: strawberry.ID, *, suspend: bool, reason: str | None
+) -> TenantPayload:
+    ctx = info.context
+    actor = await ctx.platform_actor()
+
+    async def run() -> TenantModel:
+        return await lifecycle.set_suspended(
+            ctx.database,
+            ctx.tokens,
+            ctx.store,
+            ctx.request_meta,
+            actor=actor,
+            tenant_id=parse_id(tenant, Tenant),
+            suspend=suspend,
+            reason=reason,
+        )
+
+    outcome = await settle(run())
+    return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
 
 
 @strawberry.type
@@ -150,6 +188,31 @@ class PlatformMutations:
             created=done is not None and done.created,
             errors=outcome.errors,
         )
+
+    @strawberry.mutation(
+        description="Suspend a tenant: its users are refused (TENANT_SUSPENDED) from their next "
+        "request, sign-in or refresh, and every session of theirs ends. Other tenants are "
+        "unaffected.",
+        extensions=requires_platform(PlatformPermission.TENANT_SUSPEND),
+    )
+    async def suspend_tenant(
+        self,
+        info: Info,
+        input: Annotated[SuspendTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> TenantPayload:
+        return await _set_suspended(info, input.id, suspend=True, reason=input.reason)
+
+    @strawberry.mutation(
+        description="Reactivate a suspended tenant: its users sign in again (sessions ended by "
+        "the suspension stay ended).",
+        extensions=requires_platform(PlatformPermission.TENANT_SUSPEND),
+    )
+    async def reactivate_tenant(
+        self,
+        info: Info,
+        input: Annotated[ReactivateTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> TenantPayload:
+        return await _set_suspended(info, input.id, suspend=False, reason=input.reason)
 
     @strawberry.mutation(
         description="End the current platform session: its token stops working at once.",

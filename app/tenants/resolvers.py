@@ -21,7 +21,7 @@ class TenantQueries:
         return Tenant.from_model(await service.current_tenant(info.context.session))
 
 
-@strawberry.type(description="The result of a tenant settings mutation.")
+@strawberry.type(description="The result of a mutation of a tenant (settings, lifecycle).")
 class TenantPayload:
     tenant: Tenant | None = strawberry.field(
         description="The tenant as it is now; null when `errors` is not empty."
