@@ -106,6 +106,8 @@ class Settings:
     # user's), and no refresh token: a platform session ends with its access token.
     jwt_platform_audience: str = "tenantry-platform"
     platform_token_ttl_seconds: int = 1800
+    # How long a deleted tenant can still be restored (then only purged).
+    tenant_retention_days: int = 30
     # A JSON Web Key Set file holding the private signing keys; generated in data_dir if unset.
     signing_keys_file: Path | None = None
     graphiql: bool = True
@@ -221,6 +223,9 @@ class Settings:
                 minimum=60,
             ),
             signing_keys_file=Path(keys_file) if keys_file else None,
+            tenant_retention_days=_int(
+                env, "TENANTRY_TENANT_RETENTION_DAYS", defaults.tenant_retention_days, minimum=0
+            ),
             graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),
             pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),

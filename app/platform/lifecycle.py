@@ -9,9 +9,11 @@ returns the tenant the first one created; the same key with different input is a
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -165,51 +167,174 @@ async def _earlier(
         return Provisioned(await current_tenant(session), created=False)
 
 
-async def set_suspended(
+class Change(enum.Enum):
+    SUSPEND = "suspend"
+    REACTIVATE = "reactivate"
+    DELETE = "delete"
+    RESTORE = "restore"
+
+
+@dataclass(frozen=True)
+class _Transition:
+    permission: PlatformPermission
+    sources: frozenset[TenantStatus]
+    target: TenantStatus
+    action: str
+    reason_required: bool
+
+
+_ACTIVE, _SUSPENDED, _DELETED = TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.DELETED
+TRANSITIONS = {
+    Change.SUSPEND: _Transition(
+        PlatformPermission.TENANT_SUSPEND, frozenset({_ACTIVE}), _SUSPENDED, "suspended", True
+    ),
+    Change.REACTIVATE: _Transition(
+        PlatformPermission.TENANT_SUSPEND, frozenset({_SUSPENDED}), _ACTIVE, "reactivated", False
+    ),
+    Change.DELETE: _Transition(
+        PlatformPermission.TENANT_DELETE,
+        frozenset({_ACTIVE, _SUSPENDED}),
+        _DELETED,
+        "deleted",
+        True,
+    ),
+    Change.RESTORE: _Transition(
+        PlatformPermission.TENANT_DELETE, frozenset({_DELETED}), _ACTIVE, "restored", False
+    ),
+}
+
+
+async def change_status(
     database: Database,
     tokens: TokenService,
     store: Store,
+    settings: Settings,
     meta: RequestMeta,
     *,
     actor: PlatformActor,
     tenant_id: UUID,
-    suspend: bool,
+    change: Change,
     reason: str | None,
 ) -> Tenant:
-    """Suspend a tenant (its users are refused from the next request on, its sessions end,
-    its cached permissions are dropped) or reactivate it. Changing nothing (suspending a
-    suspended tenant) records nothing."""
-    actor.require(PlatformPermission.TENANT_SUSPEND)
-    if suspend or reason is not None:
+    """Suspend, reactivate, (soft-)delete or restore a tenant.
+
+    Leaving `active` refuses the tenant's users from their next request on, ends every
+    session of the tenant and drops its cached permissions. A deleted tenant can be restored
+    within the retention period (`TENANTRY_TENANT_RETENTION_DAYS`), then only purged. A
+    change to the status the tenant already has changes and records nothing.
+    """
+    rule = TRANSITIONS[change]
+    actor.require(rule.permission)
+    if rule.reason_required or reason is not None:
         reason = validation.text(reason or "", field="reason", max_length=500)
-    target = TenantStatus.SUSPENDED if suspend else TenantStatus.ACTIVE
     async with database.transaction(tenant_id, platform=True) as session:
-        tenant = await tenant_queries.current(session)
+        tenant = await tenant_queries.current(session, lock=True)
         if tenant is None:
             raise NotFound("Tenant not found", field="id")
-        if tenant.status is TenantStatus.DELETED:
-            raise Conflict("The tenant is deleted; restore it first", field="id")
-        if tenant.status is target:
+        if tenant.status is rule.target:
             return tenant
-        changed = await tenant_queries.set_status(session, target)
+        if tenant.status not in rule.sources:
+            raise Conflict(_refusal(tenant.status), field="id")
+        metadata: dict[str, object] = {"reason": reason}
+        if change is Change.RESTORE:
+            deleted_at = await tenant_queries.deleted_at(session)
+            assert deleted_at is not None
+            if deleted_at + timedelta(days=settings.tenant_retention_days) < datetime.now(UTC):
+                raise Conflict(
+                    "The retention period of this deleted tenant is over; it can only be purged",
+                    field="id",
+                )
+        changed = await tenant_queries.set_status(session, rule.target)
         assert changed is not None
-        ended = 0
-        if suspend:
-            ended = await revoke_tenant_sessions(session, tokens, store, reason="tenant_suspended")
+        if tenant.status is _ACTIVE:
+            reason_key = f"tenant_{rule.action}"
+            metadata["sessions_ended"] = await revoke_tenant_sessions(
+                session, tokens, store, reason=reason_key
+            )
         # Every server sees the new status at once through a shared store (else within
         # STATUS_TTL_SECONDS), and nobody's permissions are served from the cache any more.
-        session.after_commit(lambda: remember_status(store, tenant_id, target.value))
+        target = rule.target.value
+        session.after_commit(lambda: remember_status(store, tenant_id, target))
         rbac.invalidate(session, store)
         for platform in (False, True):
             await record(
                 session,
                 meta,
-                action="tenant.suspended" if suspend else "tenant.reactivated",
+                action=f"tenant.{rule.action}",
                 actor_id=actor.admin_id,
                 actor_kind=ActorKind.PLATFORM,
                 target_type="tenant",
                 target_id=tenant_id,
-                metadata={"reason": reason, "sessions_ended": ended},
+                metadata=metadata,
                 platform=platform,
             )
     return changed
+
+
+def _refusal(status: TenantStatus) -> str:
+    if status is _DELETED:
+        return "The tenant is deleted; restore it first"
+    return f"The tenant is {status.value}"
+
+
+# Rows per delete: small enough that each transaction is short and holds few locks.
+PURGE_BATCH_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class Purged:
+    # Rows deleted per table (the audit log's went with the tenant row).
+    rows: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+async def purge_tenant(
+    database: Database,
+    meta: RequestMeta,
+    *,
+    actor: PlatformActor,
+    tenant_id: UUID,
+    reason: str | None,
+) -> Purged:
+    """Delete every row of a deleted tenant in every tenant table, in batches of their own
+    transactions, then the tenant row; the record of it stays in the platform audit log.
+
+    The first step ends the retention period, so a restore cannot race the purge. A purge
+    that stops half-way (a crash) is finished by running it again.
+    """
+    actor.require(PlatformPermission.TENANT_DELETE)
+    reason = None if reason is None else validation.text(reason, field="reason", max_length=500)
+    async with database.transaction(tenant_id) as session:
+        tenant = await tenant_queries.current(session, lock=True)
+        if tenant is None:
+            raise NotFound("Tenant not found", field="id")
+        if tenant.status is not TenantStatus.DELETED:
+            raise Conflict("Only a deleted tenant can be purged; delete it first", field="id")
+        await tenant_queries.close_retention(session)
+        tables = await queries.purgeable_tables(session)
+    rows: dict[str, int] = {}
+    for table in tables:
+        rows[table] = 0
+        while True:
+            async with database.transaction(tenant_id) as session:
+                deleted = await queries.delete_batch(session, table, PURGE_BATCH_ROWS)
+            rows[table] += deleted
+            if deleted < PURGE_BATCH_ROWS:
+                break
+    async with database.transaction(tenant_id, platform=True) as session:
+        rows["public.audit_log"] = await tenant_queries.audit_entries(session)
+        rows["public.tenants"] = await tenant_queries.delete(session)
+        await record(
+            session,
+            meta,
+            action="tenant.purged",
+            actor_id=actor.admin_id,
+            target_type="tenant",
+            target_id=tenant_id,
+            metadata={"slug": tenant.slug, "reason": reason, "rows": rows},
+            platform=True,
+        )
+    return Purged(rows)

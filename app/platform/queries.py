@@ -230,3 +230,52 @@ async def insert_provisioning(
         digest,
         tenant_id,
     )
+
+
+async def purgeable_tables(session: Session) -> list[str]:
+    """The tenant tables the server may delete from, children before parents (by their
+    foreign keys), found in the catalog: every table a later migration adds is included.
+    Not `tenants` itself (deleted last), nor append-only tables (their rows go with it)."""
+    rows = await session.fetch(
+        """
+        SELECT format('%I.%I', n.nspname, c.relname) AS name, c.oid
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
+                           AND NOT a.attisdropped
+        WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
+          AND has_table_privilege(c.oid, 'DELETE')
+        """
+    )
+    edges = await session.fetch(
+        "SELECT conrelid AS child, confrelid AS parent FROM pg_constraint"
+        " WHERE contype = 'f' AND conrelid <> confrelid"
+    )
+    names = {r["oid"]: r["name"] for r in rows}
+    children: dict[int, set[int]] = {oid: set() for oid in names}
+    for edge in edges:
+        if edge["child"] in names and edge["parent"] in names:
+            children[edge["parent"]].add(edge["child"])
+    ordered: list[str] = []
+    done: set[int] = set()
+
+    def visit(oid: int) -> None:
+        if oid in done:
+            return
+        done.add(oid)
+        for child in sorted(children[oid]):
+            visit(child)
+        ordered.append(names[oid])
+
+    for oid in sorted(names):
+        visit(oid)
+    return ordered
+
+
+async def delete_batch(session: Session, table: str, size: int) -> int:
+    """Delete up to `size` rows of the bound tenant from `table` (a name from
+    `purgeable_tables`, never from input); row-level security confines it to the tenant."""
+    status = await session.execute(
+        f"DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} LIMIT $1))",
+        size,
+    )
+    return int(status.split()[-1])

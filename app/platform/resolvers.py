@@ -24,6 +24,7 @@ from app.platform.types import (
     PlatformAuditLogEntry,
     PlatformSignInPayload,
     PlatformSignOutPayload,
+    PurgeTenantPayload,
 )
 from app.tenants.models import Tenant as TenantModel
 from app.tenants.plans import DEFAULT_PLAN
@@ -82,21 +83,44 @@ class ReactivateTenantInput:
     )
 
 
-async def _set_suspended(
-    info: Info, tenant: strawberry.ID, *, suspend: bool, reason: str | None
+@strawberry.input(description="A tenant to delete (restorable during the retention period).")
+class DeleteTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str = strawberry.field(description="Why, for the audit logs (1-500 characters).")
+
+
+@strawberry.input(description="A deleted tenant to restore.")
+class RestoreTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why, for the audit logs (at most 500 characters)."
+    )
+
+
+@strawberry.input(description="A deleted tenant to erase for good.")
+class PurgeTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why, for the platform audit log (at most 500 characters)."
+    )
+
+
+async def _change(
+    info: Info, tenant: strawberry.ID, change: lifecycle.Change, reason: str | None
 ) -> TenantPayload:
     ctx = info.context
     actor = await ctx.platform_actor()
 
     async def run() -> TenantModel:
-        return await lifecycle.set_suspended(
+        return await lifecycle.change_status(
             ctx.database,
             ctx.tokens,
             ctx.store,
+            ctx.settings,
             ctx.request_meta,
             actor=actor,
             tenant_id=parse_id(tenant, Tenant),
-            suspend=suspend,
+            change=change,
             reason=reason,
         )
 
@@ -200,7 +224,7 @@ class PlatformMutations:
         info: Info,
         input: Annotated[SuspendTenantInput, strawberry.argument(description="The tenant.")],
     ) -> TenantPayload:
-        return await _set_suspended(info, input.id, suspend=True, reason=input.reason)
+        return await _change(info, input.id, lifecycle.Change.SUSPEND, input.reason)
 
     @strawberry.mutation(
         description="Reactivate a suspended tenant: its users sign in again (sessions ended by "
@@ -212,7 +236,62 @@ class PlatformMutations:
         info: Info,
         input: Annotated[ReactivateTenantInput, strawberry.argument(description="The tenant.")],
     ) -> TenantPayload:
-        return await _set_suspended(info, input.id, suspend=False, reason=input.reason)
+        return await _change(info, input.id, lifecycle.Change.REACTIVATE, input.reason)
+
+    @strawberry.mutation(
+        description="Delete a tenant: blocked like a suspended one, restorable with "
+        "restoreTenant during the retention period, then only purged.",
+        extensions=requires_platform(PlatformPermission.TENANT_DELETE),
+    )
+    async def delete_tenant(
+        self,
+        info: Info,
+        input: Annotated[DeleteTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> TenantPayload:
+        return await _change(info, input.id, lifecycle.Change.DELETE, input.reason)
+
+    @strawberry.mutation(
+        description="Restore a deleted tenant within the retention period: it is active again "
+        "(sessions ended by the deletion stay ended).",
+        extensions=requires_platform(PlatformPermission.TENANT_DELETE),
+    )
+    async def restore_tenant(
+        self,
+        info: Info,
+        input: Annotated[RestoreTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> TenantPayload:
+        return await _change(info, input.id, lifecycle.Change.RESTORE, input.reason)
+
+    @strawberry.mutation(
+        description="Erase a deleted tenant: every row of it in every tenant table, in batches, "
+        "then the tenant itself. It cannot be restored afterwards; the platform audit log "
+        "keeps the record (`tenant.purged`, with the rows deleted per table).",
+        extensions=requires_platform(PlatformPermission.TENANT_DELETE),
+    )
+    async def purge_tenant(
+        self,
+        info: Info,
+        input: Annotated[PurgeTenantInput, strawberry.argument(description="The tenant.")],
+    ) -> PurgeTenantPayload:
+        ctx = info.context
+        actor = await ctx.platform_actor()
+
+        async def run() -> lifecycle.Purged:
+            return await lifecycle.purge_tenant(
+                ctx.database,
+                ctx.request_meta,
+                actor=actor,
+                tenant_id=parse_id(input.id, Tenant),
+                reason=input.reason,
+            )
+
+        outcome = await settle(run())
+        done = outcome.value
+        return PurgeTenantPayload(
+            purged_id=None if done is None else input.id,
+            rows_deleted=0 if done is None else done.total,
+            errors=outcome.errors,
+        )
 
     @strawberry.mutation(
         description="End the current platform session: its token stops working at once.",

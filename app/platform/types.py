@@ -98,3 +98,14 @@ class CreateTenantPayload:
         "(this one changed nothing)."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was created.")
+
+
+@strawberry.type(description="The result of purgeTenant.")
+class PurgeTenantPayload:
+    purged_id: strawberry.ID | None = strawberry.field(
+        description="The global ID of the purged tenant; null when `errors` is not empty."
+    )
+    rows_deleted: int = strawberry.field(
+        description="Rows deleted, in every tenant table together (the tenant row included)."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was purged.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from app.core.db import Session
@@ -27,9 +28,18 @@ async def insert(session: Session, tenant_id: UUID, slug: str, name: str, plan: 
     return TENANTS.to_model(row)
 
 
-async def current(session: Session) -> Tenant | None:
-    row = await session.fetchrow(f"SELECT {TENANTS.select_list()} FROM tenants t")
+async def current(session: Session, *, lock: bool = False) -> Tenant | None:
+    """The bound tenant; with `lock`, its row stays locked until the transaction ends (two
+    lifecycle changes of one tenant then run one after the other)."""
+    row = await session.fetchrow(
+        f"SELECT {TENANTS.select_list()} FROM tenants t{' FOR UPDATE' if lock else ''}"
+    )
     return None if row is None else TENANTS.to_model(row)
+
+
+async def deleted_at(session: Session) -> datetime | None:
+    value: datetime | None = await session.fetchval("SELECT deleted_at FROM tenants")
+    return value
 
 
 async def mfa_required(session: Session) -> bool:
@@ -52,8 +62,24 @@ async def status(session: Session) -> TenantStatus | None:
 
 async def set_status(session: Session, status: TenantStatus) -> Tenant | None:
     row = await session.fetchrow(
-        f"UPDATE tenants AS t SET status = $1, updated_at = statement_timestamp()"
+        f"UPDATE tenants AS t SET status = $1, updated_at = statement_timestamp(),"
+        f" deleted_at = CASE WHEN $1 = 'deleted' THEN statement_timestamp() END"
         f" RETURNING {TENANTS.select_list()}",
         status.value,
     )
     return None if row is None else TENANTS.to_model(row)
+
+
+async def close_retention(session: Session) -> None:
+    """A purge has begun: the deleted tenant can no longer be restored."""
+    await session.execute("UPDATE tenants SET deleted_at = '-infinity' WHERE status = 'deleted'")
+
+
+async def delete(session: Session) -> int:
+    """Delete the bound tenant's row; what is left of its rows goes with it (cascade)."""
+    status = await session.execute("DELETE FROM tenants")
+    return int(status.split()[-1])
+
+
+async def audit_entries(session: Session) -> int:
+    return int(await session.fetchval("SELECT count(*) FROM audit_log"))

@@ -93,7 +93,7 @@ async def test_a_deleted_tenant_signs_in_like_an_unknown_one(
 ) -> None:
     # (A suspended one tells the holder of the right credentials: tests/auth/test_sign_in.py.)
     async with database.transaction(org_with_password.id) as session:
-        await session.execute("UPDATE tenants SET status = 'deleted'")
+        await session.execute("UPDATE tenants SET status = 'deleted', deleted_at = now()")
     member = org_with_password.members[0]
 
     result = await sign_in(gql, org_with_password.slug, member.email, PASSWORD)
