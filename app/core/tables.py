@@ -151,6 +151,20 @@ Filter = tuple[str, object]
 
 
 @dataclass(frozen=True)
+class Contains:
+    """A filter value: `text` occurs, in any case, in one of `columns` (the filter's column
+    name is then only a label). LIKE wildcards in `text` match themselves."""
+
+    columns: tuple[str, ...]
+    text: str
+
+    @property
+    def pattern(self) -> str:
+        escaped = self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"%{escaped}%"
+
+
+@dataclass(frozen=True)
 class PageQuery:
     """One page of rows: equality filters, an ordering, `first` rows after a cursor."""
 
@@ -163,6 +177,11 @@ class PageQuery:
 def _where(filters: Sequence[Filter], args: list[object]) -> list[str]:
     clauses = []
     for column, value in filters:
+        if isinstance(value, Contains):
+            args.append(value.pattern)
+            n = len(args)
+            clauses.append("(" + " OR ".join(f"t.{c} ILIKE ${n}" for c in value.columns) + ")")
+            continue
         if value is None:
             clauses.append(f"t.{column} IS NULL")
             continue

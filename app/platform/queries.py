@@ -6,6 +6,7 @@ row-level-security policies of these tables match no row.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -279,3 +280,12 @@ async def delete_batch(session: Session, table: str, size: int) -> int:
         size,
     )
     return int(status.split()[-1])
+
+
+async def tenant_usage(session: Session, tenant_ids: Sequence[UUID]) -> list[asyncpg.Record]:
+    """Counts per tenant through app.tenant_usage() (answers only in the platform scope)."""
+    return await session.fetch(
+        "SELECT tenant_id, users, projects, tasks, storage_bytes, last_activity_at"
+        " FROM app.tenant_usage($1::uuid[])",
+        list(tenant_ids),
+    )

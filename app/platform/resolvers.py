@@ -14,9 +14,10 @@ from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import attempt_platform, settle
 from app.api.permissions import platform_signed_in, public, requires_platform
-from app.api.relay import After, Connection, First, parse_id
+from app.api.relay import After, Connection, First, ObjectId, parse_id, table_connection
 from app.audit.resolvers import ActionFilter, audit_connection
-from app.platform import lifecycle, service
+from app.core.tables import Ordering
+from app.platform import directory, lifecycle, service
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
     CreateTenantPayload,
@@ -24,12 +25,16 @@ from app.platform.types import (
     PlatformAuditLogEntry,
     PlatformSignInPayload,
     PlatformSignOutPayload,
+    PlatformTenant,
     PurgeTenantPayload,
 )
 from app.tenants.models import Tenant as TenantModel
+from app.tenants.models import TenantStatus
 from app.tenants.plans import DEFAULT_PLAN
 from app.tenants.resolvers import TenantPayload
 from app.tenants.types import Tenant
+
+NEWEST_TENANTS = Ordering("t.created_at", "timestamptz", descending=True)
 
 
 @strawberry.input(description="A platform administrator's credentials: MFA is always required.")
@@ -136,6 +141,44 @@ class PlatformQueries:
     async def platform_viewer(self, info: Info) -> PlatformAdminType:
         actor = await info.context.platform_actor()
         return PlatformAdminType.of(await service.current_admin(info.context.session, actor))
+
+    @strawberry.field(
+        description="Every tenant, newest first, filtered by status, plan or a text in its name "
+        "or slug.",
+        extensions=requires_platform(PlatformPermission.TENANT_READ),
+    )
+    async def tenants(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        status: Annotated[
+            TenantStatus | None, strawberry.argument(description="Only tenants in this state.")
+        ] = None,
+        plan: Annotated[
+            str | None, strawberry.argument(description="Only tenants on this plan.")
+        ] = None,
+        search: Annotated[
+            str | None,
+            strawberry.argument(description="Text in the name or slug, in any case."),
+        ] = None,
+    ) -> Connection[PlatformTenant]:
+        return await table_connection(
+            info,
+            PlatformTenant,
+            ordering=NEWEST_TENANTS,
+            first=first,
+            after=after,
+            filters=directory.filters(status=status, plan=plan, search=search),
+        )
+
+    @strawberry.field(
+        description="One tenant by its global ID; null if there is none.",
+        extensions=requires_platform(PlatformPermission.TENANT_READ),
+    )
+    async def platform_tenant(self, info: Info, id: ObjectId) -> PlatformTenant | None:
+        tenant = await directory.get_tenant(info.context.session, parse_id(id, Tenant))
+        return None if tenant is None else PlatformTenant.from_model(tenant)
 
     @strawberry.field(
         description="The platform audit log (sign-ins, operators' changes, tenant lifecycle), "

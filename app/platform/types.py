@@ -8,12 +8,15 @@ from uuid import UUID
 
 import strawberry
 
+from app.api.context import Info
 from app.api.mutations import UserError
-from app.api.relay import copy_model
+from app.api.relay import copy_model, encode_global_id
 from app.audit.types import AuditEntryFields
 from app.core.tables import Table
+from app.platform import directory
 from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
 from app.platform.service import PlatformSignIn
+from app.tenants.models import TENANTS, TenantStatus
 from app.tenants.types import Tenant
 
 strawberry.enum(AdminStatus, name="PlatformAdminStatus", description="Whether it may sign in.")
@@ -109,3 +112,47 @@ class PurgeTenantPayload:
         description="Rows deleted, in every tenant table together (the tenant row included)."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was purged.")
+
+
+@strawberry.type(description="How much a tenant holds and when it was last used.")
+class TenantUsage:
+    users: int = strawberry.field(description="Users, in any status.")
+    projects: int = strawberry.field(description="Projects, archived ones included.")
+    tasks: int = strawberry.field(description="Tasks.")
+    storage_bytes: int = strawberry.field(
+        description="Estimated size of its data: its rows in the content tables and the audit "
+        "log (indexes and free space not counted)."
+    )
+    last_activity_at: datetime | None = strawberry.field(
+        description="The latest session use or audited action; null if none."
+    )
+
+
+@strawberry.type(description="A tenant as platform administrators see it (tenant:read).")
+class PlatformTenant:
+    pk: strawberry.Private[UUID]
+    table: ClassVar[Table[Any]] = TENANTS
+    slug: str = strawberry.field(description="URL-safe unique name.")
+    name: str = strawberry.field(description="Display name of the organisation.")
+    status: TenantStatus = strawberry.field(description="Lifecycle state.")
+    plan: str = strawberry.field(description="The subscription plan.")
+    mfa_required: bool = strawberry.field(description="Every user must use a second factor.")
+    created_at: datetime = strawberry.field(description="When the tenant was created.")
+    updated_at: datetime = strawberry.field(description="When the tenant last changed.")
+    deleted_at: datetime | None = strawberry.field(
+        description="When it was deleted; restorable until the retention period ends."
+    )
+
+    @strawberry.field(description="The tenant's global ID (as lifecycle mutations take it).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(encode_global_id(Tenant.graphql_name(), self.pk))
+
+    @strawberry.field(description="Users, projects, tasks, storage and last activity.")
+    async def usage(self, info: Info) -> TenantUsage:
+        found = await info.context.loaders.batch("tenant_usage", directory.usage).load(self.pk)
+        assert found is not None
+        return TenantUsage(**vars(found))
+
+    @classmethod
+    def from_model(cls, model: Any) -> Self:
+        return copy_model(cls, model)

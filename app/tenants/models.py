@@ -26,6 +26,8 @@ class Tenant:
     mfa_required: bool
     created_at: datetime
     updated_at: datetime
+    # Set while the tenant is deleted (restorable until the retention period ends).
+    deleted_at: datetime | None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,41 @@ CREATE OR REPLACE FUNCTION app.platform_scope() RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ SELECT coalesce(current_setting('app.platform', true), '') = 'on' $$;
 
+-- Platform administrators' view of tenants' usage (`tenants`, `platformTenant`): counts,
+-- sizes and the latest activity, never a row. SECURITY DEFINER: it runs as the owner, whose
+-- SELECT-only policies in 30-rls.sql let it count across tenants. It answers only inside the
+-- platform scope, so called from a tenant's request it returns nothing.
+-- storage_bytes estimates the tenant's data: the size of its rows in the content tables and
+-- the audit log (indexes and free space not included).
+CREATE OR REPLACE FUNCTION app.tenant_usage(p_ids uuid[])
+    RETURNS TABLE (tenant_id uuid, users bigint, projects bigint, tasks bigint,
+                   storage_bytes bigint, last_activity_at timestamptz)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT t.id,
+           (SELECT count(*) FROM public.users x WHERE x.tenant_id = t.id),
+           (SELECT count(*) FROM public.projects x WHERE x.tenant_id = t.id),
+           (SELECT count(*) FROM public.tasks x WHERE x.tenant_id = t.id),
+           (SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM public.users x
+             WHERE x.tenant_id = t.id)::bigint
+           + (SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM public.projects x
+               WHERE x.tenant_id = t.id)::bigint
+           + (SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM public.tasks x
+               WHERE x.tenant_id = t.id)::bigint
+           + (SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM public.comments x
+               WHERE x.tenant_id = t.id)::bigint
+           + (SELECT coalesce(sum(pg_column_size(x.*)), 0) FROM public.audit_log x
+               WHERE x.tenant_id = t.id)::bigint,
+           greatest((SELECT max(x.last_used_at) FROM public.auth_sessions x
+                      WHERE x.tenant_id = t.id),
+                    (SELECT max(x.occurred_at) FROM public.audit_log x
+                      WHERE x.tenant_id = t.id))
+    FROM unnest(p_ids) AS t(id)
+    WHERE app.platform_scope()
+    $$;
+
 REVOKE ALL ON FUNCTION app.current_tenant_id() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app.tenant_usage(uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.platform_scope() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_by_slug(text) FROM PUBLIC;

@@ -14,6 +14,29 @@ CREATE POLICY tenant_isolation ON tenants
 -- Only for app.tenant_by_slug(), which runs as the owner.
 DROP POLICY IF EXISTS owner_slug_lookup ON tenants;
 CREATE POLICY owner_slug_lookup ON tenants FOR SELECT TO CURRENT_USER USING (true);
+-- Platform administrators list and read tenants (`tenants`, `platformTenant`, needing
+-- tenant:read): the registry, and only the registry, is readable in the platform scope
+-- while no tenant is bound. A platform transaction that binds a tenant acts on that one
+-- tenant (app/platform/lifecycle.py) and sees only its row, as any tenant-bound one does.
+-- Nothing is writable this way. The catalog test allows exactly this policy
+-- (PLATFORM_READABLE).
+DROP POLICY IF EXISTS platform_read ON tenants;
+CREATE POLICY platform_read ON tenants FOR SELECT
+    USING ((SELECT app.platform_scope()) AND (SELECT app.current_tenant_id()) IS NULL);
+
+-- Only for app.tenant_usage(), which runs as the owner: it counts rows, never returns one.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['users', 'projects', 'tasks', 'comments', 'auth_sessions', 'audit_log']
+    LOOP
+        EXECUTE format('DROP POLICY IF EXISTS owner_usage ON public.%I', t);
+        EXECUTE format(
+            'CREATE POLICY owner_usage ON public.%I FOR SELECT TO CURRENT_USER USING (true)', t);
+    END LOOP;
+END
+$$;
 
 -- Every other table with a tenant_id column, present and future, gets the same policy; the
 -- catalog test (tests/isolation/test_catalog.py) checks the result for every table.

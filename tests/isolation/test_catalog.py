@@ -44,6 +44,12 @@ GLOBAL_UNIQUE_INDEXES = {
     "public.tenants_slug_key": "tenant slugs are unique platform-wide",
 }
 
+# Tenant tables platform administrators may read (never write) in the platform scope: a
+# permissive SELECT policy that checks app.platform_scope() is allowed on these only.
+PLATFORM_READABLE = {
+    "public.tenants": "the registry: platform administrators list tenants (tenant:read)",
+}
+
 # Non-system schemas, in every query below:
 #   n.nspname <> 'information_schema' AND left(n.nspname, 3) <> 'pg_'
 
@@ -274,7 +280,11 @@ async def policy_violations(conn: asyncpg.Connection) -> list[str]:
                EXISTS (SELECT FROM pg_depend d
                        WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid
-                         AND d.refobjsubid = t.key_attnum) AS uses_key
+                         AND d.refobjsubid = t.key_attnum) AS uses_key,
+               EXISTS (SELECT FROM pg_depend d
+                       WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                         AND d.refclassid = 'pg_proc'::regclass
+                         AND d.refobjid = 'app.platform_scope()'::regprocedure) AS uses_scope
         FROM t
         LEFT JOIN pg_policy p
           ON p.polrelid = t.oid
@@ -297,7 +307,8 @@ async def policy_violations(conn: asyncpg.Connection) -> list[str]:
         ]
         # A permissive policy opens rows, so it must compare the tenant key with the helper;
         # restrictive policies only narrow what permissive ones allow.
-        if r["polpermissive"] and not (r["uses_helper"] and r["uses_key"]):
+        platform_read = r["name"] in PLATFORM_READABLE and r["cmd"] == "r" and r["uses_scope"]
+        if r["polpermissive"] and not (r["uses_helper"] and r["uses_key"]) and not platform_read:
             violations.append(
                 f"{where}: does not compare the tenant key with app.current_tenant_id()"
             )

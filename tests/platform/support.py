@@ -43,11 +43,14 @@ class Admin:
     email: str
     password: str
     secret: str
-    # TOTP steps relative to now still unused: each sign-in takes the next (a code works once).
+    # TOTP steps relative to now still unused: each sign-in takes the next (a code works once,
+    # and only a later step's code after it).
     _offsets: list[int]
 
     def code(self) -> str:
-        """The next unused code; at most three per 30-second step (the accepted window)."""
+        """The next unused code: the current step's, then the next one's. (A code of the
+        previous step would fail whenever a step boundary passes before the server checks
+        it; a third code in one step would need one of a step not yet accepted.)"""
         offset = self._offsets.pop(0)
         return crypto.code_at_step(self.secret, crypto.current_step() + offset)
 
@@ -72,7 +75,7 @@ async def new_admin(
         password=PASSWORD,
         permissions=ALL if permissions is None else permissions,
     )
-    return Admin(created.admin.id, email, PASSWORD, created.totp_secret, [-1, 0, 1])
+    return Admin(created.admin.id, email, PASSWORD, created.totp_secret, [0, 1])
 
 
 async def sign_in(gql: GraphQL, admin: Admin) -> str:

@@ -68,9 +68,7 @@ async def test_create_sign_in_disable_and_reset(
     password, secret = secrets_of(out)
     assert password is not None
     assert len(password) >= 20
-    signed_in = (await gql.data(SIGN_IN, credentials(email, password, secret, -1)))[
-        "platformSignIn"
-    ]
+    signed_in = (await gql.data(SIGN_IN, credentials(email, password, secret)))["platformSignIn"]
     token = signed_in["accessToken"]
     assert signed_in["admin"]["name"] == "Ops Lead"
 

@@ -31,6 +31,7 @@ from app.core.settings import Settings
 from app.schema import sdl
 from tests.app_fixtures import GraphQL, Org, new_org
 from tests.factories import fingerprint, platform_fingerprint, tenant_tables
+from tests.isolation.test_catalog import PLATFORM_READABLE
 from tests.platform.support import new_admin, sign_in
 
 TENANT_RULES = {"requiresPermission", "signedIn"}
@@ -262,7 +263,18 @@ async def test_platform_sessions_read_no_tenant_row(database: Database, owner: O
     async with database.transaction(None, readonly=True, platform=True) as session:
         for table in await tenant_tables(session):
             count = await session.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
-            assert count == 0, table
+            # The registry is the one exception (platform administrators list tenants).
+            assert (count > 0) is (table in PLATFORM_READABLE), table
+
+
+async def test_a_platform_session_bound_to_a_tenant_sees_only_that_tenant(
+    database: Database, owner: Org, other_org: Org
+) -> None:
+    async with database.transaction(owner.id, readonly=True, platform=True) as session:
+        ids = [r["id"] for r in await session.fetch("SELECT id FROM tenants")]
+        users = await session.fetchval("SELECT count(DISTINCT tenant_id) FROM users")
+    assert ids == [owner.id]
+    assert users == 1
 
 
 @settings(
