@@ -13,7 +13,6 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -236,14 +235,13 @@ async def change_status(
         if tenant.status not in rule.sources:
             raise Conflict(_refusal(tenant.status), field="id")
         metadata: dict[str, object] = {"reason": reason}
-        if change is Change.RESTORE:
-            deleted_at = await tenant_queries.deleted_at(session)
-            assert deleted_at is not None
-            if deleted_at + timedelta(days=settings.tenant_retention_days) < datetime.now(UTC):
-                raise Conflict(
-                    "The retention period of this deleted tenant is over; it can only be purged",
-                    field="id",
-                )
+        if change is Change.RESTORE and not await tenant_queries.restorable(
+            session, settings.tenant_retention_days
+        ):
+            raise Conflict(
+                "The retention period of this deleted tenant is over; it can only be purged",
+                field="id",
+            )
         changed = await tenant_queries.set_status(session, rule.target)
         assert changed is not None
         if tenant.status is _ACTIVE:

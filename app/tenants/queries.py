@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
 from app.core.db import Session
@@ -37,9 +36,15 @@ async def current(session: Session, *, lock: bool = False) -> Tenant | None:
     return None if row is None else TENANTS.to_model(row)
 
 
-async def deleted_at(session: Session) -> datetime | None:
-    value: datetime | None = await session.fetchval("SELECT deleted_at FROM tenants")
-    return value
+async def restorable(session: Session, retention_days: int) -> bool:
+    """Whether the deleted tenant is still within its retention period (compared in SQL: a
+    purge that has begun sets deleted_at to -infinity, which Python cannot represent)."""
+    return bool(
+        await session.fetchval(
+            "SELECT deleted_at + make_interval(days => $1) >= statement_timestamp() FROM tenants",
+            retention_days,
+        )
+    )
 
 
 async def mfa_required(session: Session) -> bool:

@@ -15,6 +15,7 @@ from app.core.db import Database
 from app.core.security import TokenService
 from app.core.settings import Settings
 from app.platform import lifecycle
+from app.tenants import queries as tenant_queries
 from tests.accounts.support import audit
 from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
 from tests.auth.helpers import sign_in
@@ -108,6 +109,20 @@ async def test_after_the_retention_period_a_tenant_can_only_be_purged(
     assert restored["tenant"] is None
     assert [(e["code"], e["field"]) for e in restored["errors"]] == [("CONFLICT", "id")]
     assert "retention period" in restored["errors"][0]["message"]
+
+
+async def test_a_purge_that_stopped_half_way_cannot_be_restored(
+    gql: GraphQL, database: Database, operator: tuple[Admin, str], customer: Org
+) -> None:
+    await call(gql, DELETE, operator[1], id=tid(customer.id), reason="churned")
+    async with database.transaction(customer.id) as session:
+        await tenant_queries.close_retention(session)  # the purge's first step, then a crash
+
+    restored = await call(gql, RESTORE, operator[1], id=tid(customer.id))
+    purged = await call(gql, PURGE, operator[1], id=tid(customer.id))
+
+    assert [(e["code"], e["field"]) for e in restored["errors"]] == [("CONFLICT", "id")]
+    assert purged["errors"] == []
 
 
 async def test_only_a_deleted_tenant_is_purged(
