@@ -31,6 +31,7 @@ from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.settings import Settings
 from app.core.store import Store
+from app.core.validation import MISSING, Patch
 from app.platform import queries
 from app.platform.permissions import PlatformPermission
 from app.rbac import service as rbac
@@ -273,6 +274,53 @@ def _refusal(status: TenantStatus) -> str:
     if status is _DELETED:
         return "The tenant is deleted; restore it first"
     return f"The tenant is {status.value}"
+
+
+async def update_tenant(
+    database: Database,
+    meta: RequestMeta,
+    *,
+    actor: PlatformActor,
+    tenant_id: UUID,
+    name: Patch[str],
+    plan: Patch[str],
+    reason: str | None,
+) -> Tenant:
+    """Rename a tenant or move it to another plan (tenant:create). What does not change is
+    not recorded; a deleted tenant is restored first."""
+    actor.require(PlatformPermission.TENANT_CREATE)
+    wanted: dict[str, str] = {}
+    if name is not MISSING:
+        wanted["name"] = validation.text(name, field="name", max_length=200)
+    if plan is not MISSING:
+        wanted["plan"] = check_plan(plan).key
+    reason = None if reason is None else validation.text(reason, field="reason", max_length=500)
+    async with database.transaction(tenant_id, platform=True) as session:
+        tenant = await tenant_queries.current(session, lock=True)
+        if tenant is None:
+            raise NotFound("Tenant not found", field="id")
+        if tenant.status is TenantStatus.DELETED:
+            raise Conflict(_refusal(tenant.status), field="id")
+        changes = {k: [getattr(tenant, k), v] for k, v in wanted.items() if getattr(tenant, k) != v}
+        if not changes:
+            return tenant
+        updated = await tenant_queries.update(
+            session, name=wanted.get("name"), plan=wanted.get("plan")
+        )
+        assert updated is not None
+        for platform in (False, True):
+            await record(
+                session,
+                meta,
+                action="tenant.updated",
+                actor_id=actor.admin_id,
+                actor_kind=ActorKind.PLATFORM,
+                target_type="tenant",
+                target_id=tenant_id,
+                metadata={"changes": changes, "reason": reason},
+                platform=platform,
+            )
+    return updated
 
 
 # Rows per delete: small enough that each transaction is short and holds few locks.

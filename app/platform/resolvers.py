@@ -12,7 +12,7 @@ import strawberry
 
 from app.accounts.mailer import mailer_for
 from app.api.context import Info
-from app.api.mutations import attempt_platform, settle
+from app.api.mutations import attempt_platform, patch, settle
 from app.api.permissions import platform_signed_in, public, requires_platform
 from app.api.relay import After, Connection, First, ObjectId, parse_id, table_connection
 from app.audit.resolvers import ActionFilter, audit_connection
@@ -97,6 +97,18 @@ class DeleteTenantInput:
 @strawberry.input(description="A deleted tenant to restore.")
 class RestoreTenantInput:
     id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    reason: str | None = strawberry.field(
+        default=None, description="Why, for the audit logs (at most 500 characters)."
+    )
+
+
+@strawberry.input(description="A tenant's new name or plan; omitted fields keep their value.")
+class UpdateTenantInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="New name.")
+    plan: str | None = strawberry.field(
+        default=strawberry.UNSET, description="New plan: free, team or enterprise."
+    )
     reason: str | None = strawberry.field(
         default=None, description="Why, for the audit logs (at most 500 characters)."
     )
@@ -255,6 +267,32 @@ class PlatformMutations:
             created=done is not None and done.created,
             errors=outcome.errors,
         )
+
+    @strawberry.mutation(
+        description="Rename a tenant or move it to another plan.",
+        extensions=requires_platform(PlatformPermission.TENANT_CREATE),
+    )
+    async def update_tenant(
+        self,
+        info: Info,
+        input: Annotated[UpdateTenantInput, strawberry.argument(description="The changes.")],
+    ) -> TenantPayload:
+        ctx = info.context
+        actor = await ctx.platform_actor()
+
+        async def run() -> TenantModel:
+            return await lifecycle.update_tenant(
+                ctx.database,
+                ctx.request_meta,
+                actor=actor,
+                tenant_id=parse_id(input.id, Tenant),
+                name=patch(input.name, field="name"),
+                plan=patch(input.plan, field="plan"),
+                reason=input.reason,
+            )
+
+        outcome = await settle(run())
+        return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
 
     @strawberry.mutation(
         description="Suspend a tenant: its users are refused (TENANT_SUSPENDED) from their next "

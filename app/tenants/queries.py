@@ -88,3 +88,14 @@ async def delete(session: Session) -> int:
 
 async def audit_entries(session: Session) -> int:
     return int(await session.fetchval("SELECT count(*) FROM audit_log"))
+
+
+async def update(session: Session, *, name: str | None, plan: str | None) -> Tenant | None:
+    """Change the bound tenant's name and/or plan (None keeps the value)."""
+    row = await session.fetchrow(
+        f"UPDATE tenants AS t SET name = coalesce($1, t.name), plan = coalesce($2, t.plan),"
+        f" updated_at = statement_timestamp() RETURNING {TENANTS.select_list()}",
+        name,
+        plan,
+    )
+    return None if row is None else TENANTS.to_model(row)
