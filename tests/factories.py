@@ -186,6 +186,9 @@ _AUTH_ROWS = {
     "audit_log": "INSERT INTO audit_log (tenant_id, actor_kind, actor_id, action, outcome,"
     " request_id) VALUES ($1, 'user', $2, 'test.seeded', 'success', left(encode($3, 'hex'), 64))"
     " RETURNING id",
+    "tenant_features": "INSERT INTO tenant_features (tenant_id, key, enabled)"
+    " SELECT $1, 'f' || left(encode($3, 'hex'), 12), true WHERE $2::uuid IS NOT NULL"
+    " RETURNING id",
 }
 
 

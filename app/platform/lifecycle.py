@@ -35,7 +35,9 @@ from app.core.validation import MISSING, Patch
 from app.platform import queries
 from app.platform.permissions import PlatformPermission
 from app.rbac import service as rbac
+from app.tenants import features
 from app.tenants import queries as tenant_queries
+from app.tenants.features import FeatureFlag
 from app.tenants.models import Tenant, TenantStatus
 from app.tenants.plans import check_plan
 from app.tenants.service import check_slug, current_tenant, remember_status
@@ -321,6 +323,45 @@ async def update_tenant(
                 platform=platform,
             )
     return updated
+
+
+async def set_feature(
+    database: Database,
+    meta: RequestMeta,
+    *,
+    actor: PlatformActor,
+    tenant_id: UUID,
+    key: str,
+    enabled: bool | None,
+) -> list[FeatureFlag]:
+    """Set (`enabled` True/False) or unset (None) a tenant's feature flag (tenant:create);
+    returns the tenant's flags. A change is recorded in both audit logs; a no-op is not."""
+    actor.require(PlatformPermission.TENANT_CREATE)
+    key = features.check_key(key)
+    async with database.transaction(tenant_id, platform=True) as session:
+        tenant = await tenant_queries.current(session, lock=True)
+        if tenant is None:
+            raise NotFound("Tenant not found", field="id")
+        if tenant.status is TenantStatus.DELETED:
+            raise Conflict(_refusal(tenant.status), field="id")
+        if enabled is None:
+            before = await features.unset_flag(session, key)
+        else:
+            before = await features.set_flag(session, key, enabled)
+        if before is not enabled:
+            for platform in (False, True):
+                await record(
+                    session,
+                    meta,
+                    action="tenant.feature_set" if enabled is not None else "tenant.feature_unset",
+                    actor_id=actor.admin_id,
+                    actor_kind=ActorKind.PLATFORM,
+                    target_type="tenant",
+                    target_id=tenant_id,
+                    metadata={"key": key, "before": before, "after": enabled},
+                    platform=platform,
+                )
+        return await features.flags(session)
 
 
 # Rows per delete: small enough that each transaction is short and holds few locks.

@@ -27,7 +27,7 @@ class PlatformPermission(enum.StrEnum):
 
 
 DESCRIPTIONS: dict[PlatformPermission, str] = {
-    PlatformPermission.TENANT_CREATE: "Create tenants; change their name and plan.",
+    PlatformPermission.TENANT_CREATE: "Create tenants; change their name, plan and feature flags.",
     PlatformPermission.TENANT_SUSPEND: "Suspend and reactivate tenants.",
     PlatformPermission.TENANT_DELETE: "Delete, restore and purge tenants.",
     PlatformPermission.TENANT_READ: "List tenants and read their status, plan and usage.",

@@ -27,12 +27,14 @@ from app.platform.types import (
     PlatformSignOutPayload,
     PlatformTenant,
     PurgeTenantPayload,
+    TenantFeaturesPayload,
 )
+from app.tenants.features import FeatureFlag
 from app.tenants.models import Tenant as TenantModel
 from app.tenants.models import TenantStatus
 from app.tenants.plans import DEFAULT_PLAN
 from app.tenants.resolvers import TenantPayload
-from app.tenants.types import Tenant
+from app.tenants.types import FeatureFlagType, Tenant
 
 NEWEST_TENANTS = Ordering("t.created_at", "timestamptz", descending=True)
 
@@ -111,6 +113,43 @@ class UpdateTenantInput:
     )
     reason: str | None = strawberry.field(
         default=None, description="Why, for the audit logs (at most 500 characters)."
+    )
+
+
+@strawberry.input(description="A feature flag to set for one tenant.")
+class SetTenantFeatureInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    key: str = strawberry.field(description="The feature: 1-64 of a-z, 0-9, '.', '_', '-'.")
+    enabled: bool = strawberry.field(default=True, description="On (default) or off.")
+
+
+@strawberry.input(description="A feature flag to remove from one tenant.")
+class UnsetTenantFeatureInput:
+    id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    key: str = strawberry.field(description="The feature.")
+
+
+async def _set_feature(
+    info: Info, tenant: strawberry.ID, key: str, enabled: bool | None
+) -> TenantFeaturesPayload:
+    ctx = info.context
+    actor = await ctx.platform_actor()
+
+    async def run() -> list[FeatureFlag]:
+        return await lifecycle.set_feature(
+            ctx.database,
+            ctx.request_meta,
+            actor=actor,
+            tenant_id=parse_id(tenant, Tenant),
+            key=key,
+            enabled=enabled,
+        )
+
+    outcome = await settle(run())
+    flags = outcome.value
+    return TenantFeaturesPayload(
+        features=None if flags is None else [FeatureFlagType.of(f) for f in flags],
+        errors=outcome.errors,
     )
 
 
@@ -293,6 +332,29 @@ class PlatformMutations:
 
         outcome = await settle(run())
         return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
+
+    @strawberry.mutation(
+        description="Switch a feature on or off for one tenant; its users see it in "
+        "`tenant.features`.",
+        extensions=requires_platform(PlatformPermission.TENANT_CREATE),
+    )
+    async def set_tenant_feature(
+        self,
+        info: Info,
+        input: Annotated[SetTenantFeatureInput, strawberry.argument(description="The flag.")],
+    ) -> TenantFeaturesPayload:
+        return await _set_feature(info, input.id, input.key, input.enabled)
+
+    @strawberry.mutation(
+        description="Remove a feature flag from one tenant (the product's default applies).",
+        extensions=requires_platform(PlatformPermission.TENANT_CREATE),
+    )
+    async def unset_tenant_feature(
+        self,
+        info: Info,
+        input: Annotated[UnsetTenantFeatureInput, strawberry.argument(description="The flag.")],
+    ) -> TenantFeaturesPayload:
+        return await _set_feature(info, input.id, input.key, None)
 
     @strawberry.mutation(
         description="Suspend a tenant: its users are refused (TENANT_SUSPENDED) from their next "

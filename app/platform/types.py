@@ -17,7 +17,7 @@ from app.platform import directory
 from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
 from app.platform.service import PlatformSignIn
 from app.tenants.models import TENANTS, TenantStatus
-from app.tenants.types import Tenant
+from app.tenants.types import FeatureFlagType, Tenant
 
 strawberry.enum(AdminStatus, name="PlatformAdminStatus", description="Whether it may sign in.")
 
@@ -156,3 +156,11 @@ class PlatformTenant:
     @classmethod
     def from_model(cls, model: Any) -> Self:
         return copy_model(cls, model)
+
+
+@strawberry.type(description="A tenant's feature flags after a change.")
+class TenantFeaturesPayload:
+    features: list[FeatureFlagType] | None = strawberry.field(
+        description="Every flag of the tenant, by key; null when `errors` is not empty."
+    )
+    errors: list[UserError] = strawberry.field(description="Why nothing was changed.")

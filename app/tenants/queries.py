@@ -99,3 +99,38 @@ async def update(session: Session, *, name: str | None, plan: str | None) -> Ten
         plan,
     )
     return None if row is None else TENANTS.to_model(row)
+
+
+async def feature_flags(session: Session) -> list[tuple[str, bool]]:
+    rows = await session.fetch("SELECT key, enabled FROM tenant_features ORDER BY key")
+    return [(r["key"], r["enabled"]) for r in rows]
+
+
+async def feature_flag(session: Session, key: str) -> bool | None:
+    """The flag's value, its row locked until the transaction ends; None when unset."""
+    value: bool | None = await session.fetchval(
+        "SELECT enabled FROM tenant_features WHERE key = $1 FOR UPDATE", key
+    )
+    return value
+
+
+async def count_feature_flags(session: Session) -> int:
+    return int(await session.fetchval("SELECT count(*) FROM tenant_features"))
+
+
+async def upsert_feature_flag(session: Session, key: str, enabled: bool) -> None:
+    await session.execute(
+        "INSERT INTO tenant_features (tenant_id, key, enabled)"
+        " VALUES (app.current_tenant_id(), $1, $2)"
+        " ON CONFLICT (tenant_id, key) DO UPDATE"
+        " SET enabled = excluded.enabled, updated_at = statement_timestamp()",
+        key,
+        enabled,
+    )
+
+
+async def delete_feature_flag(session: Session, key: str) -> bool | None:
+    value: bool | None = await session.fetchval(
+        "DELETE FROM tenant_features WHERE key = $1 RETURNING enabled", key
+    )
+    return value

@@ -7,11 +7,24 @@ from typing import Any, ClassVar
 
 import strawberry
 
+from app.api.context import Info
 from app.api.relay import Node
 from app.core.tables import Table
+from app.tenants import features
+from app.tenants.features import FeatureFlag
 from app.tenants.models import TENANTS, TenantStatus
 
 strawberry.enum(TenantStatus, description="Lifecycle state of a tenant.")
+
+
+@strawberry.type(name="FeatureFlag", description="A feature switched on or off for one tenant.")
+class FeatureFlagType:
+    key: str = strawberry.field(description="The feature, e.g. `reports.beta`.")
+    enabled: bool = strawberry.field(description="On or off for this tenant.")
+
+    @classmethod
+    def of(cls, flag: FeatureFlag) -> FeatureFlagType:
+        return cls(key=flag.key, enabled=flag.enabled)
 
 
 @strawberry.type(description="The organisation the caller belongs to.")
@@ -28,3 +41,10 @@ class Tenant(Node):
     )
     created_at: datetime = strawberry.field(description="When the tenant was created.")
     updated_at: datetime = strawberry.field(description="When the tenant last changed.")
+
+    @strawberry.field(
+        description="Feature flags the platform set for this tenant (unset ones are absent: "
+        "the product's default applies)."
+    )
+    async def features(self, info: Info) -> list[FeatureFlagType]:
+        return [FeatureFlagType.of(f) for f in await features.flags(info.context.session)]
