@@ -22,6 +22,7 @@ from app.core.settings import Limits
 from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.platform.resolvers import PlatformMutations, PlatformQueries
+from app.platform.tenant_resolvers import TenantDirectoryQueries, TenantLifecycleMutations
 from app.projects.resolvers import ProjectMutations, ProjectQueries
 from app.rbac.resolvers import RoleMutations, RoleQueries
 from app.tasks.resolvers import TaskMutations, TaskQueries
@@ -41,6 +42,7 @@ class Query(
     IdentityQueries,
     RoleQueries,
     PlatformQueries,
+    TenantDirectoryQueries,
 ):
     @strawberry.field(
         description="Any object by its global ID; null if there is none here, or if reading "
@@ -68,6 +70,7 @@ class Mutation(
     TenantMutations,
     RoleMutations,
     PlatformMutations,
+    TenantLifecycleMutations,
 ):
     pass
 
