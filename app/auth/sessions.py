@@ -27,6 +27,7 @@ from app.core.revocation import mark_revoked
 from app.core.security import TokenService, new_opaque_token, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store
+from app.tenants.service import session_lifetime_seconds
 
 logger = logging.getLogger("tenantry.auth")
 
@@ -55,7 +56,9 @@ async def start_session(
 ) -> SignInTokens:
     """Open a session for a user of the session's tenant and issue its first tokens."""
     assert session.tenant_id is not None
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.auth.refresh_token_ttl_seconds)
+    # The tenant's admins may shorten (or lengthen) sessions: tenant.sessionLifetimeHours.
+    lifetime = await session_lifetime_seconds(session, settings.auth.refresh_token_ttl_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
     opened = await queries.insert_session(
         session,
         user_id=user_id,

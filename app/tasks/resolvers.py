@@ -25,7 +25,10 @@ class CreateTaskInput:
     project_id: strawberry.ID = strawberry.field(description="An active project.")
     title: str = strawberry.field(description="1-500 characters.")
     description: str = strawberry.field(default="", description="Up to 20000 characters.")
-    status: TaskStatus = strawberry.field(default=TaskStatus.TODO, description="Initial status.")
+    status: TaskStatus | None = strawberry.field(
+        default=None,
+        description="Initial status; absent or null: the tenant's `defaultTaskStatus`.",
+    )
     priority: TaskPriority = strawberry.field(
         default=TaskPriority.MEDIUM, description="Initial priority."
     )

@@ -18,6 +18,7 @@ from app.projects.service import require_active
 from app.rbac.permissions import Permission
 from app.tasks import queries
 from app.tasks.models import TASKS, Task, TaskPriority, TaskStatus
+from app.tenants.service import default_task_status
 from app.users.service import get_user
 
 TITLE_MAX = 500
@@ -44,7 +45,8 @@ class NewTask:
     project_id: UUID
     title: str
     description: str = ""
-    status: TaskStatus = TaskStatus.TODO
+    # None: the tenant's default task status (tenant.defaultTaskStatus).
+    status: TaskStatus | None = None
     priority: TaskPriority = TaskPriority.MEDIUM
     assignee_id: UUID | None = None
     due_date: date | None = None
@@ -85,7 +87,7 @@ async def create_task(session: Session, new: NewTask, *, actor: Actor) -> Task:
     values: dict[str, object] = {
         "title": _title(new.title),
         "description": _description(new.description),
-        "status": new.status.value,
+        "status": (new.status or await default_task_status(session)).value,
         "priority": new.priority.value,
         "due_date": _due_date(new.due_date),
         "created_by": actor.user_id,

@@ -8,6 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from app.core.tables import Table
+from app.tasks.models import TaskStatus
 
 
 class TenantStatus(enum.Enum):
@@ -28,6 +29,9 @@ class Tenant:
     updated_at: datetime
     # Set while the tenant is deleted (restorable until the retention period ends).
     deleted_at: datetime | None
+    # Settings its admins manage (updateTenantSettings); None: the server's default.
+    session_lifetime_hours: int | None
+    default_task_status: TaskStatus
 
 
 @dataclass(frozen=True)

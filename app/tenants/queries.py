@@ -134,3 +134,24 @@ async def delete_feature_flag(session: Session, key: str) -> bool | None:
         "DELETE FROM tenant_features WHERE key = $1 RETURNING enabled", key
     )
     return value
+
+
+async def update_settings(session: Session, values: dict[str, object]) -> Tenant | None:
+    """Set the given settings columns (names from app/tenants/service.py, never input)."""
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=1))
+    row = await session.fetchrow(
+        f"UPDATE tenants AS t SET {assignments}, updated_at = statement_timestamp()"
+        f" RETURNING {TENANTS.select_list()}",
+        *values.values(),
+    )
+    return None if row is None else TENANTS.to_model(row)
+
+
+async def session_lifetime_hours(session: Session) -> int | None:
+    value: int | None = await session.fetchval("SELECT session_lifetime_hours FROM tenants")
+    return value
+
+
+async def default_task_status(session: Session) -> str | None:
+    value: str | None = await session.fetchval("SELECT default_task_status FROM tenants")
+    return value

@@ -7,9 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import UserError, attempt
+from app.api.mutations import UserError, attempt, patch, patch_nullable
 from app.api.permissions import requires, signed_in
 from app.rbac.permissions import Permission
+from app.tasks.models import TaskStatus
 from app.tenants import service
 from app.tenants.types import Tenant
 
@@ -29,8 +30,48 @@ class TenantPayload:
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 
 
+@strawberry.input(description="Tenant settings to change; omitted ones keep their value.")
+class TenantSettingsInput:
+    mfa_required: bool | None = strawberry.field(
+        default=strawberry.UNSET, description="Require a second factor of every user."
+    )
+    session_lifetime_hours: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Session lifetime, 1-2160 hours (90 days); null: the server's default. "
+        "Applies to sessions opened from now on.",
+    )
+    default_task_status: TaskStatus | None = strawberry.field(
+        default=strawberry.UNSET, description="The status of new tasks given none."
+    )
+
+
 @strawberry.type
 class TenantMutations:
+    @strawberry.mutation(
+        description="Change the tenant's settings: MFA required, session lifetime, default task "
+        "status.",
+        extensions=requires(Permission.TENANT_SETTINGS),
+    )
+    async def update_tenant_settings(
+        self,
+        info: Info,
+        input: Annotated[TenantSettingsInput, strawberry.argument(description="The changes.")],
+    ) -> TenantPayload:
+        meta = info.context.request_meta
+
+        def changes() -> service.SettingsChanges:
+            return service.SettingsChanges(
+                mfa_required=patch(input.mfa_required, field="mfaRequired"),
+                session_lifetime_hours=patch_nullable(input.session_lifetime_hours),
+                default_task_status=patch(input.default_task_status, field="defaultTaskStatus"),
+            )
+
+        outcome = await attempt(
+            info,
+            lambda s, actor: service.update_settings(s, meta, actor=actor, changes=changes()),
+        )
+        return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
+
     @strawberry.mutation(
         description="Require a second factor of every user of the tenant (or stop requiring "
         "it). Users without one must enrol at their next sign-in.",

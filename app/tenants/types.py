@@ -10,6 +10,7 @@ import strawberry
 from app.api.context import Info
 from app.api.relay import Node
 from app.core.tables import Table
+from app.tasks.models import TaskStatus
 from app.tenants import features
 from app.tenants.features import FeatureFlag
 from app.tenants.models import TENANTS, TenantStatus
@@ -38,6 +39,13 @@ class Tenant(Node):
     plan: str = strawberry.field(description="The subscription plan.")
     mfa_required: bool = strawberry.field(
         description="Every user must use a second factor; those without one enrol at sign-in."
+    )
+    session_lifetime_hours: int | None = strawberry.field(
+        description="How long a session lasts before its user signs in again; null: the "
+        "server's default."
+    )
+    default_task_status: TaskStatus = strawberry.field(
+        description="The status a new task gets when none is given."
     )
     created_at: datetime = strawberry.field(description="When the tenant was created.")
     updated_at: datetime = strawberry.field(description="When the tenant last changed.")

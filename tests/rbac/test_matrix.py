@@ -283,6 +283,10 @@ UNASSIGN_ROLE = (
 SET_MFA_REQUIRED = (
     f"mutation {{ setMfaRequired(required: true) {{ tenant {{ mfaRequired }} {ERRORS} }} }}"
 )
+UPDATE_TENANT_SETTINGS = (
+    "mutation { updateTenantSettings(input: {defaultTaskStatus: IN_PROGRESS})"
+    f" {{ tenant {{ defaultTaskStatus }} {ERRORS} }} }}"
+)
 ADD_IDENTITY_PROVIDER = (
     'mutation { addIdentityProvider(input: {name: "SSO", issuer: "https://idp.example/",'
     ' audience: "tenantry", jwksUrl: "https://idp.example/jwks"})'
@@ -586,6 +590,13 @@ OPERATIONS: list[Operation] = [
         _none,
         P.TENANT_SETTINGS,
         _ok("tenant", lambda w: {"mfaRequired": True}),
+    ),
+    Operation(
+        "updateTenantSettings",
+        UPDATE_TENANT_SETTINGS,
+        _none,
+        P.TENANT_SETTINGS,
+        _ok("tenant", lambda w: {"defaultTaskStatus": "IN_PROGRESS"}),
     ),
     Operation(
         "addIdentityProvider",
