@@ -20,7 +20,12 @@ from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
 from app.api.graphiql import STATIC_DIR
-from app.api.middleware import AuthenticationMiddleware, BodyLimitMiddleware, RequestIdMiddleware
+from app.api.middleware import (
+    AuthenticationMiddleware,
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    TenantResolutionMiddleware,
+)
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
 from app.core.keys import KeyRing
@@ -32,6 +37,7 @@ from app.mfa.service import ensure_keys as ensure_mfa_keys
 from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
+from app.tenants.resolution import record_mismatch, tenant_id_of
 from app.tenants.service import is_active
 
 logger = logging.getLogger("tenantry")
@@ -128,6 +134,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
             Middleware(
                 AuthenticationMiddleware, tokens=tokens, store=store, tenant_active=is_active
+            ),
+            Middleware(
+                TenantResolutionMiddleware,
+                store=store,
+                base_domain=settings.base_domain,
+                resolve=tenant_id_of,
+                on_mismatch=record_mismatch,
             ),
         ],
         lifespan=lifespan,

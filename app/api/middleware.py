@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.context import Principal
 from app.core.db import Database
 from app.core.errors import TenantSuspended, Unauthenticated
+from app.core.request_meta import RequestMeta
 from app.core.revocation import is_revoked
 from app.core.security import AccessClaims, TokenService
 from app.core.store import Store
@@ -173,3 +174,85 @@ class AuthenticationMiddleware:
             else:
                 state["platform_principal"] = claims
         await self.app(scope, receive, send)
+
+
+# Resolves a tenant name (slug or id) to its id, and records a mismatch in the signed-in
+# user's tenant (app/tenants/resolution.py, injected by app/main.py).
+TenantNameResolver = Callable[[Database, Store, str], Awaitable[UUID | None]]
+MismatchRecorder = Callable[[Database, UUID, UUID, RequestMeta, dict[str, str]], Awaitable[None]]
+
+
+def host_slug(host: str | None, base_domain: str | None) -> str | None:
+    """The first label of `<slug>.<base_domain>[:port]`; None for any other host."""
+    if not host or not base_domain:
+        return None
+    name = host.rsplit(":", 1)[0].strip().lower().rstrip(".")
+    suffix = "." + base_domain
+    if not name.endswith(suffix):
+        return None
+    label = name[: -len(suffix)]
+    return label if label and "." not in label else None
+
+
+class TenantResolutionMiddleware:
+    """Requests name their tenant by token, `X-Tenant` header or subdomain; all that are
+    present must agree, or the request is refused (403 TENANT_MISMATCH) before anything
+    runs, and recorded in the signed-in user's tenant. Order and rules: docs/security-model.md.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: Store,
+        base_domain: str | None,
+        resolve: TenantNameResolver,
+        on_mismatch: MismatchRecorder,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.base_domain = base_domain
+        self.resolve = resolve
+        self.on_mismatch = on_mismatch
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        headers = Headers(scope=scope)
+        named: dict[str, str] = {}
+        if header := headers.get("x-tenant", "").strip():
+            named["header"] = header
+        if slug := host_slug(headers.get("host"), self.base_domain):
+            named["host"] = slug
+        principal: Principal | None = state.get("principal")
+        # A platform administrator belongs to no tenant; one name alone has nothing to
+        # disagree with (sign-in still checks the slug it is given).
+        disagreeable = principal is not None or len(named) > 1
+        if named and disagreeable and state.get("platform_principal") is None:
+            database: Database = state["database"]
+            ids = {await self.resolve(database, self.store, v) for v in named.values()}
+            if principal is not None:
+                ids.add(principal.tenant_id)
+            if len(ids) != 1 or None in ids:
+                if principal is not None:
+                    meta = _request_meta(scope, headers, state)
+                    await self.on_mismatch(
+                        database, principal.tenant_id, principal.user_id, meta, named
+                    )
+                await _send_json(
+                    send, 403, "TENANT_MISMATCH", "The request names more than one organisation"
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+def _request_meta(scope: Scope, headers: Headers, state: dict[str, object]) -> RequestMeta:
+    client = scope.get("client")
+    request_id = state.get("request_id")
+    return RequestMeta(
+        ip=client[0] if client else None,
+        user_agent=headers.get("user-agent", ""),
+        request_id=request_id if isinstance(request_id, str) else None,
+    )

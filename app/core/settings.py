@@ -108,6 +108,8 @@ class Settings:
     platform_token_ttl_seconds: int = 1800
     # How long a deleted tenant can still be restored (then only purged).
     tenant_retention_days: int = 30
+    # When set, `<slug>.<base_domain>` in the Host header names a tenant (app/api/middleware.py).
+    base_domain: str | None = None
     # A JSON Web Key Set file holding the private signing keys; generated in data_dir if unset.
     signing_keys_file: Path | None = None
     graphiql: bool = True
@@ -223,6 +225,7 @@ class Settings:
                 minimum=60,
             ),
             signing_keys_file=Path(keys_file) if keys_file else None,
+            base_domain=(env.get("TENANTRY_BASE_DOMAIN") or "").strip(".").lower() or None,
             tenant_retention_days=_int(
                 env, "TENANTRY_TENANT_RETENTION_DAYS", defaults.tenant_retention_days, minimum=0
             ),

@@ -1,0 +1,55 @@
+"""Which tenant a request names: its slug or id, resolved (and cached) to the tenant's id.
+
+A request can name its tenant three ways: the signed-in user's token (its tenant claim),
+an `X-Tenant` header (slug or id) and the host's subdomain under TENANTRY_BASE_DOMAIN.
+app/api/middleware.py compares them; this module resolves names and records mismatches.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from app.audit.models import AuditOutcome
+from app.audit.service import record
+from app.core.db import Database
+from app.core.request_meta import RequestMeta
+from app.core.store import Store, platform_key
+from app.tenants.service import lookup_slug
+
+# Slugs never change, but a purged tenant's slug can be taken again: a short life.
+RESOLUTION_TTL_SECONDS = 60
+
+
+async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | None:
+    """The id a tenant name stands for: an id as given, a slug looked up (None: unknown)."""
+    name = name.strip().lower()
+    try:
+        return UUID(name)
+    except ValueError:
+        pass
+    if len(name) > 63:
+        return None
+    key = platform_key("tenant-slug", name)
+    cached = await store.get(key)
+    if cached is None:
+        ref = await lookup_slug(database, name)
+        cached = "" if ref is None else str(ref.id)
+        await store.put(key, cached, ttl_seconds=RESOLUTION_TTL_SECONDS)
+    return UUID(cached) if cached else None
+
+
+async def record_mismatch(
+    database: Database, tenant_id: UUID, user_id: UUID, meta: RequestMeta, named: dict[str, str]
+) -> None:
+    """A signed-in user's request named another tenant: one entry in their tenant's log."""
+    async with database.transaction(tenant_id) as session:
+        await record(
+            session,
+            meta,
+            action="tenant.mismatch",
+            outcome=AuditOutcome.DENIED,
+            actor_id=user_id,
+            target_type="tenant",
+            target_id=tenant_id,
+            metadata={"named": {k: v[:100] for k, v in named.items()}},
+        )
