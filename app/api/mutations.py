@@ -100,6 +100,20 @@ async def _atomic(info: Info, actor: A, action: Callable[[Session, A], Awaitable
         info.context.forget()
 
 
+async def settle_platform(
+    info: Info, action: Callable[[PlatformActor], Awaitable[T]]
+) -> Outcome[T]:
+    """`settle(action(actor))` for the signed-in platform administrator: for platform
+    mutations whose service runs transactions of its own (bound to the tenant acted on)."""
+    actor = await info.context.platform_actor()
+
+    async def run() -> T:
+        # Called here, so input errors raised while building the call are settled too.
+        return await action(actor)
+
+    return await settle(run())
+
+
 async def settle(action: Awaitable[T]) -> Outcome[T]:
     """Expected failures of `action` become the payload's errors; anything else propagates.
 

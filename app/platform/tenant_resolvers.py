@@ -9,7 +9,7 @@ import strawberry
 
 from app.accounts.mailer import mailer_for
 from app.api.context import Info
-from app.api.mutations import patch, settle
+from app.api.mutations import patch, settle_platform
 from app.api.permissions import requires_platform
 from app.api.relay import After, Connection, First, ObjectId, parse_id, table_connection
 from app.core.tables import Ordering
@@ -21,8 +21,6 @@ from app.platform.types import (
     PurgeTenantPayload,
     TenantFeaturesPayload,
 )
-from app.tenants.features import FeatureFlag
-from app.tenants.models import Tenant as TenantModel
 from app.tenants.models import TenantStatus
 from app.tenants.plans import DEFAULT_PLAN
 from app.tenants.resolvers import TenantPayload
@@ -118,19 +116,17 @@ async def _set_feature(
     info: Info, tenant: strawberry.ID, key: str, enabled: bool | None
 ) -> TenantFeaturesPayload:
     ctx = info.context
-    actor = await ctx.platform_actor()
-
-    async def run() -> list[FeatureFlag]:
-        return await lifecycle.set_feature(
+    outcome = await settle_platform(
+        info,
+        lambda actor: lifecycle.set_feature(
             ctx.database,
             ctx.request_meta,
             actor=actor,
             tenant_id=parse_id(tenant, Tenant),
             key=key,
             enabled=enabled,
-        )
-
-    outcome = await settle(run())
+        ),
+    )
     flags = outcome.value
     return TenantFeaturesPayload(
         features=None if flags is None else [FeatureFlagType.of(f) for f in flags],
@@ -150,10 +146,9 @@ async def _change(
     info: Info, tenant: strawberry.ID, change: lifecycle.Change, reason: str | None
 ) -> TenantPayload:
     ctx = info.context
-    actor = await ctx.platform_actor()
-
-    async def run() -> TenantModel:
-        return await lifecycle.change_status(
+    outcome = await settle_platform(
+        info,
+        lambda actor: lifecycle.change_status(
             ctx.database,
             ctx.tokens,
             ctx.store,
@@ -163,9 +158,8 @@ async def _change(
             tenant_id=parse_id(tenant, Tenant),
             change=change,
             reason=reason,
-        )
-
-    outcome = await settle(run())
+        ),
+    )
     return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
 
 
@@ -222,10 +216,10 @@ class TenantLifecycleMutations:
         input: Annotated[CreateTenantInput, strawberry.argument(description="The tenant.")],
     ) -> CreateTenantPayload:
         ctx = info.context
-        actor = await ctx.platform_actor()
         owner = input.owner
-        outcome = await settle(
-            lifecycle.create_tenant(
+        outcome = await settle_platform(
+            info,
+            lambda actor: lifecycle.create_tenant(
                 ctx.database,
                 mailer_for(ctx.settings),
                 ctx.settings,
@@ -237,7 +231,7 @@ class TenantLifecycleMutations:
                 owner=lifecycle.OwnerSpec(owner.email, owner.display_name, owner.password),
                 idempotency_key=input.idempotency_key,
                 reason=input.reason,
-            )
+            ),
         )
         done = outcome.value
         return CreateTenantPayload(
@@ -256,10 +250,9 @@ class TenantLifecycleMutations:
         input: Annotated[UpdateTenantInput, strawberry.argument(description="The changes.")],
     ) -> TenantPayload:
         ctx = info.context
-        actor = await ctx.platform_actor()
-
-        async def run() -> TenantModel:
-            return await lifecycle.update_tenant(
+        outcome = await settle_platform(
+            info,
+            lambda actor: lifecycle.update_tenant(
                 ctx.database,
                 ctx.request_meta,
                 actor=actor,
@@ -267,9 +260,8 @@ class TenantLifecycleMutations:
                 name=patch(input.name, field="name"),
                 plan=patch(input.plan, field="plan"),
                 reason=input.reason,
-            )
-
-        outcome = await settle(run())
+            ),
+        )
         return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
 
     @strawberry.mutation(
@@ -356,18 +348,16 @@ class TenantLifecycleMutations:
         input: Annotated[PurgeTenantInput, strawberry.argument(description="The tenant.")],
     ) -> PurgeTenantPayload:
         ctx = info.context
-        actor = await ctx.platform_actor()
-
-        async def run() -> lifecycle.Purged:
-            return await lifecycle.purge_tenant(
+        outcome = await settle_platform(
+            info,
+            lambda actor: lifecycle.purge_tenant(
                 ctx.database,
                 ctx.request_meta,
                 actor=actor,
                 tenant_id=parse_id(input.id, Tenant),
                 reason=input.reason,
-            )
-
-        outcome = await settle(run())
+            ),
+        )
         done = outcome.value
         return PurgeTenantPayload(
             purged_id=None if done is None else input.id,
