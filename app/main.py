@@ -38,7 +38,7 @@ from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
 from app.tenants.resolution import record_mismatch, tenant_id_of
-from app.tenants.service import is_active
+from app.tenants.service import tenant_access
 
 logger = logging.getLogger("tenantry")
 
@@ -133,7 +133,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
             Middleware(
-                AuthenticationMiddleware, tokens=tokens, store=store, tenant_active=is_active
+                AuthenticationMiddleware, tokens=tokens, store=store, tenant_access=tenant_access
             ),
             Middleware(
                 TenantResolutionMiddleware,

@@ -186,11 +186,13 @@ async def new_org(
     members: int = 1,
     password: str | None = None,
     role: str = "admin",
+    plan: str = "enterprise",
 ) -> Org:
     """A tenant whose members all hold the system role `role`: admin by default, so tests
-    of content and flows are not about authorization (tests/rbac sets roles itself)."""
+    of content and flows are not about authorization (tests/rbac sets roles itself). On the
+    unlimited plan by default, so they are not about quotas either (tests/api/test_quotas.py)."""
     slug = f"org-{secrets.token_hex(5)}"
-    tenant = await create_tenant(database, slug=slug, name=f"Org {slug}")
+    tenant = await create_tenant(database, slug=slug, name=f"Org {slug}", plan=plan)
     org = Org(tenant.id, slug)
     async with database.transaction(tenant.id) as session:
         for i in range(members):

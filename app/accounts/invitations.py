@@ -26,6 +26,7 @@ from app.core.security import TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
+from app.tenants.quotas import Quota, require_room
 from app.tenants.service import current_tenant
 from app.users.models import User
 
@@ -57,6 +58,7 @@ async def invite_user(
     )
     existing = await queries.account_by_email(session, email)
     if existing is None:
+        await require_room(session, Quota.USERS)
         default_name = email.split("@", 1)[0][:200] or email
         user = await queries.insert_invited_user(
             session, email=email, display_name=name or default_name

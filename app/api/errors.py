@@ -31,6 +31,7 @@ def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError
         extensions: dict[str, Any] = {"code": original.code}
         if original.field:
             extensions["field"] = original.field
+        extensions.update(original.details())
         return GraphQLError(
             original.message, nodes=error.nodes, path=error.path, extensions=extensions
         )

@@ -11,6 +11,7 @@ import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from uuid import UUID
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -18,16 +19,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import Principal
 from app.core.db import Database
-from app.core.errors import TenantSuspended, Unauthenticated
+from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
 from app.core.revocation import is_revoked
 from app.core.security import AccessClaims, TokenService
-from app.core.store import Store
+from app.core.store import Store, tenant_key
 
 logger = logging.getLogger("tenantry.auth")
 
-# Whether a tenant may be used now (app/tenants, injected by app/main.py).
-TenantGate = Callable[[Database, Store, UUID], Awaitable[bool]]
+
+class TenantAccess(Protocol):
+    """Whether a tenant may be used now, and its plan's request rate (None: unlimited)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def requests_per_minute(self) -> int | None: ...
+
+
+# app/tenants/service.py, injected by app/main.py.
+TenantGate = Callable[[Database, Store, UUID], Awaitable[TenantAccess]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -38,8 +50,10 @@ async def _send_json(
     code: str,
     message: str,
     headers: list[tuple[bytes, bytes]] | None = None,
+    details: dict[str, object] | None = None,
 ) -> None:
-    body = json.dumps({"errors": [{"message": message, "extensions": {"code": code}}]}).encode()
+    extensions = {"code": code, **(details or {})}
+    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -125,12 +139,12 @@ class AuthenticationMiddleware:
     (app/core/security.py keeps the two token kinds apart)."""
 
     def __init__(
-        self, app: ASGIApp, *, tokens: TokenService, store: Store, tenant_active: TenantGate
+        self, app: ASGIApp, *, tokens: TokenService, store: Store, tenant_access: TenantGate
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.store = store
-        self.tenant_active = tenant_active
+        self.tenant_access = tenant_access
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -150,14 +164,27 @@ class AuthenticationMiddleware:
                     # A suspended organisation's users are refused before anything runs.
                     # (Suspension also revokes their sessions: this answer comes first.)
                     database: Database = state["database"]
-                    if not await self.tenant_active(database, self.store, claims.tenant_id):
+                    access = await self.tenant_access(database, self.store, claims.tenant_id)
+                    if not access.active:
                         raise TenantSuspended("This organisation is suspended")
                     # A revoked session's access tokens die with it, not at their expiry. (A
                     # platform session is checked in the database by every operation.)
                     if await is_revoked(self.store, claims.tenant_id, claims.session_id):
                         raise Unauthenticated("Invalid access token")
+                    if access.requests_per_minute is not None:
+                        await self._count_request(claims.tenant_id, access.requests_per_minute)
             except TenantSuspended as exc:
                 await _send_json(send, 403, exc.code, exc.message)
+                return
+            except RateExceeded as exc:
+                await _send_json(
+                    send,
+                    429,
+                    exc.code,
+                    exc.message,
+                    [(b"retry-after", str(exc.retry_after).encode())],
+                    exc.details(),
+                )
                 return
             except Unauthenticated as exc:
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
@@ -174,6 +201,24 @@ class AuthenticationMiddleware:
             else:
                 state["platform_principal"] = claims
         await self.app(scope, receive, send)
+
+    async def _count_request(self, tenant_id: UUID, per_minute: int) -> None:
+        """Count a signed-in request against its tenant's plan (one shared fixed window per
+        tenant, so every server process counts together when the store is Redis)."""
+        counted = await self.store.hit(tenant_key(tenant_id, "requests"), window_seconds=60)
+        if counted.count > per_minute:
+            raise RateExceeded(per_minute, counted.resets_in)
+
+
+class RateExceeded(QuotaExceeded):
+    def __init__(self, per_minute: int, retry_after: int) -> None:
+        super().__init__(
+            f"This organisation's plan allows {per_minute} requests per minute"
+            f" (requestsPerMinute); try again in {retry_after} seconds",
+            limit="requestsPerMinute",
+            maximum=per_minute,
+        )
+        self.retry_after = retry_after
 
 
 # Resolves a tenant name (slug or id) to its id, and records a mismatch in the signed-in

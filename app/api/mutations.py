@@ -41,6 +41,7 @@ class ErrorCode(enum.Enum):
     INVALID_MFA_CODE = "INVALID_MFA_CODE"
     FRESH_AUTH_REQUIRED = "FRESH_AUTH_REQUIRED"
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")
@@ -54,6 +55,13 @@ class UserError:
         default=None,
         description="For TOO_MANY_ATTEMPTS: seconds until another attempt can succeed.",
     )
+    limit: str | None = strawberry.field(
+        default=None,
+        description="For QUOTA_EXCEEDED: the plan's limit reached (`maxUsers`, `maxProjects`).",
+    )
+    maximum: int | None = strawberry.field(
+        default=None, description="For QUOTA_EXCEEDED: how many the plan allows."
+    )
 
     @classmethod
     def of(cls, error: DomainError) -> UserError:
@@ -62,6 +70,8 @@ class UserError:
             message=error.message,
             field=error.field,
             retry_after_seconds=getattr(error, "retry_after", None),
+            limit=getattr(error, "limit", None),
+            maximum=getattr(error, "maximum", None),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Self
 from uuid import UUID
 
 import strawberry
@@ -42,7 +43,7 @@ class SignInPayload:
     errors: list[UserError] = strawberry.field(description="Why sign-in failed.")
 
     @classmethod
-    def of_tokens(cls, tokens: SignInTokens) -> SignInPayload:
+    def of_tokens(cls, tokens: SignInTokens) -> Self:
         return cls(
             next_step=NextStep.DONE,
             access_token=tokens.access_token.token,
@@ -55,7 +56,7 @@ class SignInPayload:
         )
 
     @classmethod
-    def of_result(cls, result: SignInResult) -> SignInPayload:
+    def of_result(cls, result: SignInResult) -> Self:
         if result.tokens is not None:
             return cls.of_tokens(result.tokens)
         assert result.challenge is not None
@@ -71,7 +72,7 @@ class SignInPayload:
         )
 
     @classmethod
-    def of_error(cls, error: DomainError) -> SignInPayload:
+    def of_error(cls, error: DomainError) -> Self:
         return cls(
             next_step=None,
             access_token=None,

@@ -20,6 +20,10 @@ class DomainError(Exception):
         self.message = message
         self.field = field
 
+    def details(self) -> dict[str, object]:
+        """Further client-visible facts for the error's extensions (none by default)."""
+        return {}
+
 
 class NotFound(DomainError):
     """The object does not exist, or exists only in another tenant (indistinguishable)."""
@@ -39,6 +43,21 @@ class TenantSuspended(Forbidden):
     """The caller's organisation is suspended (or deleted): nothing of it may be used."""
 
     code = "TENANT_SUSPENDED"
+
+
+class QuotaExceeded(Forbidden):
+    """The tenant's plan allows no more of something; `limit` names which (as the plan's
+    GraphQL field does, e.g. maxUsers) and `maximum` how many it allows."""
+
+    code = "QUOTA_EXCEEDED"
+
+    def __init__(self, message: str, *, limit: str, maximum: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.maximum = maximum
+
+    def details(self) -> dict[str, object]:
+        return {"limit": self.limit, "maximum": self.maximum}
 
 
 class Conflict(DomainError):

@@ -110,6 +110,10 @@ class Settings:
     tenant_retention_days: int = 30
     # When set, `<slug>.<base_domain>` in the Host header names a tenant (app/api/middleware.py).
     base_domain: str | None = None
+    # Self-service sign-up (`signUp` creates a tenant on the default plan): off unless
+    # enabled, and at most this many attempts per client IP per hour.
+    signup_enabled: bool = False
+    signup_per_ip_per_hour: int = 5
     # A JSON Web Key Set file holding the private signing keys; generated in data_dir if unset.
     signing_keys_file: Path | None = None
     graphiql: bool = True
@@ -228,6 +232,10 @@ class Settings:
             base_domain=(env.get("TENANTRY_BASE_DOMAIN") or "").strip(".").lower() or None,
             tenant_retention_days=_int(
                 env, "TENANTRY_TENANT_RETENTION_DAYS", defaults.tenant_retention_days, minimum=0
+            ),
+            signup_enabled=_bool(env, "TENANTRY_SIGNUP", defaults.signup_enabled),
+            signup_per_ip_per_hour=_int(
+                env, "TENANTRY_SIGNUP_PER_IP_PER_HOUR", defaults.signup_per_ip_per_hour
             ),
             graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),

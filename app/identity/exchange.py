@@ -22,7 +22,7 @@ from app.auth.service import SignInResult, after_first_factor
 from app.auth.throttle import SignInThrottle
 from app.core import validation
 from app.core.db import Database, Session
-from app.core.errors import Invalid, Unauthenticated
+from app.core.errors import Invalid, QuotaExceeded, Unauthenticated
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.settings import Settings
@@ -33,6 +33,7 @@ from app.identity.models import ExternalIdentity, IdentityProvider
 from app.identity.verify import Rejected, unverified_issuer, verify_id_token
 from app.rbac import service as rbac
 from app.tenants.models import TenantStatus
+from app.tenants.quotas import Quota, require_room
 from app.tenants.service import lookup_slug
 
 logger = logging.getLogger("tenantry.identity")
@@ -173,6 +174,10 @@ async def _user(
         display_name = validation.text(name[:200], field="name", max_length=200)
     except Invalid:
         return _Failure("unusable_claims", provider)
+    try:
+        await require_room(session, Quota.USERS)
+    except QuotaExceeded:
+        return _Failure("quota_exceeded", provider)
     try:
         async with session.atomic():
             user_id = await queries.insert_external_user(

@@ -40,7 +40,15 @@ from app.tenants import queries as tenant_queries
 from app.tenants.features import FeatureFlag
 from app.tenants.models import Tenant, TenantStatus
 from app.tenants.plans import check_plan
-from app.tenants.service import check_slug, current_tenant, remember_status
+from app.tenants.resolution import forget
+from app.tenants.service import (
+    TenantAccess,
+    check_slug,
+    current_tenant,
+    provision,
+    remember,
+    slug_taken,
+)
 from app.users.service import create_user
 
 
@@ -106,8 +114,7 @@ async def create_tenant(
     details = {"slug": slug, "plan": plan_key, "owner_invited": owner.password is None}
     try:
         async with database.transaction(tenant_id, platform=True) as session:
-            tenant = await tenant_queries.insert(session, tenant_id, slug, name, plan_key)
-            await rbac.provision(session)
+            tenant = await provision(session, tenant_id, slug=slug, name=name, plan=plan_key)
             for platform in (False, True):
                 await record(
                     session,
@@ -149,7 +156,7 @@ async def create_tenant(
         earlier = None if key is None else await _earlier(database, actor, key, digest)
         if earlier is not None:
             return earlier
-        raise Conflict(f"The slug {slug!r} is already taken", field="slug") from None
+        raise slug_taken(slug) from None
     return Provisioned(tenant, created=True)
 
 
@@ -254,8 +261,8 @@ async def change_status(
             )
         # Every server sees the new status at once through a shared store (else within
         # STATUS_TTL_SECONDS), and nobody's permissions are served from the cache any more.
-        target = rule.target.value
-        session.after_commit(lambda: remember_status(store, tenant_id, target))
+        access = TenantAccess.of(changed)
+        session.after_commit(lambda: remember(store, tenant_id, access))
         rbac.invalidate(session, store)
         for platform in (False, True):
             await record(
@@ -280,6 +287,7 @@ def _refusal(status: TenantStatus) -> str:
 
 async def update_tenant(
     database: Database,
+    store: Store,
     meta: RequestMeta,
     *,
     actor: PlatformActor,
@@ -310,6 +318,10 @@ async def update_tenant(
             session, name=wanted.get("name"), plan=wanted.get("plan")
         )
         assert updated is not None
+        if "plan" in changes:
+            # Its request rate changes with the plan, on every server at once.
+            access = TenantAccess.of(updated)
+            session.after_commit(lambda: remember(store, tenant_id, access))
         for platform in (False, True):
             await record(
                 session,
@@ -380,6 +392,7 @@ class Purged:
 
 async def purge_tenant(
     database: Database,
+    store: Store,
     meta: RequestMeta,
     *,
     actor: PlatformActor,
@@ -424,4 +437,6 @@ async def purge_tenant(
             metadata={"slug": tenant.slug, "reason": reason, "rows": rows},
             platform=True,
         )
+    # Its slug may be taken again at once, and nothing cached of it is served any more.
+    await forget(store, tenant_id, tenant.slug)
     return Purged(rows)

@@ -254,6 +254,7 @@ class TenantLifecycleMutations:
             info,
             lambda actor: lifecycle.update_tenant(
                 ctx.database,
+                ctx.store,
                 ctx.request_meta,
                 actor=actor,
                 tenant_id=parse_id(input.id, Tenant),
@@ -352,6 +353,7 @@ class TenantLifecycleMutations:
             info,
             lambda actor: lifecycle.purge_tenant(
                 ctx.database,
+                ctx.store,
                 ctx.request_meta,
                 actor=actor,
                 tenant_id=parse_id(input.id, Tenant),

@@ -13,6 +13,7 @@ from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, upda
 from app.core.validation import MISSING, Patch
 from app.projects.models import PROJECTS, Project, ProjectStatus
 from app.rbac.permissions import Permission
+from app.tenants.quotas import Quota, require_room
 
 NAME_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -44,15 +45,9 @@ async def require_active(session: Session, project_id: UUID, *, field: str) -> P
 
 async def create_project(session: Session, *, name: str, description: str, actor: Actor) -> Project:
     actor.require(Permission.PROJECT_WRITE)
-    return await insert_row(
-        session,
-        PROJECTS,
-        {
-            "name": _name(name),
-            "description": _description(description),
-            "created_by": actor.user_id,
-        },
-    )
+    values = {"name": _name(name), "description": _description(description)}
+    await require_room(session, Quota.PROJECTS)
+    return await insert_row(session, PROJECTS, {**values, "created_by": actor.user_id})
 
 
 async def update_project(
@@ -84,6 +79,8 @@ async def set_archived(
     wanted = ProjectStatus.ARCHIVED if archived else ProjectStatus.ACTIVE
     if project.status is wanted:
         return project
+    if not archived:
+        await require_room(session, Quota.PROJECTS)
     changes: dict[str, object] = {
         "status": wanted.value,
         "archived_at": datetime.now(UTC) if archived else None,

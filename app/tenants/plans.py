@@ -31,6 +31,12 @@ PLANS: dict[str, Plan] = {
 DEFAULT_PLAN = "free"
 
 
+def plan_of(key: str | None) -> Plan:
+    """The plan a tenant row names. One no longer in the catalog gets the default plan's
+    limits, never none (a release that drops a plan must not lift its tenants' quotas)."""
+    return PLANS.get(key or "") or PLANS[DEFAULT_PLAN]
+
+
 def check_plan(key: str, *, field: str = "plan") -> Plan:
     plan = PLANS.get(key.strip().lower())
     if plan is None:

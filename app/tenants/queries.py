@@ -155,3 +155,21 @@ async def session_lifetime_hours(session: Session) -> int | None:
 async def default_task_status(session: Session) -> str | None:
     value: str | None = await session.fetchval("SELECT default_task_status FROM tenants")
     return value
+
+
+async def lock_plan(session: Session) -> str | None:
+    """The bound tenant's plan, its row locked (against concurrent additions and plan
+    changes) until the transaction ends."""
+    value: str | None = await session.fetchval("SELECT plan FROM tenants FOR NO KEY UPDATE")
+    return value
+
+
+# What counts against a quota, per counted table (names from app/tenants/quotas.py).
+_COUNTED = {
+    "users": "SELECT count(*) FROM users WHERE status IN ('active', 'invited')",
+    "projects": "SELECT count(*) FROM projects WHERE status = 'active'",
+}
+
+
+async def counted(session: Session, table: str) -> int:
+    return int(await session.fetchval(_COUNTED[table]))

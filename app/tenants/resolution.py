@@ -13,8 +13,8 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.core.db import Database
 from app.core.request_meta import RequestMeta
-from app.core.store import Store, platform_key
-from app.tenants.service import lookup_slug
+from app.core.store import Store, StoreKey, platform_key
+from app.tenants.service import forget_access, lookup_slug
 
 # Slugs never change, but a purged tenant's slug can be taken again: a short life.
 RESOLUTION_TTL_SECONDS = 60
@@ -29,13 +29,23 @@ async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | No
         pass
     if len(name) > 63:
         return None
-    key = platform_key("tenant-slug", name)
+    key = _slug_key(name)
     cached = await store.get(key)
     if cached is None:
         ref = await lookup_slug(database, name)
         cached = "" if ref is None else str(ref.id)
         await store.put(key, cached, ttl_seconds=RESOLUTION_TTL_SECONDS)
     return UUID(cached) if cached else None
+
+
+def _slug_key(slug: str) -> StoreKey:
+    return platform_key("tenant-slug", slug)
+
+
+async def forget(store: Store, tenant_id: UUID, slug: str) -> None:
+    """Drop what is cached of a purged tenant: its slug's id and its status and plan."""
+    await store.delete(_slug_key(slug))
+    await forget_access(store, tenant_id)
 
 
 async def record_mismatch(

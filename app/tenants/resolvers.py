@@ -8,10 +8,14 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt, patch, patch_nullable
-from app.api.permissions import requires, signed_in
+from app.api.permissions import public, requires, signed_in
+from app.api.relay import encode_global_id
+from app.auth.types import SignInPayload
+from app.core.errors import DomainError
 from app.rbac.permissions import Permission
 from app.tasks.models import TaskStatus
 from app.tenants import service
+from app.tenants.signup import SignUp, sign_up
 from app.tenants.types import Tenant
 
 
@@ -45,8 +49,62 @@ class TenantSettingsInput:
     )
 
 
+@strawberry.input(description="A new organisation and its first user, its owner.")
+class SignUpInput:
+    organization_name: str = strawberry.field(description="Display name of the organisation.")
+    slug: str = strawberry.field(
+        description="URL-safe unique name (1-63 lowercase letters, digits, hyphens), used to "
+        "sign in and as the subdomain."
+    )
+    email: str = strawberry.field(description="The owner's email, to sign in with.")
+    password: str = strawberry.field(description="The owner's password.")
+    display_name: str | None = strawberry.field(
+        default=None, description="The owner's name (default: from the email)."
+    )
+
+
+@strawberry.type(description="The new organisation, and its owner signed in (as by `signIn`).")
+class SignUpPayload(SignInPayload):
+    tenant_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The new tenant's global ID; null when `errors` is not empty."
+    )
+    slug: str | None = strawberry.field(
+        default=None, description="The new tenant's slug; null when `errors` is not empty."
+    )
+
+
 @strawberry.type
 class TenantMutations:
+    @strawberry.mutation(
+        description="Create an organisation on the default plan with yourself as its owner, "
+        "and sign in. Only where the server enables self-service sign-up; attempts are "
+        "limited per client address.",
+        extensions=public(),
+    )
+    async def sign_up(
+        self,
+        info: Info,
+        input: Annotated[SignUpInput, strawberry.argument(description="The organisation.")],
+    ) -> SignUpPayload:
+        ctx = info.context
+        request = SignUp(
+            organization_name=input.organization_name,
+            slug=input.slug,
+            email=input.email,
+            password=input.password,
+            display_name=input.display_name,
+        )
+        try:
+            done = await sign_up(
+                ctx.database, ctx.tokens, ctx.settings, ctx.store, ctx.request_meta, request
+            )
+        except DomainError as error:
+            return SignUpPayload.of_error(error)
+        payload = SignUpPayload.of_result(done.sign_in)
+        payload.tenant_id = strawberry.ID(encode_global_id("Tenant", done.tenant.id))
+        payload.slug = done.tenant.slug
+        return payload
+
     @strawberry.mutation(
         description="Change the tenant's settings: MFA required, session lifetime, default task "
         "status.",

@@ -21,6 +21,7 @@ from app.rbac.permissions import Permission
 from app.tasks.models import TaskStatus
 from app.tenants import queries
 from app.tenants.models import Tenant, TenantRef, TenantStatus
+from app.tenants.plans import plan_of
 
 _SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # Slugs become subdomains and URL segments; these would collide with our own.
@@ -55,11 +56,23 @@ async def create_tenant(
     new_id = tenant_id or uuid4()
     try:
         async with database.transaction(new_id) as session:
-            tenant = await queries.insert(session, new_id, slug, name, plan)
-            await rbac.provision(session)
-            return tenant
+            return await provision(session, new_id, slug=slug, name=name, plan=plan)
     except asyncpg.UniqueViolationError:
-        raise Conflict(f"The slug {slug!r} is already taken", field="slug") from None
+        raise slug_taken(slug) from None
+
+
+async def provision(
+    session: Session, tenant_id: UUID, *, slug: str, name: str, plan: str
+) -> Tenant:
+    """The tenant row and its system roles, in a transaction bound to `tenant_id` (checked
+    input; a taken slug raises asyncpg's UniqueViolationError, see `slug_taken`)."""
+    tenant = await queries.insert(session, tenant_id, slug, name, plan)
+    await rbac.provision(session)
+    return tenant
+
+
+def slug_taken(slug: str) -> Conflict:
+    return Conflict(f"The slug {slug!r} is already taken", field="slug")
 
 
 async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
@@ -68,29 +81,61 @@ async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
         return await queries.lookup_slug(session, slug.strip().lower())
 
 
-# How long a server trusts a tenant's status it has read: a suspension reaches every request
-# at once through the shared store, and within this many seconds where it cannot (a store
-# entry lost, another process's memory).
+# How long a server trusts what it has read of a tenant (status, plan): a lifecycle change
+# reaches every request at once through the shared store, and within this many seconds
+# where it cannot (a store entry lost, another process's memory).
 STATUS_TTL_SECONDS = 5
 
 
-def _status_key(tenant_id: UUID) -> StoreKey:
-    return tenant_key(tenant_id, "status")
+@dataclass(frozen=True)
+class TenantAccess:
+    """What every signed-in request needs of its tenant before anything runs: whether it may
+    be used at all, and its plan's request rate. Cached by tenant id."""
+
+    status: str  # a TenantStatus value, or "missing" (purged)
+    plan: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.status == TenantStatus.ACTIVE.value
+
+    @property
+    def requests_per_minute(self) -> int | None:
+        return plan_of(self.plan).requests_per_minute
+
+    @classmethod
+    def of(cls, tenant: Tenant | None) -> TenantAccess:
+        if tenant is None:
+            return cls("missing", None)
+        return cls(tenant.status.value, tenant.plan)
 
 
-async def is_active(database: Database, store: Store, tenant_id: UUID) -> bool:
-    """Whether the tenant's users may use it now (checked on every signed-in request)."""
-    cached = await store.get(_status_key(tenant_id))
-    if cached is None:
-        async with database.transaction(tenant_id, readonly=True) as session:
-            status = await queries.status(session)
-        cached = "missing" if status is None else status.value
-        await remember_status(store, tenant_id, cached)
-    return bool(cached == TenantStatus.ACTIVE.value)
+def _access_key(tenant_id: UUID) -> StoreKey:
+    return tenant_key(tenant_id, "access")
 
 
-async def remember_status(store: Store, tenant_id: UUID, status: str) -> None:
-    await store.put(_status_key(tenant_id), status, ttl_seconds=STATUS_TTL_SECONDS)
+async def tenant_access(database: Database, store: Store, tenant_id: UUID) -> TenantAccess:
+    """The tenant's status and plan (checked on every signed-in request)."""
+    cached = await store.get(_access_key(tenant_id))
+    if isinstance(cached, dict):
+        return TenantAccess(str(cached["status"]), cached.get("plan"))
+    async with database.transaction(tenant_id, readonly=True) as session:
+        access = TenantAccess.of(await queries.current(session))
+    await remember(store, tenant_id, access)
+    return access
+
+
+async def forget_access(store: Store, tenant_id: UUID) -> None:
+    await store.delete(_access_key(tenant_id))
+
+
+async def remember(store: Store, tenant_id: UUID, access: TenantAccess) -> None:
+    """Publish a tenant's new status or plan (after its change committed)."""
+    await store.put(
+        _access_key(tenant_id),
+        {"status": access.status, "plan": access.plan},
+        ttl_seconds=STATUS_TTL_SECONDS,
+    )
 
 
 async def current_tenant(session: Session) -> Tenant:

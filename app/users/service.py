@@ -19,6 +19,7 @@ from app.core.store import Store
 from app.core.tables import fetch_by_ids
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
+from app.tenants.quotas import Quota, require_room
 from app.users import queries
 from app.users.models import USERS, Credentials, User, UserStatus
 
@@ -37,6 +38,7 @@ async def create_user(
     email = validation.email(email)
     display_name = validation.text(display_name, field="displayName", max_length=200)
     password_hash = None if password is None else await hash_password(password)
+    await require_room(session, Quota.USERS)
     try:
         async with session.atomic():
             user = await queries.insert(
@@ -88,6 +90,8 @@ async def set_disabled(
         return user  # nothing changes, so nothing is recorded or revoked
     if disabled:
         await rbac.ensure_owner_remains(session, leaving=user_id, field="id")
+    else:
+        await require_room(session, Quota.USERS)
     updated = await queries.set_status(
         session, user_id, UserStatus.DISABLED if disabled else UserStatus.ACTIVE
     )

@@ -72,7 +72,7 @@ async def test_viewer_and_tenant(gql: GraphQL, org: Org) -> None:
         "slug": org.slug,
         "name": f"Org {org.slug}",
         "status": "ACTIVE",
-        "plan": "free",
+        "plan": "enterprise",
     }
 
 

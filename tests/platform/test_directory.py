@@ -101,7 +101,7 @@ async def test_one_tenant_with_its_usage(
         "platformTenant"
     ]
 
-    assert (tenant["slug"], tenant["status"], tenant["plan"]) == (org.slug, "ACTIVE", "free")
+    assert (tenant["slug"], tenant["status"], tenant["plan"]) == (org.slug, "ACTIVE", "enterprise")
     assert tenant["deletedAt"] is None
     usage = tenant["usage"]
     # Two members and the invited user; one project with one task (tests/platform/test_deletion).

@@ -134,14 +134,15 @@ async def test_the_status_is_read_again_once_the_cached_one_ends(
     # A server that did not see the suspension (another process, a lost store entry) holds
     # the old status for at most STATUS_TTL_SECONDS, then reads the database.
     store = Store.from_url(None)
-    assert await tenants.is_active(database, store, customer.id)
+    assert (await tenants.tenant_access(database, store, customer.id)).active
     async with database.transaction(customer.id) as session:
         await session.execute("UPDATE tenants SET status = 'suspended'")
-    assert await tenants.is_active(database, store, customer.id)  # still the cached status
+    # Still the cached status.
+    assert (await tenants.tenant_access(database, store, customer.id)).active
 
-    await store.delete(tenants._status_key(customer.id))  # as its 5-second TTL would
+    await tenants.forget_access(store, customer.id)  # as its 5-second TTL would
 
-    assert not await tenants.is_active(database, store, customer.id)
+    assert not (await tenants.tenant_access(database, store, customer.id)).active
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,7 @@ async def test_rename_and_change_plan(
     [entry] = await audit(database, org.id, "tenant.updated")
     assert entry["actor_id"] == admin.id
     assert entry["metadata"] == {
-        "changes": {"name": [f"Org {org.slug}", "Renamed Ltd"], "plan": ["free", "team"]},
+        "changes": {"name": [f"Org {org.slug}", "Renamed Ltd"], "plan": ["enterprise", "team"]},
         "reason": "upgrade",
     }
     logged = (await gql.data(AUDIT, {"action": "tenant.updated"}, token=token))["platformAuditLog"][
