@@ -7,6 +7,7 @@ so a test can watch every statement the server runs (`database.statement_listene
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
@@ -133,10 +134,13 @@ class GraphQL:
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
     ) -> httpx.Response:
         headers = {"authorization": f"Bearer {token}"} if token else {}
+        headers["content-type"] = "application/json"
         payload: dict[str, Any] = {"query": query}
         if variables is not None:
             payload["variables"] = variables
-        return await self.http.post("/graphql", json=payload, headers=headers)
+        # ASCII JSON, as browsers' JSON.stringify may send it: lone surrogates (which input
+        # properties generate) travel as \ud800 escapes; httpx's `json=` cannot encode them.
+        return await self.http.post("/graphql", content=json.dumps(payload), headers=headers)
 
     async def data(
         self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None

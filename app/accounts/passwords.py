@@ -27,7 +27,7 @@ from app.core.security import AccessClaims, TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from app.tenants.models import TenantStatus
-from app.tenants.service import lookup_slug
+from app.tenants.service import lookup
 
 logger = logging.getLogger("tenantry.accounts")
 
@@ -56,7 +56,7 @@ async def request_password_reset(
     does the same kind of work either way. At most RESET_MAILS_PER_HOUR mails per address.
     """
     email = validation.email(email)
-    ref = await lookup_slug(database, tenant)
+    ref = await lookup(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         return
     # Counted for unknown addresses too: the limit itself reveals nothing.

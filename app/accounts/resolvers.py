@@ -25,6 +25,7 @@ from app.api.permissions import public, requires, signed_in
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
 from app.rbac.permissions import Permission
+from app.tenants.resolution import tenant_to_use
 from app.users.types import User
 
 T = TypeVar("T")
@@ -96,17 +97,19 @@ class AccountMutations:
         ],
     ) -> AccountPayload:
         ctx = info.context
-        outcome = await settle(
-            service.request_password_reset(
+
+        async def request() -> None:
+            await service.request_password_reset(
                 ctx.database,
                 ctx.store,
                 mailer_for(ctx.settings),
                 ctx.settings,
                 ctx.request_meta,
-                tenant=input.tenant,
+                tenant=await tenant_to_use(ctx.database, ctx.store, input.tenant, ctx.named_tenant),
                 email=input.email,
             )
-        )
+
+        outcome = await settle(request())
         return AccountPayload.failed(outcome.errors)
 
     @strawberry.mutation(

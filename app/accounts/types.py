@@ -44,7 +44,11 @@ class AcceptInvitationInput:
 
 @strawberry.input(description="Which account should get a password-reset link.")
 class RequestPasswordResetInput:
-    tenant: str = strawberry.field(description="The organisation's slug.")
+    tenant: str | None = strawberry.field(
+        default=None,
+        description="The organisation's slug (or ID). Optional when the request names it by "
+        "its subdomain or an X-Tenant header; both given must name the same one.",
+    )
     email: str = strawberry.field(description="The account's email (any case).")
 
 

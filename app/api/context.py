@@ -50,6 +50,15 @@ class Principal:
         return self.claims.session_id
 
 
+@dataclass(frozen=True)
+class NamedTenant:
+    """The tenant a request names by subdomain or header: the name as given, and the id it
+    stands for (None: no such tenant)."""
+
+    name: str
+    id: UUID | None
+
+
 @dataclass
 class Context:
     request: Request
@@ -98,6 +107,12 @@ class Context:
         included) the next field of the same document must see."""
         self.loaders.clear()
         self._actor = None
+
+    @property
+    def named_tenant(self) -> NamedTenant | None:
+        """The tenant the request names by subdomain or X-Tenant header, if any."""
+        named: NamedTenant | None = getattr(self.request.state, "named_tenant", None)
+        return named
 
     @property
     def request_meta(self) -> RequestMeta:

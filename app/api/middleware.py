@@ -17,7 +17,7 @@ from uuid import UUID
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.context import Principal
+from app.api.context import NamedTenant, Principal
 from app.core.db import Database
 from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -272,15 +272,17 @@ class TenantResolutionMiddleware:
         if slug := host_slug(headers.get("host"), self.base_domain):
             named["host"] = slug
         principal: Principal | None = state.get("principal")
-        # A platform administrator belongs to no tenant; one name alone has nothing to
-        # disagree with (sign-in still checks the slug it is given).
-        disagreeable = principal is not None or len(named) > 1
-        if named and disagreeable and state.get("platform_principal") is None:
+        state["named_tenant"] = None
+        # A platform administrator belongs to no tenant.
+        if named and state.get("platform_principal") is None:
             database: Database = state["database"]
             ids = {await self.resolve(database, self.store, v) for v in named.values()}
             if principal is not None:
                 ids.add(principal.tenant_id)
-            if len(ids) != 1 or None in ids:
+            # One name alone has nothing to disagree with, even an unknown one: signing in
+            # to it fails as with an unknown slug, and nothing else is anonymous.
+            agree = len(ids) == 1 and (None not in ids or (len(named) == 1 and principal is None))
+            if not agree:
                 if principal is not None:
                     meta = _request_meta(scope, headers, state)
                     await self.on_mismatch(
@@ -290,6 +292,9 @@ class TenantResolutionMiddleware:
                     send, 403, "TENANT_MISMATCH", "The request names more than one organisation"
                 )
                 return
+            # What anonymous operations (signIn, ...) use when not given a tenant: the
+            # subdomain (always a slug) before the header (a slug or an id).
+            state["named_tenant"] = NamedTenant(named.get("host") or named["header"], ids.pop())
         await self.app(scope, receive, send)
 
 

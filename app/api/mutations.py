@@ -42,6 +42,7 @@ class ErrorCode(enum.Enum):
     FRESH_AUTH_REQUIRED = "FRESH_AUTH_REQUIRED"
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    TENANT_MISMATCH = "TENANT_MISMATCH"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

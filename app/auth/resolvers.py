@@ -15,11 +15,16 @@ from app.auth.types import SESSION_TYPE, SignInPayload, SignOutPayload
 from app.core.actor import Actor
 from app.core.db import Session as DbSession
 from app.core.errors import DomainError, Invalid
+from app.tenants.resolution import tenant_to_use
 
 
 @strawberry.input(description="Credentials of a user of one tenant.")
 class SignInInput:
-    tenant: str = strawberry.field(description="The organisation's slug.")
+    tenant: str | None = strawberry.field(
+        default=None,
+        description="The organisation's slug (or ID). Optional when the request names it by "
+        "its subdomain or an X-Tenant header; both given must name the same one.",
+    )
     email: str = strawberry.field(description="The user's email (any case).")
     password: str = strawberry.field(description="The user's password.")
 
@@ -42,7 +47,7 @@ class AuthMutations:
                 ctx.settings,
                 ctx.store,
                 ctx.request_meta,
-                tenant=input.tenant,
+                tenant=await tenant_to_use(ctx.database, ctx.store, input.tenant, ctx.named_tenant),
                 email=input.email,
                 password=input.password,
             )

@@ -34,7 +34,7 @@ from app.core.settings import Settings
 from app.core.store import Store
 from app.mfa.service import has_confirmed_totp
 from app.tenants.models import TenantStatus
-from app.tenants.service import lookup_slug, mfa_required
+from app.tenants.service import lookup, mfa_required
 from app.users.models import UserStatus
 from app.users.service import credentials, rehash_password
 
@@ -70,7 +70,7 @@ async def sign_in(
     throttle = SignInThrottle(store, settings.auth)
     await throttle.check(tenant, email, meta)
     failure = InvalidCredentials("Invalid organisation, email or password")
-    ref = await lookup_slug(database, tenant)
+    ref = await lookup(database, tenant)
     if ref is None or ref.status is TenantStatus.DELETED:
         await verify_password(None, password)
         await throttle.failed(tenant, email, meta)

@@ -45,6 +45,12 @@ class TenantSuspended(Forbidden):
     code = "TENANT_SUSPENDED"
 
 
+class TenantMismatch(Forbidden):
+    """The request names two different organisations (argument, header, subdomain, token)."""
+
+    code = "TENANT_MISMATCH"
+
+
 class QuotaExceeded(Forbidden):
     """The tenant's plan allows no more of something; `limit` names which (as the plan's
     GraphQL field does, e.g. maxUsers) and `maximum` how many it allows."""

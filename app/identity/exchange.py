@@ -34,7 +34,7 @@ from app.identity.verify import Rejected, unverified_issuer, verify_id_token
 from app.rbac import service as rbac
 from app.tenants.models import TenantStatus
 from app.tenants.quotas import Quota, require_room
-from app.tenants.service import lookup_slug
+from app.tenants.service import lookup
 
 logger = logging.getLogger("tenantry.identity")
 
@@ -74,7 +74,7 @@ async def exchange_token(
     failure = ExchangeFailed("Invalid organisation or token")
     throttle = SignInThrottle(store, settings.auth)
     await throttle.check(tenant, _THROTTLE_ACCOUNT, meta)
-    ref = await lookup_slug(database, tenant)
+    ref = await lookup(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         # No tenant to audit in: the log is all there is.
         logger.info("token exchange refused: no active tenant %r", tenant[:100])

@@ -21,6 +21,7 @@ from app.identity.models import ProviderRole
 from app.identity.service import ProviderInput
 from app.identity.types import IdentityProvider, IdentityProviderPayload
 from app.rbac.permissions import Permission
+from app.tenants.resolution import tenant_to_use
 
 _CACHE_STATE = "identity_jwks"
 
@@ -65,7 +66,11 @@ class UpdateIdentityProviderInput:
 
 @strawberry.input(description="An ID token to exchange for Tenantry tokens.")
 class ExchangeTokenInput:
-    tenant: str = strawberry.field(description="The organisation's slug.")
+    tenant: str | None = strawberry.field(
+        default=None,
+        description="The organisation's slug (or ID). Optional when the request names it by "
+        "its subdomain or an X-Tenant header; both given must name the same one.",
+    )
     id_token: str = strawberry.field(description="An ID token of a provider the tenant trusts.")
 
 
@@ -201,7 +206,7 @@ class IdentityMutations:
                 ctx.store,
                 ctx.request_meta,
                 jwks_cache(info),
-                tenant=input.tenant,
+                tenant=await tenant_to_use(ctx.database, ctx.store, input.tenant, ctx.named_tenant),
                 id_token=input.id_token,
             )
         except DomainError as error:

@@ -15,6 +15,7 @@ from app.core import validation
 from app.core.db import Session
 from app.core.tables import Contains, Filter, fetch_by_ids
 from app.platform import queries
+from app.tenants.features import FeatureFlag
 from app.tenants.models import TENANTS, Tenant, TenantStatus
 from app.tenants.plans import check_plan
 
@@ -61,3 +62,13 @@ async def usage(session: Session, tenant_ids: Sequence[UUID]) -> dict[UUID, Usag
         )
         for r in await queries.tenant_usage(session, tenant_ids)
     }
+
+
+async def feature_flags(
+    session: Session, tenant_ids: Sequence[UUID]
+) -> dict[UUID, list[FeatureFlag]]:
+    """Each tenant's flags, by key (an empty list: none set)."""
+    found: dict[UUID, list[FeatureFlag]] = {tenant_id: [] for tenant_id in tenant_ids}
+    for r in await queries.tenant_feature_flags(session, tenant_ids):
+        found[r["tenant_id"]].append(FeatureFlag(r["key"], r["enabled"]))
+    return found

@@ -289,3 +289,13 @@ async def tenant_usage(session: Session, tenant_ids: Sequence[UUID]) -> list[asy
         " FROM app.tenant_usage($1::uuid[])",
         list(tenant_ids),
     )
+
+
+async def tenant_feature_flags(
+    session: Session, tenant_ids: Sequence[UUID]
+) -> list[asyncpg.Record]:
+    """Flags per tenant through app.tenant_feature_flags() (answers only in the platform scope)."""
+    return await session.fetch(
+        "SELECT tenant_id, key, enabled FROM app.tenant_feature_flags($1::uuid[])",
+        list(tenant_ids),
+    )

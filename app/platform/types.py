@@ -153,6 +153,13 @@ class PlatformTenant:
         assert found is not None
         return TenantUsage(**vars(found))
 
+    @strawberry.field(
+        description="The feature flags set for this tenant, by key (unset ones are absent)."
+    )
+    async def features(self, info: Info) -> list[FeatureFlagType]:
+        loader = info.context.loaders.batch("tenant_features", directory.feature_flags)
+        return [FeatureFlagType.of(f) for f in await loader.load(self.pk) or []]
+
     @classmethod
     def from_model(cls, model: Any) -> Self:
         return copy_model(cls, model)

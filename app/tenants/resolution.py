@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from app.api.context import NamedTenant
 from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.core.db import Database
+from app.core.errors import Invalid, TenantMismatch
 from app.core.request_meta import RequestMeta
 from app.core.store import Store, StoreKey, platform_key
 from app.tenants.service import forget_access, lookup_slug
@@ -46,6 +48,26 @@ async def forget(store: Store, tenant_id: UUID, slug: str) -> None:
     """Drop what is cached of a purged tenant: its slug's id and its status and plan."""
     await store.delete(_slug_key(slug))
     await forget_access(store, tenant_id)
+
+
+async def tenant_to_use(
+    database: Database, store: Store, given: str | None, named: NamedTenant | None
+) -> str:
+    """The tenant name an anonymous operation (signIn, requestPasswordReset, exchangeToken)
+    acts on: its `tenant` argument, else the one the request's subdomain or X-Tenant header
+    names. When both are there they must name the same tenant."""
+    if given is None or not given.strip():
+        if named is None:
+            raise Invalid(
+                "Name the organisation: `tenant`, an X-Tenant header or its subdomain",
+                field="tenant",
+            )
+        return named.name
+    if named is not None and (
+        named.id is None or await tenant_id_of(database, store, given) != named.id
+    ):
+        raise TenantMismatch("The request names more than one organisation", field="tenant")
+    return given
 
 
 async def record_mismatch(

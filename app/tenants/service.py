@@ -81,6 +81,18 @@ async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
         return await queries.lookup_slug(session, slug.strip().lower())
 
 
+async def lookup(database: Database, name: str) -> TenantRef | None:
+    """Id and status of the tenant a name stands for: its id, or its slug."""
+    try:
+        tenant_id = UUID(name.strip())
+    except ValueError:
+        return await lookup_slug(database, name)
+    # Bound to the id itself: row-level security shows that tenant's row, or none.
+    async with database.transaction(tenant_id, readonly=True) as session:
+        status = await queries.status(session)
+    return None if status is None else TenantRef(tenant_id, status)
+
+
 # How long a server trusts what it has read of a tenant (status, plan): a lifecycle change
 # reaches every request at once through the shared store, and within this many seconds
 # where it cannot (a store entry lost, another process's memory).

@@ -57,7 +57,21 @@ CREATE OR REPLACE FUNCTION app.tenant_usage(p_ids uuid[])
     WHERE app.platform_scope()
     $$;
 
+-- The feature flags of the given tenants, for platform administrators (they manage them),
+-- and only in the platform scope: elsewhere it returns nothing.
+CREATE OR REPLACE FUNCTION app.tenant_feature_flags(p_ids uuid[])
+    RETURNS TABLE (tenant_id uuid, key text, enabled boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+    SELECT f.tenant_id, f.key, f.enabled
+    FROM public.tenant_features f
+    WHERE f.tenant_id = ANY (p_ids) AND app.platform_scope()
+    ORDER BY f.tenant_id, f.key
+    $$;
+
 REVOKE ALL ON FUNCTION app.current_tenant_id() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app.tenant_feature_flags(uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_usage(uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.platform_scope() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_by_slug(text) FROM PUBLIC;

@@ -24,12 +24,15 @@ DROP POLICY IF EXISTS platform_read ON tenants;
 CREATE POLICY platform_read ON tenants FOR SELECT
     USING ((SELECT app.platform_scope()) AND (SELECT app.current_tenant_id()) IS NULL);
 
--- Only for app.tenant_usage(), which runs as the owner: it counts rows, never returns one.
+-- Only for the owner's SECURITY DEFINER functions, which answer only in the platform scope:
+-- app.tenant_usage() counts rows and never returns one; app.tenant_feature_flags() returns
+-- the flags platform administrators manage.
 DO $$
 DECLARE
     t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['users', 'projects', 'tasks', 'comments', 'auth_sessions', 'audit_log']
+    FOREACH t IN ARRAY ARRAY['users', 'projects', 'tasks', 'comments', 'auth_sessions', 'audit_log',
+                             'tenant_features']
     LOOP
         EXECUTE format('DROP POLICY IF EXISTS owner_usage ON public.%I', t);
         EXECUTE format(

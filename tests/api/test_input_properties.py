@@ -12,7 +12,7 @@ import json
 import unicodedata
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.api.relay import decode_global_id
@@ -45,6 +45,7 @@ def assert_clean_errors(body: dict[str, Any]) -> None:
 
 @SETTINGS
 @given(name=ANY_TEXT, description=ANY_TEXT)
+@example(name="P", description="\ud800")  # a lone surrogate: valid JSON, no UTF-8 form
 async def test_any_project_text_is_stored_exactly_or_rejected_cleanly(
     gql: GraphQL, org: Org, database: Database, name: str, description: str
 ) -> None:

@@ -13,9 +13,11 @@ import pytest
 
 from app.api.middleware import host_slug
 from app.core.db import Database
+from app.core.security import TokenService
 from app.core.settings import Settings
 from tests.accounts.support import audit
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org, start_server, stop_server
+from tests.auth.helpers import SIGN_IN
 from tests.platform.support import new_admin
 from tests.platform.support import sign_in as platform_sign_in
 
@@ -122,3 +124,95 @@ async def test_platform_tokens_are_not_tied_to_a_tenant(
 
     assert response.status_code == 200
     assert "errors" not in response.json()
+
+
+# --- Anonymous operations take the tenant the request names -----------------------------------
+
+
+@pytest.fixture
+async def team(database: Database, tokens: TokenService) -> Org:
+    return await new_org(database, tokens, members=1, password=PASSWORD)
+
+
+async def anonymous_sign_in(
+    http: httpx.AsyncClient, tenant: str | None, email: str, **headers: str
+) -> dict[str, Any]:
+    given = {} if tenant is None else {"tenant": tenant}
+    response = await http.post(
+        "/graphql",
+        json={
+            "query": SIGN_IN,
+            "variables": {"input": {**given, "email": email, "password": PASSWORD}},
+        },
+        headers=headers,
+    )
+    if response.status_code != 200:
+        return {"status": response.status_code, "errors": response.json()["errors"]}
+    result: dict[str, Any] = response.json()["data"]["signIn"]
+    return result
+
+
+def outcome(result: dict[str, Any]) -> list[str]:
+    return [e.get("code") or e["extensions"]["code"] for e in result["errors"]]
+
+
+async def test_sign_in_takes_the_tenant_from_the_header_or_subdomain(
+    http: httpx.AsyncClient, hosted: httpx.AsyncClient, team: Org
+) -> None:
+    email = team.members[0].email
+
+    by_slug = await anonymous_sign_in(http, None, email, **{"x-tenant": team.slug})
+    by_id = await anonymous_sign_in(http, None, email, **{"x-tenant": str(team.id)})
+    by_host = await anonymous_sign_in(hosted, None, email, host=f"{team.slug}.{BASE}")
+    both = await anonymous_sign_in(http, str(team.id), email, **{"x-tenant": team.slug.upper()})
+
+    for result in (by_slug, by_id, by_host, both):
+        assert result["errors"] == []
+        assert result["accessToken"]
+
+
+async def test_an_argument_naming_another_tenant_is_a_mismatch(
+    http: httpx.AsyncClient, hosted: httpx.AsyncClient, team: Org, other_org: Org
+) -> None:
+    email = team.members[0].email
+
+    header = await anonymous_sign_in(http, other_org.slug, email, **{"x-tenant": team.slug})
+    host = await anonymous_sign_in(hosted, team.slug, email, host=f"{other_org.slug}.{BASE}")
+    unknown = await anonymous_sign_in(http, team.slug, email, **{"x-tenant": "no-such-tenant"})
+
+    for result in (header, host, unknown):
+        assert outcome(result) == ["TENANT_MISMATCH"]
+        assert result["accessToken"] is None
+
+
+async def test_sign_in_needs_a_tenant_named_somewhere(http: httpx.AsyncClient, team: Org) -> None:
+    email = team.members[0].email
+
+    nowhere = await anonymous_sign_in(http, None, email)
+    unknown = await anonymous_sign_in(http, None, email, **{"x-tenant": "no-such-tenant"})
+
+    assert [(e["code"], e["field"]) for e in nowhere["errors"]] == [("INVALID", "tenant")]
+    # An unknown name fails as an unknown slug does: nothing tells it apart from a bad password.
+    assert outcome(unknown) == ["INVALID_CREDENTIALS"]
+
+
+async def test_password_reset_takes_the_tenant_from_the_header(
+    http: httpx.AsyncClient, team: Org
+) -> None:
+    document = """
+    mutation ($input: RequestPasswordResetInput!) {
+      requestPasswordReset(input: $input) { ok errors { code field } }
+    }"""
+    variables = {"input": {"email": team.members[0].email}}
+
+    named = await http.post(
+        "/graphql",
+        json={"query": document, "variables": variables},
+        headers={"x-tenant": team.slug},
+    )
+    unnamed = await http.post("/graphql", json={"query": document, "variables": variables})
+
+    assert named.json()["data"]["requestPasswordReset"] == {"ok": True, "errors": []}
+    assert unnamed.json()["data"]["requestPasswordReset"]["errors"] == [
+        {"code": "INVALID", "field": "tenant"}
+    ]

@@ -104,3 +104,47 @@ async def test_only_platform_administrators_with_tenant_create(
     assert codes(await gql(SET, variables, token=token)) == ["FORBIDDEN"]
     assert codes(await gql(SET, variables, token=org.token)) == ["FORBIDDEN"]
     assert (await gql.data(MINE, token=org.token))["tenant"]["features"] == []
+
+
+async def test_platform_administrators_read_each_tenants_flags(
+    gql: GraphQL,
+    database: Database,
+    app_settings: Settings,
+    manager: tuple[Admin, str],
+    org: Org,
+    other_org: Org,
+) -> None:
+    await call(gql, SET, manager[1], org, key="reports.beta")
+    await call(gql, SET, manager[1], org, key="billing.v2", enabled=False)
+    reader = await new_admin(database, app_settings, permissions=["tenant:read"])
+    token = await platform_sign_in(gql, reader)
+    one = "query ($id: ID!) { platformTenant(id: $id) { features { key enabled } } }"
+    page = (
+        "query ($q: String!) { tenants(search: $q, first: 50) { nodes { slug features { key } } } }"
+    )
+
+    single = await gql.data(one, {"id": encode_global_id("Tenant", org.id)}, token=token)
+    listed = {
+        n["slug"]: n["features"]
+        for q in (org.slug, other_org.slug)
+        for n in (await gql.data(page, {"q": q}, token=token))["tenants"]["nodes"]
+    }
+
+    assert single["platformTenant"]["features"] == [
+        {"key": "billing.v2", "enabled": False},
+        {"key": "reports.beta", "enabled": True},
+    ]
+    assert listed[org.slug] == [{"key": "billing.v2"}, {"key": "reports.beta"}]
+    assert listed[other_org.slug] == []
+
+
+async def test_the_flag_reader_answers_only_in_the_platform_scope(
+    gql: GraphQL, database: Database, manager: tuple[Admin, str], org: Org
+) -> None:
+    await call(gql, SET, manager[1], org, key="reports.beta")
+    sql = "SELECT key FROM app.tenant_feature_flags($1::uuid[])"
+    for tenant in (org.id, None):
+        async with database.transaction(tenant, readonly=True) as session:
+            assert await session.fetch(sql, [org.id]) == []
+    async with database.transaction(None, readonly=True, platform=True) as session:
+        assert [r["key"] for r in await session.fetch(sql, [org.id])] == ["reports.beta"]
