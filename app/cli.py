@@ -1,17 +1,20 @@
-"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin."""
+"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
+import asyncpg
 import psycopg
 
 from app.core import migrate as migrations
@@ -22,6 +25,7 @@ from app.core.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from app.core.db import Database
     from app.platform.models import NewAdmin, PlatformAdmin
+    from app.platform.tenant_import import Imported
 
 T = TypeVar("T")
 
@@ -355,6 +359,105 @@ def _admin_reset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# -- tenant data: `tenantry tenant export|import` ---------------------------------------------
+
+
+@contextlib.contextmanager
+def _private_output(path: Path) -> Iterator[IO[bytes]]:
+    """A new file only its owner may read (an export holds password hashes), written beside
+    `path` and renamed onto it once complete: a failed export leaves no file behind."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _tenant_export(settings: Settings, args: argparse.Namespace) -> int:
+    from app.platform import portability
+
+    meta = _operator_meta()
+    destination = "-" if args.output is None else str(args.output)
+
+    def export(out: IO[bytes]) -> portability.Exported:
+        return _admin_call(
+            settings,
+            lambda db: portability.export_tenant(
+                db, meta, slug=args.slug, out=out, destination=destination
+            ),
+        )
+
+    if args.output is None:
+        sys.stdout.flush()
+        exported = export(sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        with contextlib.ExitStack() as stack:
+            try:
+                out = stack.enter_context(_private_output(args.output))
+            except OSError as exc:
+                print(f"error: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
+                return 2
+            exported = export(out)
+    print(
+        f"exported tenant {exported.slug} ({exported.tenant_id}): {sum(exported.rows.values())}"
+        f" rows of {len(exported.rows)} tables, export {exported.export_id}",
+        # Standard output may be the export itself.
+        file=sys.stderr if args.output is None else sys.stdout,
+    )
+    return 0
+
+
+def _tenant_import(settings: Settings, args: argparse.Namespace) -> int:
+    from app.platform import tenant_import
+
+    meta = _operator_meta()
+
+    def restore(lines: IO[bytes]) -> Imported:
+        return _admin_call(
+            settings,
+            lambda db: tenant_import.import_tenant(
+                db,
+                settings,
+                meta,
+                lines=lines,
+                source=args.file,
+                slug=args.slug,
+                name=args.name,
+            ),
+        )
+
+    if args.file == "-":
+        imported = restore(sys.stdin.buffer)
+    else:
+        try:
+            source = Path(args.file).open("rb")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+        with source:
+            imported = restore(source)
+    tenant = imported.tenant
+    print(
+        f"imported tenant {tenant.slug} ({tenant.id}) from {imported.source_slug}"
+        f" ({imported.source_tenant_id}), export {imported.export_id}:"
+        f" {sum(imported.rows.values())} rows of {len(imported.rows)} tables"
+    )
+    print("sessions are not carried over: every user signs in again")
+    if imported.totp_users:
+        print(
+            f"{imported.totp_users} TOTP secret(s) re-sealed for the new tenant; recovery codes"
+            " are not carried over: those users generate new ones (regenerateRecoveryCodes)"
+        )
+    if imported.invited_users:
+        print(f"{imported.invited_users} invited user(s) need a new invitation")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tenantry", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -444,6 +547,23 @@ def parser() -> argparse.ArgumentParser:
     reset.add_argument("email")
     reset.add_argument("--password", action="store_true", help="also generate a new password")
     reset.set_defaults(run=_admin_reset)
+
+    tenant = commands.add_parser(
+        "tenant", help="export and import a tenant's data (docs/platform.md)"
+    ).add_subparsers(dest="tenant_command", required=True)
+    exporting = tenant.add_parser(
+        "export", help="write every row of a tenant, as one snapshot, in JSON Lines"
+    )
+    exporting.add_argument("slug")
+    exporting.add_argument(
+        "--output", "-o", type=Path, help="the file to write, mode 0600 (default: standard output)"
+    )
+    exporting.set_defaults(run=_tenant_export)
+    importing = tenant.add_parser("import", help="restore an export as a new tenant")
+    importing.add_argument("file", help="an export file, or - for standard input")
+    importing.add_argument("--slug", required=True, help="the new tenant's slug")
+    importing.add_argument("--name", help="the new tenant's name (default: the exported one)")
+    importing.set_defaults(run=_tenant_import)
     return root
 
 
@@ -469,6 +589,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.OperationalError as exc:
         print(f"cannot reach the database: {exc}", file=sys.stderr)
         return 2
+    except asyncpg.PostgresError as exc:
+        # Unexpected (input errors are DomainErrors): its class only, never the SQL.
+        print(f"error: the database refused the operation ({exc.sqlstate})", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

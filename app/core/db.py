@@ -17,7 +17,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -26,6 +26,8 @@ from asyncpg.transaction import Transaction
 
 StatementListener = Callable[[str], None]
 T = TypeVar("T")
+# PostgreSQL's isolation levels; None: the server's default (read committed).
+Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
 # One round trip binds the tenant, the platform scope and the statement budget, all
 # transaction-local.
@@ -74,17 +76,30 @@ class Database:
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    def session(self, tenant_id: UUID | None, *, readonly: bool, platform: bool = False) -> Session:
+    def session(
+        self,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool,
+        platform: bool = False,
+        isolation: Isolation | None = None,
+    ) -> Session:
         """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows);
-        with `platform`, in the platform scope too (only for platform principals)."""
-        return Session(self, tenant_id, readonly=readonly, platform=platform)
+        with `platform`, in the platform scope too (only for platform principals). With
+        `isolation="repeatable_read"` every statement reads one snapshot (a consistent export)."""
+        return Session(self, tenant_id, readonly=readonly, platform=platform, isolation=isolation)
 
     @asynccontextmanager
     async def transaction(
-        self, tenant_id: UUID | None, *, readonly: bool = False, platform: bool = False
+        self,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool = False,
+        platform: bool = False,
+        isolation: Isolation | None = None,
     ) -> AsyncIterator[Session]:
         """A session committed when the block succeeds and rolled back when it raises."""
-        session = self.session(tenant_id, readonly=readonly, platform=platform)
+        session = self.session(tenant_id, readonly=readonly, platform=platform, isolation=isolation)
         try:
             yield session
         except BaseException:
@@ -105,12 +120,19 @@ class Session:
     """
 
     def __init__(
-        self, db: Database, tenant_id: UUID | None, *, readonly: bool, platform: bool = False
+        self,
+        db: Database,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool,
+        platform: bool = False,
+        isolation: Isolation | None = None,
     ) -> None:
         self._db = db
         self.tenant_id = tenant_id
         self.readonly = readonly
         self.platform = platform
+        self.isolation = isolation
         self._lock = asyncio.Lock()
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None
@@ -125,7 +147,7 @@ class Session:
         if self._conn is None:
             conn = await self._db._pool.acquire()
             try:
-                tx = conn.transaction(readonly=self.readonly)
+                tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
                 await tx.start()
                 tenant = "" if self.tenant_id is None else str(self.tenant_id)
                 scope = "on" if self.platform else ""
@@ -163,6 +185,25 @@ class Session:
 
     async def executemany(self, sql: str, args: Sequence[Sequence[object]]) -> None:
         await self._run(lambda c: c.executemany(sql, args), sql)
+
+    async def stream(
+        self, sql: str, *args: object, prefetch: int = 500
+    ) -> AsyncIterator[asyncpg.Record]:
+        """The rows of `sql` through a cursor, `prefetch` at a time, never all in memory.
+
+        The session's lock is held until the iteration ends: finish (or close) it before
+        running another statement in this session.
+        """
+        async with self._lock:
+            conn = await self._connection()
+            self._db._notify(sql)
+            try:
+                async for row in conn.cursor(sql, *args, prefetch=prefetch):
+                    yield row
+            except asyncpg.PostgresError:
+                if self._savepoints == 0:
+                    self._failed = True
+                raise
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[None]:

@@ -158,6 +158,16 @@ def open_totp_secret(keys: MfaKeys, sealed: SealedSecret, *, tenant_id: UUID, us
     return open_secret(keys, sealed, totp_associated_data(tenant_id, user_id))
 
 
+def reseal_totp_secret(
+    keys: MfaKeys, sealed: SealedSecret, *, user_id: UUID, from_tenant: UUID, to_tenant: UUID
+) -> SealedSecret:
+    """The same secret sealed (with the current key) for the same user in another tenant: a
+    tenant imported under a new id keeps its users' authenticators. Raises as `open_secret`
+    does when the ciphertext does not open for `from_tenant`."""
+    secret = open_totp_secret(keys, sealed, tenant_id=from_tenant, user_id=user_id)
+    return seal_totp_secret(keys, secret, tenant_id=to_tenant, user_id=user_id)
+
+
 def new_totp_secret() -> str:
     """A random base32 secret, as authenticator apps take it."""
     return base64.b32encode(secrets.token_bytes(TOTP_SECRET_BYTES)).decode()

@@ -237,6 +237,14 @@ async def purgeable_tables(session: Session) -> list[str]:
     """The tenant tables the server may delete from, children before parents (by their
     foreign keys), found in the catalog: every table a later migration adds is included.
     Not `tenants` itself (deleted last), nor append-only tables (their rows go with it)."""
+    return await tenant_tables(session, privilege="DELETE")
+
+
+async def tenant_tables(session: Session, *, privilege: str) -> list[str]:
+    """Every table with a `tenant_id` column on which the server holds `privilege`
+    (SELECT, INSERT, DELETE), children before parents by their foreign keys, from the
+    catalog. Reversed, parents come first (the order rows can be inserted in)."""
+    assert privilege in ("SELECT", "INSERT", "DELETE")
     rows = await session.fetch(
         """
         SELECT format('%I.%I', n.nspname, c.relname) AS name, c.oid
@@ -244,8 +252,9 @@ async def purgeable_tables(session: Session) -> list[str]:
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'tenant_id'
                            AND NOT a.attisdropped
         WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
-          AND has_table_privilege(c.oid, 'DELETE')
-        """
+          AND has_table_privilege(c.oid, $1)
+        """,
+        privilege,
     )
     edges = await session.fetch(
         "SELECT conrelid AS child, confrelid AS parent FROM pg_constraint"

@@ -199,3 +199,27 @@ async def test_session_binds_its_tenant_for_its_transaction_only(
     async with db.transaction(None, readonly=True) as session:
         assert await session.fetchval("SELECT app.current_tenant_id()") is None
         assert await session.fetchval("SELECT count(*) FROM tenants") == 0
+
+
+async def test_a_repeatable_read_session_reads_one_snapshot(database: Database) -> None:
+    tenant = await seed_tenant(database)
+    async with database.transaction(tenant, readonly=True, isolation="repeatable_read") as session:
+        level = await session.fetchval("SELECT current_setting('transaction_isolation')")
+        assert level == "repeatable read"
+        assert await project_names(database, tenant) == []
+        async with database.transaction(tenant) as writer:
+            await writer.execute(INSERT_PROJECT, tenant, "Committed meanwhile")
+        assert await session.fetchval("SELECT count(*) FROM projects") == 0
+    assert await project_names(database, tenant) == ["Committed meanwhile"]
+
+
+async def test_stream_yields_every_row_a_batch_at_a_time(database: Database) -> None:
+    tenant = await seed_tenant(database)
+    async with database.transaction(tenant) as session:
+        for i in range(7):
+            await session.execute(INSERT_PROJECT, tenant, f"p{i}")
+    async with database.transaction(tenant, readonly=True) as session:
+        names = [r["name"] async for r in session.stream("SELECT name FROM projects", prefetch=2)]
+        # The session is usable again once the iteration has ended.
+        assert await session.fetchval("SELECT count(*) FROM projects") == 7
+    assert sorted(names) == [f"p{i}" for i in range(7)]

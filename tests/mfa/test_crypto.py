@@ -57,6 +57,20 @@ def test_sealing_binds_any_secret_to_its_ids(
             crypto.open_totp_secret(KEYS, sealed, tenant_id=tenant, user_id=other)
 
 
+def test_resealing_moves_a_secret_to_another_tenant_only() -> None:
+    old, new, user = uuid4(), uuid4(), uuid4()
+    sealed = crypto.seal_totp_secret(KEYS, SECRET, tenant_id=old, user_id=user)
+
+    moved = crypto.reseal_totp_secret(KEYS, sealed, user_id=user, from_tenant=old, to_tenant=new)
+
+    assert crypto.open_totp_secret(KEYS, moved, tenant_id=new, user_id=user) == SECRET
+    with pytest.raises(crypto.SecretDecryptionError):
+        crypto.open_totp_secret(KEYS, moved, tenant_id=old, user_id=user)
+    # A secret that was not the old tenant's does not open, so it is never moved.
+    with pytest.raises(crypto.SecretDecryptionError):
+        crypto.reseal_totp_secret(KEYS, sealed, user_id=user, from_tenant=new, to_tenant=old)
+
+
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_a_tampered_ciphertext_does_not_open(position: int, flip: int) -> None:
     tenant, user = UUID(int=1), UUID(int=2)
