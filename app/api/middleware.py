@@ -28,6 +28,9 @@ logger = logging.getLogger("tenantry.auth")
 
 # Whether a tenant may be used now (app/tenants, injected by app/main.py).
 TenantGate = Callable[[Database, Store, UUID], Awaitable[bool]]
+# Whether an impersonation token's administrator, platform session and impersonation session
+# are all still live (app/platform/impersonation.py, injected by app/main.py).
+ImpersonationGate = Callable[[Database, AccessClaims], Awaitable[bool]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -125,12 +128,19 @@ class AuthenticationMiddleware:
     (app/core/security.py keeps the two token kinds apart)."""
 
     def __init__(
-        self, app: ASGIApp, *, tokens: TokenService, store: Store, tenant_active: TenantGate
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenService,
+        store: Store,
+        tenant_active: TenantGate,
+        impersonation_live: ImpersonationGate,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.store = store
         self.tenant_active = tenant_active
+        self.impersonation_live = impersonation_live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,6 +165,13 @@ class AuthenticationMiddleware:
                     # A revoked session's access tokens die with it, not at their expiry. (A
                     # platform session is checked in the database by every operation.)
                     if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                        raise Unauthenticated("Invalid access token")
+                    # An administrator acting as the user: checked in the database on every
+                    # request, as their own platform operations are, so signing them out,
+                    # disabling them or taking the permission away ends it at once.
+                    if claims.impersonator is not None and not await self.impersonation_live(
+                        database, claims
+                    ):
                         raise Unauthenticated("Invalid access token")
             except TenantSuspended as exc:
                 await _send_json(send, 403, exc.code, exc.message)

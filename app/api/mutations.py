@@ -41,6 +41,7 @@ class ErrorCode(enum.Enum):
     INVALID_MFA_CODE = "INVALID_MFA_CODE"
     FRESH_AUTH_REQUIRED = "FRESH_AUTH_REQUIRED"
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
+    IMPERSONATION_RESTRICTED = "IMPERSONATION_RESTRICTED"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

@@ -74,17 +74,34 @@ class Database:
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
-    def session(self, tenant_id: UUID | None, *, readonly: bool, platform: bool = False) -> Session:
+    def session(
+        self,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool,
+        platform: bool = False,
+        impersonator_id: UUID | None = None,
+    ) -> Session:
         """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows);
-        with `platform`, in the platform scope too (only for platform principals)."""
-        return Session(self, tenant_id, readonly=readonly, platform=platform)
+        with `platform`, in the platform scope too (only for platform principals); with
+        `impersonator_id`, on behalf of that platform administrator acting as a user."""
+        return Session(
+            self, tenant_id, readonly=readonly, platform=platform, impersonator_id=impersonator_id
+        )
 
     @asynccontextmanager
     async def transaction(
-        self, tenant_id: UUID | None, *, readonly: bool = False, platform: bool = False
+        self,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool = False,
+        platform: bool = False,
+        impersonator_id: UUID | None = None,
     ) -> AsyncIterator[Session]:
         """A session committed when the block succeeds and rolled back when it raises."""
-        session = self.session(tenant_id, readonly=readonly, platform=platform)
+        session = self.session(
+            tenant_id, readonly=readonly, platform=platform, impersonator_id=impersonator_id
+        )
         try:
             yield session
         except BaseException:
@@ -105,12 +122,21 @@ class Session:
     """
 
     def __init__(
-        self, db: Database, tenant_id: UUID | None, *, readonly: bool, platform: bool = False
+        self,
+        db: Database,
+        tenant_id: UUID | None,
+        *,
+        readonly: bool,
+        platform: bool = False,
+        impersonator_id: UUID | None = None,
     ) -> None:
         self._db = db
         self.tenant_id = tenant_id
         self.readonly = readonly
         self.platform = platform
+        # The platform administrator acting as the user (break-glass impersonation): every
+        # audit entry of this transaction names them, and credential changes refuse to run.
+        self.impersonator_id = impersonator_id
         self._lock = asyncio.Lock()
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None

@@ -41,6 +41,13 @@ class TenantSuspended(Forbidden):
     code = "TENANT_SUSPENDED"
 
 
+class ImpersonationRestricted(Forbidden):
+    """Refused while a platform administrator acts as the user: credentials, sessions,
+    membership and the tenant's security settings stay the real user's and admins' own."""
+
+    code = "IMPERSONATION_RESTRICTED"
+
+
 class Conflict(DomainError):
     code = "CONFLICT"
 

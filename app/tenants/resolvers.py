@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt, patch, patch_nullable
-from app.api.permissions import requires, signed_in
+from app.api.permissions import not_while_impersonating, requires, signed_in
 from app.rbac.permissions import Permission
 from app.tasks.models import TaskStatus
 from app.tenants import service
@@ -50,7 +50,7 @@ class TenantMutations:
     @strawberry.mutation(
         description="Change the tenant's settings: MFA required, session lifetime, default task "
         "status.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def update_tenant_settings(
         self,
@@ -75,7 +75,7 @@ class TenantMutations:
     @strawberry.mutation(
         description="Require a second factor of every user of the tenant (or stop requiring "
         "it). Users without one must enrol at their next sign-in.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def set_mfa_required(
         self,
