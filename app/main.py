@@ -34,6 +34,7 @@ from app.core.settings import Settings, SettingsError
 from app.core.store import Store
 from app.identity.resolvers import install_jwks_cache
 from app.mfa.service import ensure_keys as ensure_mfa_keys
+from app.platform.impersonation import impersonation_live, record_operation
 from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
@@ -92,6 +93,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         tokens=tokens,
         authorize=actor_for,
         authorize_platform=platform_actor_for,
+        record_impersonated=record_operation,
     )
 
     @asynccontextmanager
@@ -133,7 +135,11 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
             Middleware(
-                AuthenticationMiddleware, tokens=tokens, store=store, tenant_access=tenant_access
+                AuthenticationMiddleware,
+                tokens=tokens,
+                store=store,
+                tenant_access=tenant_access,
+                impersonation_live=impersonation_live,
             ),
             Middleware(
                 TenantResolutionMiddleware,

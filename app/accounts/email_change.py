@@ -12,6 +12,7 @@ from app.accounts.models import MailMessage, TokenPurpose
 from app.accounts.tokens import active_tenant, duration, invalid_token, issue_token, link
 from app.audit.service import record
 from app.core import validation
+from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid
 from app.core.request_meta import RequestMeta
@@ -29,6 +30,7 @@ async def request_email_change(
     new_email: str,
 ) -> None:
     """Mail a verification link to `new_email`; the address changes when it is followed."""
+    refuse_impersonation(session, "Changing the email")
     new_email = validation.email(new_email, field="newEmail")
     account = await queries.account(session, actor_id)
     assert account is not None

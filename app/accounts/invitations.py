@@ -17,7 +17,7 @@ from app.audit.models import ActorKind
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
 from app.core import validation
-from app.core.actor import Actor
+from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict
 from app.core.passwords import check_password_policy, hash_password
@@ -48,6 +48,7 @@ async def invite_user(
     updates it and replaces its token. An active or disabled user is a Conflict. Only an
     owner may invite another owner.
     """
+    refuse_impersonation(session, "Inviting users")
     actor.require(Permission.USER_INVITE)
     rbac.check_may_grant(actor, role.value)
     email = validation.email(email)

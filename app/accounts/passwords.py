@@ -19,6 +19,7 @@ from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import restart_sessions, revoke_user_sessions
 from app.core import validation
+from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import DomainError
 from app.core.passwords import check_password_policy, hash_password, verify_password
@@ -178,6 +179,7 @@ async def change_password(
 ) -> SignInTokens:
     """Change the signed-in user's password. Every session of theirs ends, the caller's
     too; the caller gets a new session, whose tokens are returned."""
+    refuse_impersonation(session, "Changing the password")
     actor_id = claims.user_id
     check_password_policy(new_password, field="newPassword")
     account = await queries.account(session, actor_id)

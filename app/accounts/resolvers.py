@@ -21,7 +21,7 @@ from app.accounts.types import (
 )
 from app.api.context import Info
 from app.api.mutations import attempt, settle
-from app.api.permissions import public, requires, signed_in
+from app.api.permissions import not_while_impersonating, public, requires, signed_in
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
 from app.rbac.permissions import Permission
@@ -35,7 +35,7 @@ T = TypeVar("T")
 class AccountMutations:
     @strawberry.mutation(
         description="Invite someone to this tenant by email (needs `user:invite`).",
-        extensions=requires(Permission.USER_INVITE),
+        extensions=not_while_impersonating(requires(Permission.USER_INVITE)),
     )
     async def invite_user(
         self,
@@ -60,7 +60,7 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Accept an invitation: choose a password and sign in (no token needed).",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def accept_invitation(
         self,
@@ -87,7 +87,7 @@ class AccountMutations:
     @strawberry.mutation(
         description="Mail a password-reset link. The answer is the same whether or not the "
         "account exists.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def request_password_reset(
         self,
@@ -114,7 +114,7 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Set a new password with a reset link's token; ends every session.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def complete_password_reset(
         self,
@@ -139,7 +139,7 @@ class AccountMutations:
     @strawberry.mutation(
         description="Change the signed-in user's password. Every session of the user ends, "
         "this one included; `signIn` holds new tokens.",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def change_password(
         self,
@@ -169,7 +169,7 @@ class AccountMutations:
 
     @strawberry.mutation(
         description="Start changing the signed-in user's email: a link is mailed to the new one.",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def change_email(
         self,
@@ -191,7 +191,8 @@ class AccountMutations:
         return AccountPayload.failed(outcome.errors)
 
     @strawberry.mutation(
-        description="Apply an email change from its verification link's token.", extensions=public()
+        description="Apply an email change from its verification link's token.",
+        extensions=not_while_impersonating(public()),
     )
     async def verify_email(
         self,

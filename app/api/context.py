@@ -34,6 +34,22 @@ PlatformAuthorizer = Callable[[Database, PlatformClaims], Awaitable[PlatformActo
 
 
 @dataclass(frozen=True)
+class OperationSummary:
+    """One GraphQL operation run under an impersonation token, as its audit entry names it."""
+
+    kind: str
+    name: str | None
+    fields: tuple[str, ...]
+
+
+# Records an operation run under an impersonation token in the tenant's audit log, in a
+# short transaction of its own before the operation runs (app/platform/impersonation.py).
+ImpersonationRecorder = Callable[
+    [Database, AccessClaims, RequestMeta, OperationSummary], Awaitable[None]
+]
+
+
+@dataclass(frozen=True)
 class Principal:
     """Who is calling: a verified user of exactly one tenant, in one session."""
 
@@ -48,6 +64,11 @@ class Principal:
     @property
     def session_id(self) -> UUID:
         return self.claims.session_id
+
+    @property
+    def impersonated(self) -> bool:
+        """A platform administrator is acting as this user (break-glass impersonation)."""
+        return self.claims.impersonator is not None
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,8 @@ class Context:
     session: Session
     authorize: Authorizer
     authorize_platform: PlatformAuthorizer
+    # Required for operations under an impersonation token: without it they are refused.
+    record_impersonated: ImpersonationRecorder | None = None
     loaders: Loaders = field(init=False)
     _actor: Actor | PlatformActor | None = field(init=False, default=None)
     _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
@@ -101,6 +124,16 @@ class Context:
                 self._actor = await self.authorize_platform(self.database, claims)
             assert isinstance(self._actor, PlatformActor)
             return self._actor
+
+    async def record_impersonated_operation(self, operation: OperationSummary) -> None:
+        """Record an operation of an impersonation token before it runs; fails closed."""
+        assert self.principal is not None
+        assert self.principal.impersonated
+        if self.record_impersonated is None:
+            raise RuntimeError("no recorder for operations under impersonation")
+        await self.record_impersonated(
+            self.database, self.principal.claims, self.request_meta, operation
+        )
 
     def forget(self) -> None:
         """Drop what this operation has read: after a mutation, whose writes (roles

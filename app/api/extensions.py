@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 
-from graphql import ASTValidationRule, GraphQLError
+from graphql import ASTValidationRule, FieldNode, GraphQLError, get_operation_ast
 from graphql.type import GraphQLSchema
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
@@ -23,7 +23,7 @@ from strawberry.extensions import (
 )
 from strawberry.types.graphql import OperationType
 
-from app.api.context import Context
+from app.api.context import Context, OperationSummary
 from app.api.cost import CostLimit
 from app.api.errors import ErrorMasking
 from app.core.settings import Limits
@@ -37,12 +37,33 @@ class OperationTransaction(SchemaExtension):
     (Session.atomic) before returning them.
     """
 
-    def on_execute(self) -> Iterator[None]:
+    async def on_execute(self) -> AsyncIterator[None]:
         context = self.execution_context.context
         assert isinstance(context, Context)
         is_query = self.execution_context.operation_type == OperationType.QUERY
         context.session.readonly = is_query
+        if context.principal is not None and context.principal.impersonated:
+            # Before anything runs and outside the operation's transaction (not yet open),
+            # so a refused, failed or rolled-back operation is on record too.
+            await context.record_impersonated_operation(self._summary())
         yield
+
+    def _summary(self) -> OperationSummary:
+        execution = self.execution_context
+        fields: tuple[str, ...] = ()
+        document = execution.graphql_document
+        operation = (
+            None if document is None else get_operation_ast(document, execution.operation_name)
+        )
+        if operation is not None:
+            fields = tuple(
+                s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)
+            )
+        return OperationSummary(
+            kind=execution.operation_type.value,
+            name=operation.name.value if operation is not None and operation.name else None,
+            fields=fields,
+        )
 
     async def on_operation(self) -> AsyncIterator[None]:
         yield

@@ -40,6 +40,9 @@ class TenantAccess(Protocol):
 
 # app/tenants/service.py, injected by app/main.py.
 TenantGate = Callable[[Database, Store, UUID], Awaitable[TenantAccess]]
+# Whether an impersonation token's administrator, platform session and impersonation session
+# are all still live (app/platform/impersonation.py, injected by app/main.py).
+ImpersonationGate = Callable[[Database, AccessClaims], Awaitable[bool]]
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -139,12 +142,19 @@ class AuthenticationMiddleware:
     (app/core/security.py keeps the two token kinds apart)."""
 
     def __init__(
-        self, app: ASGIApp, *, tokens: TokenService, store: Store, tenant_access: TenantGate
+        self,
+        app: ASGIApp,
+        *,
+        tokens: TokenService,
+        store: Store,
+        tenant_access: TenantGate,
+        impersonation_live: ImpersonationGate,
     ) -> None:
         self.app = app
         self.tokens = tokens
         self.store = store
         self.tenant_access = tenant_access
+        self.impersonation_live = impersonation_live
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,6 +180,13 @@ class AuthenticationMiddleware:
                     # A revoked session's access tokens die with it, not at their expiry. (A
                     # platform session is checked in the database by every operation.)
                     if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                        raise Unauthenticated("Invalid access token")
+                    # An administrator acting as the user: checked in the database on every
+                    # request, as their own platform operations are, so signing them out,
+                    # disabling them or taking the permission away ends it at once.
+                    if claims.impersonator is not None and not await self.impersonation_live(
+                        database, claims
+                    ):
                         raise Unauthenticated("Invalid access token")
                     if access.requests_per_minute is not None:
                         await self._count_request(claims.tenant_id, access.requests_per_minute)

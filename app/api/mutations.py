@@ -43,6 +43,7 @@ class ErrorCode(enum.Enum):
     TENANT_SUSPENDED = "TENANT_SUSPENDED"
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     TENANT_MISMATCH = "TENANT_MISMATCH"
+    IMPERSONATION_RESTRICTED = "IMPERSONATION_RESTRICTED"
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

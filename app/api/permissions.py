@@ -14,6 +14,12 @@ Every root field (and any other field that needs it) carries exactly one rule:
 The two principal kinds never mix: a platform administrator's token is FORBIDDEN on every
 tenant rule, and a tenant user's token on every platform rule.
 
+Beside its rule, a field may carry `@refusedWhileImpersonating`: under a break-glass
+impersonation token (docs/platform.md) it is refused with IMPERSONATION_RESTRICTED before the
+rule is even asked. Credentials, sessions, membership, roles and the tenant's security
+settings carry it; tests/platform/test_impersonation.py keeps the list and fails for a new
+mutation that has not been decided either way.
+
 The directives are enforced by Strawberry's PermissionExtension before the resolver runs;
 a refusal is a top-level error with code UNAUTHENTICATED or FORBIDDEN and nothing executed.
 tests/api/test_permission_rules.py fails when a root field has no rule.
@@ -30,6 +36,7 @@ from strawberry.schema_directive import Location
 
 from app.api.context import Info
 from app.core.actor import Actor, PlatformActor
+from app.core.errors import ImpersonationRestricted
 
 
 @strawberry.schema_directive(
@@ -76,6 +83,17 @@ class RequiresPlatformPermission:
     description="Callable by any signed-in platform administrator; never by users of a tenant.",
 )
 class PlatformSignedIn:
+    pass
+
+
+@strawberry.schema_directive(
+    locations=[Location.FIELD_DEFINITION],
+    name="refusedWhileImpersonating",
+    description="Refused (IMPERSONATION_RESTRICTED) when a platform administrator acts as the "
+    "user through break-glass impersonation: it would touch credentials, sessions, membership "
+    "or the tenant's security settings.",
+)
+class RefusedWhileImpersonating:
     pass
 
 
@@ -134,6 +152,21 @@ class _IsPlatformSignedIn(BasePermission):
         return True
 
 
+class _NotImpersonating(BasePermission):
+    """Not an access rule: a restriction added in front of one (`not_while_impersonating`)."""
+
+    _schema_directive = RefusedWhileImpersonating()
+
+    def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
+        principal = info.context.principal
+        if principal is not None and principal.impersonated:
+            raise ImpersonationRestricted(
+                "Not allowed while impersonating a user: credentials, sessions, membership and "
+                "security settings stay the user's own"
+            )
+        return True
+
+
 # Each field gets its own extension instances: Strawberry binds an extension to one field.
 def requires(permission: str) -> list[FieldExtension]:
     """`extensions=` of a field that needs `permission` (an app.rbac Permission)."""
@@ -158,3 +191,10 @@ def platform_signed_in() -> list[FieldExtension]:
 
 
 RULE_CLASSES = (_HasPermission, _IsSignedIn, _Anyone, _HasPlatformPermission, _IsPlatformSignedIn)
+
+
+def not_while_impersonating(rule: list[FieldExtension]) -> list[FieldExtension]:
+    """`rule` (one of the above), refused first under an impersonation token."""
+    [extension] = rule
+    assert isinstance(extension, PermissionExtension)
+    return [PermissionExtension([_NotImpersonating(), *extension.permissions])]

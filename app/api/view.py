@@ -11,7 +11,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema import BaseSchema
 
-from app.api.context import Authorizer, Context, PlatformAuthorizer
+from app.api.context import Authorizer, Context, ImpersonationRecorder, PlatformAuthorizer
 from app.api.graphiql import graphiql_html
 from app.core.db import Database
 from app.core.security import TokenService
@@ -29,6 +29,7 @@ class GraphQLView(GraphQL[Context, None]):
         tokens: TokenService,
         authorize: Authorizer,
         authorize_platform: PlatformAuthorizer,
+        record_impersonated: ImpersonationRecorder,
     ) -> None:
         super().__init__(
             schema,
@@ -40,6 +41,7 @@ class GraphQLView(GraphQL[Context, None]):
         self.tokens = tokens
         self.authorize = authorize
         self.authorize_platform = authorize_platform
+        self.record_impersonated = record_impersonated
 
     def decode_json(self, data: str | bytes) -> object:
         # Strawberry turns JSONDecodeError into a 400 but not the RecursionError of a body
@@ -57,6 +59,7 @@ class GraphQLView(GraphQL[Context, None]):
         principal = request.state.principal
         platform = request.state.platform_principal
         tenant_id = principal.tenant_id if principal is not None else None
+        impersonator = principal.claims.impersonator if principal is not None else None
         # The pool lives in the lifespan state (app/main.py), created at start-up.
         database: Database = request.state.database
         return Context(
@@ -70,10 +73,17 @@ class GraphQLView(GraphQL[Context, None]):
             platform=platform,
             # Opened lazily on first query; the operation extension sets read-only for
             # queries and closes it once. Only a platform administrator's operation runs
-            # in the platform scope; it binds no tenant.
-            session=database.session(tenant_id, readonly=True, platform=platform is not None),
+            # in the platform scope; it binds no tenant. An impersonation token's operation is
+            # the user's, in the tenant scope only, on behalf of the administrator.
+            session=database.session(
+                tenant_id,
+                readonly=True,
+                platform=platform is not None,
+                impersonator_id=None if impersonator is None else impersonator.admin_id,
+            ),
             authorize=self.authorize,
             authorize_platform=self.authorize_platform,
+            record_impersonated=self.record_impersonated,
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:

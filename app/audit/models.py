@@ -11,7 +11,15 @@ from uuid import UUID
 from app.core.request_meta import RequestMeta
 from app.core.tables import Ordering, Table
 
-__all__ = ["AUDIT_LOG", "AUDIT_ORDERINGS", "ActorKind", "AuditEntry", "AuditOutcome", "RequestMeta"]
+__all__ = [
+    "AUDIT_LOG",
+    "AUDIT_ORDERINGS",
+    "ActorKind",
+    "AuditEntry",
+    "AuditOutcome",
+    "RequestMeta",
+    "TenantAuditEntry",
+]
 
 
 class AuditOutcome(enum.Enum):
@@ -43,7 +51,15 @@ class AuditEntry:
     metadata: dict[str, Any]
 
 
-AUDIT_LOG = Table("audit_log", AuditEntry)
+@dataclass(frozen=True)
+class TenantAuditEntry(AuditEntry):
+    """An entry of a tenant's log, which also names the platform administrator who acted
+    as the user (break-glass impersonation), if one did."""
+
+    impersonator_id: UUID | None = None
+
+
+AUDIT_LOG = Table("audit_log", TenantAuditEntry)
 
 # Newest first is what an admin reads; `descending` flips it per request.
 AUDIT_ORDERINGS = {"OCCURRED_AT": Ordering("t.occurred_at", "timestamptz")}

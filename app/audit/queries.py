@@ -12,8 +12,10 @@ _COLUMNS = (
     " request_id, metadata"
 )
 _VALUES = "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10"
+# The tenant's log also names the platform administrator acting as the user, if any.
 _INSERT_TENANT = (
-    f"INSERT INTO audit_log (tenant_id, {_COLUMNS}) VALUES (app.current_tenant_id(), {_VALUES})"
+    f"INSERT INTO audit_log (tenant_id, {_COLUMNS}, impersonator_id)"
+    f" VALUES (app.current_tenant_id(), {_VALUES}, $11)"
 )
 _INSERT_PLATFORM = f"INSERT INTO platform_audit_log ({_COLUMNS}) VALUES ({_VALUES})"
 
@@ -34,9 +36,11 @@ async def insert(
     metadata: dict[str, Any],
 ) -> None:
     # The tenant's log takes the bound tenant; the platform's has no tenant column.
-    sql = _INSERT_PLATFORM if platform else _INSERT_TENANT
+    # The impersonator comes from the transaction, not from the caller: no service can
+    # forget it. (The platform's log has no such column; its actor is the administrator.)
+    tenant = () if platform else (session.impersonator_id,)
     await session.execute(
-        sql,
+        _INSERT_PLATFORM if platform else _INSERT_TENANT,
         actor_kind,
         actor_id,
         action,
@@ -47,4 +51,5 @@ async def insert(
         user_agent,
         request_id,
         metadata,
+        *tenant,
     )

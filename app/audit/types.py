@@ -39,6 +39,16 @@ class AuditLogEntry(Node, AuditEntryFields):
     table: ClassVar[Table[Any]] = AUDIT_LOG
     read_permission: ClassVar[str | None] = Permission.AUDIT_READ
 
+    impersonator_id: strawberry.Private[Any]
+
     @strawberry.field(description="The acting user's id (raw UUID), if a user acted.")
     def actor_user_id(self) -> strawberry.ID | None:
         return None if self.actor_id is None else strawberry.ID(str(self.actor_id))
+
+    @strawberry.field(
+        description="The platform administrator (raw UUID) who acted as the user through "
+        "break-glass impersonation; null when the user acted themself. The "
+        "`impersonation.started` entry names the administrator's email and reason."
+    )
+    def impersonator_admin_id(self) -> strawberry.ID | None:
+        return None if self.impersonator_id is None else strawberry.ID(str(self.impersonator_id))

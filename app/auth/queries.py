@@ -36,6 +36,58 @@ async def insert_session(
     return AUTH_SESSIONS.to_model(row)
 
 
+async def insert_impersonation_session(
+    session: Session,
+    *,
+    user_id: UUID,
+    impersonator_id: UUID,
+    platform_session_id: UUID,
+    amr: tuple[str, ...],
+    user_agent: str,
+    ip: str | None,
+    expires_at: datetime,
+) -> AuthSession:
+    row = await session.fetchrow(
+        "INSERT INTO auth_sessions AS s (tenant_id, user_id, aal, amr, user_agent, ip,"
+        " expires_at, impersonator_id, platform_session_id)"
+        " VALUES (app.current_tenant_id(), $1, 2, $2, $3, $4, $5, $6, $7)"
+        f" RETURNING {_SESSION_COLUMNS}",
+        user_id,
+        list(amr),
+        user_agent,
+        ip,
+        expires_at,
+        impersonator_id,
+        platform_session_id,
+    )
+    assert row is not None
+    return AUTH_SESSIONS.to_model(row)
+
+
+async def impersonation_live(
+    session: Session,
+    *,
+    session_id: UUID,
+    user_id: UUID,
+    impersonator_id: UUID,
+    platform_session_id: UUID,
+) -> bool:
+    """Whether this is a live impersonation session of exactly this user, administrator and
+    platform session (an active user: disabling them ends it too)."""
+    found = await session.fetchval(
+        "SELECT true FROM auth_sessions s"
+        " JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
+        " WHERE s.id = $1 AND s.user_id = $2 AND s.impersonator_id = $3"
+        " AND s.platform_session_id = $4 AND s.revoked_at IS NULL"
+        " AND s.expires_at > statement_timestamp() AND u.status = 'active'",
+        session_id,
+        user_id,
+        impersonator_id,
+        platform_session_id,
+    )
+    return found is True
+
+
 async def insert_refresh_token(session: Session, session_id: UUID, digest: bytes) -> None:
     await session.execute(
         "INSERT INTO refresh_tokens (tenant_id, session_id, token_hash)"
@@ -60,7 +112,9 @@ async def refresh_candidate(session: Session, digest: bytes) -> RefreshCandidate
         " JOIN auth_sessions s ON s.tenant_id = r.tenant_id AND s.id = r.session_id"
         " JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
         " JOIN tenants t ON t.id = s.tenant_id"
-        " WHERE r.token_hash = $1 FOR UPDATE OF r",
+        # An impersonation session never has a refresh token; should one ever exist, it
+        # still refreshes nothing.
+        " WHERE r.token_hash = $1 AND s.impersonator_id IS NULL FOR UPDATE OF r",
         digest,
     )
     if row is None:

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import attempt
-from app.api.permissions import public, signed_in
+from app.api.permissions import not_while_impersonating, public, signed_in
 from app.api.relay import decode_global_id
 from app.auth import service, sessions
 from app.auth.types import SESSION_TYPE, SignInPayload, SignOutPayload
@@ -32,7 +32,8 @@ class SignInInput:
 @strawberry.type
 class AuthMutations:
     @strawberry.mutation(
-        description="Sign in with a tenant slug, email and password.", extensions=public()
+        description="Sign in with a tenant slug, email and password.",
+        extensions=not_while_impersonating(public()),
     )
     async def sign_in(
         self,
@@ -58,7 +59,7 @@ class AuthMutations:
     @strawberry.mutation(
         description="Exchange a refresh token for new tokens. Each refresh token works once; "
         "presenting a used one again ends the session.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def refresh_token(
         self,
@@ -101,7 +102,7 @@ class AuthMutations:
 
     @strawberry.mutation(
         description="End every session of the signed-in user, this one included.",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def sign_out_everywhere(self, info: Info) -> SignOutPayload:
         ctx = info.context
@@ -122,7 +123,7 @@ class AuthMutations:
 
     @strawberry.mutation(
         description="End one of the signed-in user's sessions (see `sessions`).",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def revoke_session(
         self,

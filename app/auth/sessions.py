@@ -20,6 +20,7 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth import queries
 from app.auth.models import REFRESH_TOKEN_KIND, AuthSession, SignInTokens
+from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import NotFound, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -56,6 +57,9 @@ async def start_session(
 ) -> SignInTokens:
     """Open a session for a user of the session's tenant and issue its first tokens."""
     assert session.tenant_id is not None
+    # Every way to a refreshable session of the user (sign-in, MFA, a credential change)
+    # passes here: an impersonator never leaves with the user's own session.
+    refuse_impersonation(session, "Opening a session")
     # The tenant's admins may shorten (or lengthen) sessions: tenant.sessionLifetimeHours.
     lifetime = await session_lifetime_seconds(session, settings.auth.refresh_token_ttl_seconds)
     expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
@@ -186,6 +190,7 @@ async def revoke_user_sessions(
 ) -> int:
     """Revoke every live session of a user; returns how many."""
     assert session.tenant_id is not None
+    refuse_impersonation(session, "Ending the user's sessions")
     revoked = await queries.revoke_sessions(session, reason=reason, user_id=user_id)
     if revoked:
         await record(
@@ -211,6 +216,48 @@ async def revoke_tenant_sessions(
     revoked = await queries.revoke_tenant_sessions(session, reason=reason)
     session.after_commit(lambda: _mark_revoked(store, tokens, tenant_id, revoked))
     return len(revoked)
+
+
+async def start_impersonation(
+    session: Session,
+    meta: RequestMeta,
+    *,
+    user_id: UUID,
+    impersonator_id: UUID,
+    platform_session_id: UUID,
+    amr: tuple[str, ...],
+    expires_at: datetime,
+) -> AuthSession:
+    """A session of `user_id` opened by a platform administrator (app/platform/
+    impersonation.py): no refresh token, so nothing can extend it; revoked like any other
+    session of the user."""
+    return await queries.insert_impersonation_session(
+        session,
+        user_id=user_id,
+        impersonator_id=impersonator_id,
+        platform_session_id=platform_session_id,
+        amr=amr,
+        user_agent=meta.user_agent[:_USER_AGENT_MAX],
+        ip=meta.ip,
+        expires_at=expires_at,
+    )
+
+
+async def impersonation_live(
+    session: Session,
+    *,
+    session_id: UUID,
+    user_id: UUID,
+    impersonator_id: UUID,
+    platform_session_id: UUID,
+) -> bool:
+    return await queries.impersonation_live(
+        session,
+        session_id=session_id,
+        user_id=user_id,
+        impersonator_id=impersonator_id,
+        platform_session_id=platform_session_id,
+    )
 
 
 async def active_sessions(session: Session, user_id: UUID) -> list[AuthSession]:

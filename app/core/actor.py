@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from app.core.errors import Forbidden
+from app.core.db import Session
+from app.core.errors import Forbidden, ImpersonationRestricted
 
 
 class _Holder:
@@ -47,3 +48,12 @@ class PlatformActor(_Holder):
     admin_id: UUID
     session_id: UUID
     permissions: frozenset[str]
+
+
+def refuse_impersonation(session: Session, what: str) -> None:
+    """ImpersonationRestricted when `session` runs for a platform administrator acting as a
+    user. Called by the services that change credentials, sessions or membership, so they
+    refuse whichever field (or future field) reaches them: the field directive
+    `@refusedWhileImpersonating` is the first line, this the second."""
+    if session.impersonator_id is not None:
+        raise ImpersonationRestricted(f"{what} is not allowed while impersonating a user")

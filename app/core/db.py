@@ -83,11 +83,20 @@ class Database:
         readonly: bool,
         platform: bool = False,
         isolation: Isolation | None = None,
+        impersonator_id: UUID | None = None,
     ) -> Session:
         """A lazily opened transaction bound to `tenant_id` (None: no tenant, zero rows);
-        with `platform`, in the platform scope too (only for platform principals). With
+        with `platform`, in the platform scope too (only for platform principals); with
+        `impersonator_id`, on behalf of that platform administrator acting as a user. With
         `isolation="repeatable_read"` every statement reads one snapshot (a consistent export)."""
-        return Session(self, tenant_id, readonly=readonly, platform=platform, isolation=isolation)
+        return Session(
+            self,
+            tenant_id,
+            readonly=readonly,
+            platform=platform,
+            isolation=isolation,
+            impersonator_id=impersonator_id,
+        )
 
     @asynccontextmanager
     async def transaction(
@@ -97,9 +106,16 @@ class Database:
         readonly: bool = False,
         platform: bool = False,
         isolation: Isolation | None = None,
+        impersonator_id: UUID | None = None,
     ) -> AsyncIterator[Session]:
         """A session committed when the block succeeds and rolled back when it raises."""
-        session = self.session(tenant_id, readonly=readonly, platform=platform, isolation=isolation)
+        session = self.session(
+            tenant_id,
+            readonly=readonly,
+            platform=platform,
+            isolation=isolation,
+            impersonator_id=impersonator_id,
+        )
         try:
             yield session
         except BaseException:
@@ -127,12 +143,16 @@ class Session:
         readonly: bool,
         platform: bool = False,
         isolation: Isolation | None = None,
+        impersonator_id: UUID | None = None,
     ) -> None:
         self._db = db
         self.tenant_id = tenant_id
         self.readonly = readonly
         self.platform = platform
         self.isolation = isolation
+        # The platform administrator acting as the user (break-glass impersonation): every
+        # audit entry of this transaction names them, and credential changes refuse to run.
+        self.impersonator_id = impersonator_id
         self._lock = asyncio.Lock()
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None

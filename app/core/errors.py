@@ -66,6 +66,13 @@ class QuotaExceeded(Forbidden):
         return {"limit": self.limit, "maximum": self.maximum}
 
 
+class ImpersonationRestricted(Forbidden):
+    """Refused while a platform administrator acts as the user: credentials, sessions,
+    membership and the tenant's security settings stay the real user's and admins' own."""
+
+    code = "IMPERSONATION_RESTRICTED"
+
+
 class Conflict(DomainError):
     code = "CONFLICT"
 

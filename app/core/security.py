@@ -7,6 +7,11 @@ Two principal kinds hold access tokens, kept apart three ways: a tenant user's t
 `typ` at+jwt, the API audience and a tenant claim (`tid`); a platform administrator's has
 `typ` platform-at+jwt, the platform audience and no `tid`. Each verification pins all three,
 so neither token can be taken for the other even though one key set signs both.
+
+A third shape is a tenant access token with an RFC 8693 `act` claim: a platform administrator
+acting as the user (break-glass impersonation, docs/platform.md). It is a tenant token in
+every other respect; `act` names the administrator and their platform session, which the
+request path checks on every request. No other kind of token may carry `act`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ CLOCK_LEEWAY_SECONDS = 30
 
 
 @dataclass(frozen=True)
+class Impersonator:
+    """The platform administrator behind an impersonation token (its `act` claim)."""
+
+    admin_id: UUID
+    # The administrator's platform session: the impersonation lives only as long as it.
+    platform_session_id: UUID
+
+
+@dataclass(frozen=True)
 class AccessClaims:
     """The verified identity an access token carries."""
 
@@ -47,6 +61,8 @@ class AccessClaims:
     auth_time: int
     token_id: str
     expires_at: int
+    # Set when a platform administrator acts as the user (the `act` claim).
+    impersonator: Impersonator | None = None
 
     def fresh(self, *, max_age_seconds: int, now: float | None = None) -> bool:
         """Authenticated at AAL 2 within `max_age_seconds` (for sensitive MFA changes)."""
@@ -196,6 +212,33 @@ class TokenService:
         }
         return self._sign(ACCESS_TOKEN_TYPE, claims, self.ttl_seconds)
 
+    def issue_impersonation_token(
+        self,
+        *,
+        user_id: UUID,
+        tenant_id: UUID,
+        session_id: UUID,
+        impersonator: Impersonator,
+        amr: tuple[str, ...],
+        auth_time: int,
+        ttl_seconds: int,
+    ) -> IssuedToken:
+        """A tenant access token of `user_id` acting for the administrator in `act`. AAL 2:
+        the administrator signed in with a second factor; the user authenticated nothing."""
+        claims = {
+            "sub": str(user_id),
+            "tid": str(tenant_id),
+            "sid": str(session_id),
+            "aal": 2,
+            "amr": list(amr),
+            "auth_time": auth_time,
+            "act": {
+                "sub": str(impersonator.admin_id),
+                "sid": str(impersonator.platform_session_id),
+            },
+        }
+        return self._sign(ACCESS_TOKEN_TYPE, claims, ttl_seconds)
+
     def verify_access_token(self, token: str) -> AccessClaims:
         """Every failure is the same Unauthenticated: the reason is logged, not returned."""
         try:
@@ -209,6 +252,7 @@ class TokenService:
                 auth_time=int(claims["auth_time"]),
                 token_id=str(claims["jti"]),
                 expires_at=int(claims["exp"]),
+                impersonator=_impersonator(claims["act"]) if "act" in claims else None,
             )
         except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
             raise Unauthenticated("Invalid access token") from None
@@ -235,6 +279,8 @@ class TokenService:
             claims = self._decode(token, PLATFORM_ACCESS_TOKEN_TYPE, self._platform_claims)
             if "tid" in claims:  # a platform principal belongs to no tenant
                 raise ValueError("a platform token names a tenant")
+            if "act" in claims:  # nobody acts through an administrator
+                raise ValueError("a platform token names an actor")
             return PlatformClaims(
                 admin_id=UUID(str(claims["sub"])),
                 session_id=UUID(str(claims["sid"])),
@@ -267,6 +313,8 @@ class TokenService:
     def verify_challenge(self, typ: str, token: str) -> ChallengeClaims:
         try:
             claims = self._decode(token, typ, self._challenge_claims)
+            if "act" in claims:  # an impersonator never completes a sign-in
+                raise ValueError("a challenge names an actor")
             return ChallengeClaims(
                 user_id=UUID(str(claims["sub"])),
                 tenant_id=UUID(str(claims["tid"])),
@@ -276,6 +324,14 @@ class TokenService:
             )
         except (JoseError, ValueError, TypeError, KeyError, Unauthenticated):
             raise Unauthenticated("Invalid or expired challenge") from None
+
+
+def _impersonator(value: object) -> Impersonator:
+    # Exactly the two members issued: a nested `act` (a chain of delegation) or anything
+    # else is a token this server never signs.
+    if not isinstance(value, dict) or set(value) != {"sub", "sid"}:
+        raise ValueError("act must name exactly sub and sid")
+    return Impersonator(UUID(str(value["sub"])), UUID(str(value["sid"])))
 
 
 def _amr(value: object) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from typing import Literal
 import platformdirs
 
 Environment = Literal["development", "production"]
+MAX_IMPERSONATION_TTL_SECONDS = 900
 
 
 class SettingsError(ValueError):
@@ -106,6 +107,9 @@ class Settings:
     # user's), and no refresh token: a platform session ends with its access token.
     jwt_platform_audience: str = "tenantry-platform"
     platform_token_ttl_seconds: int = 1800
+    # Break-glass impersonation tokens (docs/platform.md): short, never refreshed, and never
+    # outliving the administrator's platform session.
+    impersonation_token_ttl_seconds: int = 900
     # How long a deleted tenant can still be restored (then only purged).
     tenant_retention_days: int = 30
     # When set, `<slug>.<base_domain>` in the Host header names a tenant (app/api/middleware.py).
@@ -178,6 +182,18 @@ class Settings:
             raise SettingsError(
                 "TENANTRY_JWT_PLATFORM_AUDIENCE must differ from TENANTRY_JWT_AUDIENCE"
             )
+        impersonation_ttl = _int(
+            env,
+            "TENANTRY_IMPERSONATION_TTL",
+            defaults.impersonation_token_ttl_seconds,
+            minimum=60,
+        )
+        # Acting as someone else is break-glass: a longer window would need a new reason.
+        if impersonation_ttl > MAX_IMPERSONATION_TTL_SECONDS:
+            raise SettingsError(
+                f"TENANTRY_IMPERSONATION_TTL must be at most {MAX_IMPERSONATION_TTL_SECONDS},"
+                f" got {impersonation_ttl}"
+            )
         mfa_keys = env.get("TENANTRY_MFA_KEYS_FILE")
         a = AuthSettings
         auth = AuthSettings(
@@ -228,6 +244,7 @@ class Settings:
                 defaults.platform_token_ttl_seconds,
                 minimum=60,
             ),
+            impersonation_token_ttl_seconds=impersonation_ttl,
             signing_keys_file=Path(keys_file) if keys_file else None,
             base_domain=(env.get("TENANTRY_BASE_DOMAIN") or "").strip(".").lower() or None,
             tenant_retention_days=_int(

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, attempt, patch
-from app.api.permissions import public, requires
+from app.api.permissions import not_while_impersonating, public, requires
 from app.api.relay import ObjectId, parse_id
 from app.auth.types import SignInPayload
 from app.core.actor import Actor
@@ -110,7 +110,7 @@ class IdentityQueries:
 class IdentityMutations:
     @strawberry.mutation(
         description="Trust an OIDC issuer for `exchangeToken`.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def add_identity_provider(
         self,
@@ -139,7 +139,7 @@ class IdentityMutations:
 
     @strawberry.mutation(
         description="Change an identity provider's settings.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def update_identity_provider(
         self,
@@ -175,7 +175,7 @@ class IdentityMutations:
 
     @strawberry.mutation(
         description="Stop trusting an identity provider. Its users stay.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def remove_identity_provider(self, info: Info, id: ObjectId) -> DeletePayload:
         meta = info.context.request_meta
@@ -190,7 +190,7 @@ class IdentityMutations:
     @strawberry.mutation(
         description="Exchange an ID token of a provider the tenant trusts for Tenantry tokens. "
         "Any problem gives the same INVALID_CREDENTIALS error.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def exchange_token(
         self,

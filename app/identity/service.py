@@ -14,7 +14,7 @@ import asyncpg
 
 from app.audit.service import record
 from app.core import validation
-from app.core.actor import Actor
+from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
@@ -109,6 +109,7 @@ async def add_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Trust a new issuer for `exchangeToken` in the session's tenant."""
+    refuse_impersonation(session, "Changing identity providers")
     actor.require(Permission.TENANT_SETTINGS)
     for required in ("name", "issuer", "audience", "jwks_url"):
         if getattr(given, required) is MISSING:
@@ -133,6 +134,7 @@ async def update_provider(
     allow_insecure: bool,
 ) -> IdentityProvider:
     """Change some settings of a provider; omitted ones are kept."""
+    refuse_impersonation(session, "Changing identity providers")
     actor.require(Permission.TENANT_SETTINGS)
     columns = _columns(given, allow_insecure=allow_insecure)
     current = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
@@ -156,6 +158,7 @@ async def remove_provider(
     session: Session, meta: RequestMeta, actor: Actor, provider_id: UUID
 ) -> None:
     """Stop trusting a provider; its users stay, their links to it are deleted."""
+    refuse_impersonation(session, "Changing identity providers")
     actor.require(Permission.TENANT_SETTINGS)
     provider = await lock_row(session, IDENTITY_PROVIDERS, provider_id)
     if provider is None or not await delete_row(session, IDENTITY_PROVIDERS, provider_id):

@@ -14,7 +14,7 @@ import strawberry
 
 from app.api.context import Context, Info, Principal
 from app.api.mutations import Outcome, UserError, settle
-from app.api.permissions import public, signed_in
+from app.api.permissions import not_while_impersonating, public, signed_in
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
 from app.mfa import service
@@ -81,7 +81,7 @@ class MfaMutations:
     @strawberry.mutation(
         description="Complete a sign-in that returned MFA_REQUIRED, with an authenticator "
         "code or a recovery code.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def verify_mfa(
         self,
@@ -104,7 +104,7 @@ class MfaMutations:
     @strawberry.mutation(
         description="Start adding an authenticator app: returns its secret. Signed in, or with "
         "the challenge of a sign-in that must enrol first.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def start_totp_enrollment(
         self, info: Info, challenge: _Challenge = None
@@ -130,7 +130,7 @@ class MfaMutations:
         description="Finish adding an authenticator app with its first code; returns recovery "
         "codes and new tokens (`signIn`): every earlier session of the user ends, this one "
         "included. With a challenge, this completes that sign-in.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def confirm_totp_enrollment(
         self,
@@ -166,7 +166,7 @@ class MfaMutations:
     @strawberry.mutation(
         description="Replace all recovery codes with new ones. Needs a recent sign-in with "
         "the second factor (else FRESH_AUTH_REQUIRED).",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def regenerate_recovery_codes(self, info: Info) -> RecoveryCodesPayload:
         outcome = await _signed_in(
@@ -179,7 +179,7 @@ class MfaMutations:
         description="Turn two-factor authentication off. Every session of the user ends, this "
         "one included; `signIn` holds new tokens. Needs a recent sign-in with the second factor "
         "(else FRESH_AUTH_REQUIRED).",
-        extensions=signed_in(),
+        extensions=not_while_impersonating(signed_in()),
     )
     async def disable_mfa(self, info: Info) -> DisableMfaPayload:
         outcome = await _signed_in(

@@ -24,6 +24,7 @@ from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import restart_sessions, revoke_user_sessions, start_session
 from app.auth.throttle import TooManyAttempts
+from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, DomainError, Invalid, NotFound, Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -98,6 +99,7 @@ async def start_enrollment(session: Session, env: MfaEnv, *, user_id: UUID) -> T
 
     Starting again replaces a pending secret; a confirmed factor must be disabled first.
     """
+    refuse_impersonation(session, "Changing two-factor authentication")
     assert session.tenant_id is not None
     user = await get_user(session, user_id)
     keys = await load_keys(env.settings)
@@ -124,6 +126,7 @@ async def confirm_enrollment(
     Every session of the user is revoked: whoever was signed in did not pass the new
     factor. The caller opens the one session that did.
     """
+    refuse_impersonation(session, "Changing two-factor authentication")
     assert session.tenant_id is not None
     await _check_throttle(env, session.tenant_id, user_id)
     factor = await queries.totp_factor(session, user_id)
@@ -331,6 +334,7 @@ async def _use_recovery_code(session: Session, env: MfaEnv, user_id: UUID, code:
 async def disable(session: Session, env: MfaEnv, *, claims: AccessClaims) -> SignInTokens:
     """Remove the user's TOTP factor and recovery codes. Every session of the user ends;
     the caller gets a new one, at AAL 1 since the factor is gone (its tokens are returned)."""
+    refuse_impersonation(session, "Changing two-factor authentication")
     _require_fresh(env, claims)
     async with session.atomic():
         if not await queries.delete_totp(session, claims.user_id):
@@ -362,6 +366,7 @@ async def regenerate_recovery_codes(
     session: Session, env: MfaEnv, *, claims: AccessClaims
 ) -> list[str]:
     """New recovery codes replacing all earlier ones (used or not); shown once."""
+    refuse_impersonation(session, "Changing recovery codes")
     _require_fresh(env, claims)
     async with session.atomic():
         if not await queries.has_confirmed_totp(session, claims.user_id):

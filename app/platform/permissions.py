@@ -20,6 +20,7 @@ class PlatformPermission(enum.StrEnum):
     TENANT_DELETE = "tenant:delete"
     TENANT_READ = "tenant:read"
     PLATFORM_AUDIT = "platform:audit"
+    TENANT_IMPERSONATE = "tenant:impersonate"
 
     @property
     def description(self) -> str:
@@ -32,6 +33,8 @@ DESCRIPTIONS: dict[PlatformPermission, str] = {
     PlatformPermission.TENANT_DELETE: "Delete, restore and purge tenants.",
     PlatformPermission.TENANT_READ: "List tenants and read their status, plan and usage.",
     PlatformPermission.PLATFORM_AUDIT: "Read the platform audit log.",
+    PlatformPermission.TENANT_IMPERSONATE: "Act as a tenant's user for up to 15 minutes "
+    "(break-glass, with a reason; every operation audited; never the owner, never credentials).",
 }
 
 BY_NAME: dict[str, PlatformPermission] = {p.value: p for p in PlatformPermission}

@@ -192,6 +192,15 @@ async def live_session_permissions(
     return None if row is None else list(row["permissions"])
 
 
+async def session_expires_at(session: Session, session_id: UUID) -> datetime | None:
+    """When a live platform session ends; None once it has been ended."""
+    expires: datetime | None = await session.fetchval(
+        "SELECT expires_at FROM platform_sessions WHERE id = $1 AND revoked_at IS NULL",
+        session_id,
+    )
+    return expires
+
+
 async def revoke_sessions(
     session: Session, *, reason: str, admin_id: UUID, session_id: UUID | None = None
 ) -> int:

@@ -11,18 +11,26 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import attempt_platform, settle
-from app.api.permissions import platform_signed_in, public, requires_platform
-from app.api.relay import After, Connection, First
+from app.api.mutations import attempt_platform, settle, settle_platform
+from app.api.permissions import (
+    not_while_impersonating,
+    platform_signed_in,
+    public,
+    requires_platform,
+)
+from app.api.relay import After, Connection, First, parse_id
 from app.audit.resolvers import ActionFilter, audit_connection
-from app.platform import service
+from app.platform import impersonation, service
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
+    ImpersonateUserPayload,
     PlatformAdminType,
     PlatformAuditLogEntry,
     PlatformSignInPayload,
     PlatformSignOutPayload,
 )
+from app.tenants.types import Tenant
+from app.users.types import User
 
 
 @strawberry.input(description="A platform administrator's credentials: MFA is always required.")
@@ -30,6 +38,20 @@ class PlatformSignInInput:
     email: str = strawberry.field(description="The administrator's email (any case).")
     password: str = strawberry.field(description="The administrator's password.")
     code: str = strawberry.field(description="The current code of their authenticator app.")
+
+
+@strawberry.input(
+    description="Whom to act as, and why. Name the user by `userId` or by `email`, not both."
+)
+class ImpersonateUserInput:
+    tenant_id: strawberry.ID = strawberry.field(description="The tenant's global ID.")
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The user's global ID."
+    )
+    email: str | None = strawberry.field(default=None, description="The user's email.")
+    reason: str = strawberry.field(
+        description="Why, for both audit logs (1-500 characters), e.g. a support ticket."
+    )
 
 
 @strawberry.type
@@ -59,7 +81,7 @@ class PlatformMutations:
     @strawberry.mutation(
         description="Sign in as a platform administrator with email, password and the current "
         "authenticator code. The token works only on platform fields, never in a tenant.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def platform_sign_in(
         self,
@@ -91,3 +113,37 @@ class PlatformMutations:
         meta = info.context.request_meta
         outcome = await attempt_platform(info, lambda s, actor: service.sign_out(s, meta, actor))
         return PlatformSignOutPayload(signed_out=not outcome.errors, errors=outcome.errors)
+
+    @strawberry.mutation(
+        description="Break-glass: act as an active, non-owner user of an active tenant for a "
+        "few minutes. Returns a non-refreshable tenant access token naming you in its `act` "
+        "claim; every operation under it is recorded in the tenant's audit log with both "
+        "identities, and credentials, sessions, membership and security settings are refused "
+        "under it. It dies with your platform session or your tenant:impersonate permission.",
+        extensions=requires_platform(PlatformPermission.TENANT_IMPERSONATE),
+    )
+    async def impersonate_user(
+        self,
+        info: Info,
+        input: Annotated[ImpersonateUserInput, strawberry.argument(description="Who and why.")],
+    ) -> ImpersonateUserPayload:
+        ctx = info.context
+        outcome = await settle_platform(
+            info,
+            lambda actor: impersonation.impersonate(
+                ctx.database,
+                ctx.tokens,
+                ctx.settings,
+                ctx.request_meta,
+                actor=actor,
+                tenant_id=parse_id(input.tenant_id, Tenant, field="tenantId"),
+                user_id=None
+                if input.user_id is None
+                else parse_id(input.user_id, User, field="userId"),
+                email=input.email,
+                reason=input.reason,
+            ),
+        )
+        if outcome.value is None:
+            return ImpersonateUserPayload.failed(outcome.errors)
+        return ImpersonateUserPayload.of(outcome.value)

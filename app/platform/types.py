@@ -14,6 +14,7 @@ from app.api.relay import copy_model, encode_global_id
 from app.audit.types import AuditEntryFields
 from app.core.tables import Table
 from app.platform import directory
+from app.platform.impersonation import Impersonation
 from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
 from app.platform.service import PlatformSignIn
 from app.tenants.models import TENANTS, TenantStatus
@@ -89,6 +90,52 @@ class PlatformSignInPayload:
 class PlatformSignOutPayload:
     signed_out: bool = strawberry.field(description="The session has ended.")
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
+
+
+@strawberry.type(description="The tenant user an impersonation token acts as.")
+class ImpersonatedUser:
+    id: strawberry.ID = strawberry.field(description="The user's global ID (as in the tenant).")
+    email: str = strawberry.field(description="The user's email.")
+    display_name: str = strawberry.field(description="The user's display name.")
+
+
+@strawberry.type(description="A break-glass impersonation token, or why none was issued.")
+class ImpersonateUserPayload:
+    access_token: str | None = strawberry.field(
+        description="A tenant access token of the user that names the administrator (`act` "
+        "claim). Send as `Authorization: Bearer <token>`. There is no refresh token; it ends "
+        "at `expiresAt`, or earlier when the platform session does. Null when `errors` is not "
+        "empty."
+    )
+    token_type: str = strawberry.field(default="Bearer", description="Always `Bearer`.")
+    expires_at: datetime | None = strawberry.field(description="When the token expires.")
+    user: ImpersonatedUser | None = strawberry.field(description="Whom the token acts as.")
+    tenant: Tenant | None = strawberry.field(description="The user's tenant.")
+    admin_id: strawberry.ID | None = strawberry.field(
+        description="The administrator acting (raw UUID), as the tenant's audit log names them."
+    )
+    errors: list[UserError] = strawberry.field(description="Why no token was issued.")
+
+    @classmethod
+    def of(cls, done: Impersonation) -> Self:
+        return cls(
+            access_token=done.access_token.token,
+            expires_at=datetime.fromtimestamp(done.access_token.expires_at, UTC),
+            user=ImpersonatedUser(
+                id=strawberry.ID(encode_global_id("User", done.user.id)),
+                email=done.user.email,
+                display_name=done.user.display_name,
+            ),
+            tenant=Tenant.from_model(done.tenant),
+            admin_id=strawberry.ID(str(done.admin_id)),
+            errors=[],
+        )
+
+    @classmethod
+    def failed(cls, errors: list[UserError]) -> Self:
+        return cls(
+            access_token=None, expires_at=None, user=None, tenant=None, admin_id=None, errors=errors
+        )
 
 
 @strawberry.type(description="The result of createTenant.")

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import DeletePayload, attempt, patch
-from app.api.permissions import requires
+from app.api.permissions import not_while_impersonating, requires
 from app.api.relay import ObjectId, parse_id
 from app.rbac import service
 from app.rbac.permissions import Permission
@@ -51,7 +51,7 @@ class RoleQueries:
 class RoleMutations:
     @strawberry.mutation(
         description="Create a custom role. You can only grant permissions you hold.",
-        extensions=requires(Permission.ROLE_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def create_role(
         self,
@@ -76,7 +76,7 @@ class RoleMutations:
     @strawberry.mutation(
         description="Rename, describe or change the permissions of a custom role. System "
         "roles cannot be changed.",
-        extensions=requires(Permission.ROLE_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def update_role(
         self,
@@ -107,7 +107,7 @@ class RoleMutations:
 
     @strawberry.mutation(
         description="Delete a custom role that nobody holds.",
-        extensions=requires(Permission.ROLE_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def delete_role(self, info: Info, id: ObjectId) -> DeletePayload:
         ctx = info.context

@@ -18,7 +18,7 @@ import asyncpg
 
 from app.audit.service import record
 from app.core import validation
-from app.core.actor import Actor
+from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Session
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
 from app.core.request_meta import RequestMeta
@@ -221,6 +221,7 @@ async def create_role(
     permissions: list[str],
 ) -> Role:
     """A custom role granting `permissions` (each one the actor must hold)."""
+    refuse_impersonation(session, "Changing roles")
     granted = parse(permissions)
     _require_manager_of(actor, granted)
     name, description = _name(name), _description(description)
@@ -255,6 +256,7 @@ async def update_role(
     changes: RoleChanges,
 ) -> Role:
     """Rename, describe or re-permission a custom role; holders are affected at once."""
+    refuse_impersonation(session, "Changing roles")
     role = await _locked(session, role_id)
     _custom(role)
     before = (await permissions_of_roles(session, [role]))[role.id]
@@ -302,6 +304,7 @@ async def delete_role(
     session: Session, store: Store, meta: RequestMeta, *, actor: Actor, role_id: UUID
 ) -> None:
     """Delete a custom role nobody holds."""
+    refuse_impersonation(session, "Changing roles")
     role = await _locked(session, role_id)
     _custom(role)
     _require_manager_of(actor, (await permissions_of_roles(session, [role]))[role.id])
@@ -338,6 +341,7 @@ async def assign_role(
     role_id: UUID,
 ) -> None:
     """Give the user the role (nothing happens, and nothing is logged, if they hold it)."""
+    refuse_impersonation(session, "Changing role assignments")
     role = await _assignable(session, actor, role_id)
     try:
         async with session.atomic():
@@ -368,6 +372,7 @@ async def unassign_role(
     role_id: UUID,
 ) -> None:
     """Take the role from the user; the tenant's last active owner keeps theirs."""
+    refuse_impersonation(session, "Changing role assignments")
     role = await _assignable(session, actor, role_id)
     if role.key == OWNER:
         await ensure_owner_remains(session, leaving=user_id)

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt, patch, patch_nullable
-from app.api.permissions import public, requires, signed_in
+from app.api.permissions import not_while_impersonating, public, requires, signed_in
 from app.api.relay import encode_global_id
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
@@ -79,7 +79,7 @@ class TenantMutations:
         description="Create an organisation on the default plan with yourself as its owner, "
         "and sign in. Only where the server enables self-service sign-up; attempts are "
         "limited per client address.",
-        extensions=public(),
+        extensions=not_while_impersonating(public()),
     )
     async def sign_up(
         self,
@@ -108,7 +108,7 @@ class TenantMutations:
     @strawberry.mutation(
         description="Change the tenant's settings: MFA required, session lifetime, default task "
         "status.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def update_tenant_settings(
         self,
@@ -133,7 +133,7 @@ class TenantMutations:
     @strawberry.mutation(
         description="Require a second factor of every user of the tenant (or stop requiring "
         "it). Users without one must enrol at their next sign-in.",
-        extensions=requires(Permission.TENANT_SETTINGS),
+        extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def set_mfa_required(
         self,

@@ -10,7 +10,7 @@ import asyncpg
 
 from app.audit.service import record
 from app.core import validation
-from app.core.actor import Actor
+from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
@@ -167,6 +167,7 @@ async def set_mfa_required(
     session: Session, meta: RequestMeta, *, actor: Actor, required: bool
 ) -> Tenant:
     """Require (or stop requiring) a second factor of every user (`tenant:settings`)."""
+    refuse_impersonation(session, "Changing the tenant's settings")
     actor.require(Permission.TENANT_SETTINGS)
     tenant = await queries.set_mfa_required(session, required)
     if tenant is None:
@@ -199,6 +200,7 @@ async def update_settings(
 ) -> Tenant:
     """Change the tenant's settings (`tenant:settings`); one audit entry names every change,
     none when nothing changes."""
+    refuse_impersonation(session, "Changing the tenant's settings")
     actor.require(Permission.TENANT_SETTINGS)
     hours = changes.session_lifetime_hours
     if hours is not MISSING and hours is not None and not 1 <= hours <= MAX_SESSION_LIFETIME_HOURS:

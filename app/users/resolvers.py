@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt
-from app.api.permissions import public, requires
+from app.api.permissions import not_while_impersonating, public, requires
 from app.api.relay import (
     After,
     Connection,
@@ -82,14 +82,14 @@ class UserMutations:
     @strawberry.mutation(
         description="Disable a user: they cannot sign in, and every session of theirs ends "
         "at once. The tenant's last active owner cannot be disabled.",
-        extensions=requires(Permission.USER_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.USER_MANAGE)),
     )
     async def disable_user(self, info: Info, id: ObjectId) -> UserPayload:
         return await _set_disabled(info, id, disabled=True)
 
     @strawberry.mutation(
         description="Let a disabled user sign in again.",
-        extensions=requires(Permission.USER_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.USER_MANAGE)),
     )
     async def enable_user(self, info: Info, id: ObjectId) -> UserPayload:
         return await _set_disabled(info, id, disabled=False)
@@ -97,7 +97,7 @@ class UserMutations:
     @strawberry.mutation(
         description="Give a user a role; it applies to their next request. You must hold "
         "every permission of the role, and only owners assign the owner role.",
-        extensions=requires(Permission.ROLE_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def assign_role(
         self,
@@ -109,7 +109,7 @@ class UserMutations:
     @strawberry.mutation(
         description="Take a role from a user; it applies to their next request. The tenant's "
         "last active owner keeps the owner role.",
-        extensions=requires(Permission.ROLE_MANAGE),
+        extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def unassign_role(
         self,

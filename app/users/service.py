@@ -9,7 +9,7 @@ import asyncpg
 from app.audit.service import record
 from app.auth.sessions import revoke_user_sessions
 from app.core import validation
-from app.core.actor import Actor
+from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.passwords import hash_password
@@ -80,6 +80,7 @@ async def set_disabled(
 ) -> User:
     """Disable (every session revoked at once) or re-enable a user (`user:manage`). The
     tenant's last active owner cannot be disabled."""
+    refuse_impersonation(session, "Disabling or enabling users")
     actor.require(Permission.USER_MANAGE)
     if user_id == actor.user_id:
         raise Invalid("You cannot disable or enable yourself", field="id")

@@ -42,8 +42,16 @@ def test_auth_settings_are_read_from_the_environment() -> None:
         ("TENANTRY_THROTTLE_WINDOW", "soon"),
         ("TENANTRY_REFRESH_TOKEN_TTL", "5"),
         ("TENANTRY_CHALLENGE_TTL", "-1"),
+        ("TENANTRY_IMPERSONATION_TTL", "59"),
+        ("TENANTRY_IMPERSONATION_TTL", "901"),
     ],
 )
 def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_impersonation_tokens_are_short_by_default_and_may_be_shorter() -> None:
+    assert Settings.from_env({}).impersonation_token_ttl_seconds == 900
+    shorter = Settings.from_env({"TENANTRY_IMPERSONATION_TTL": "300"})
+    assert shorter.impersonation_token_ttl_seconds == 300

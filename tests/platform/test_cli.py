@@ -61,8 +61,8 @@ async def test_create_sign_in_disable_and_reset(
 
     assert (code, err) == (0, "")
     assert (
-        "permissions: platform:audit, tenant:create, tenant:delete, tenant:read, tenant:suspend"
-        in out
+        "permissions: platform:audit, tenant:create, tenant:delete, tenant:impersonate,"
+        " tenant:read, tenant:suspend" in out
     )
     assert "otpauth://totp/Tenantry:platform%3Aops-lead%40platform.example?" in out
     password, secret = secrets_of(out)

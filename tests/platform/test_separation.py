@@ -218,6 +218,73 @@ def test_mixed_up_tokens_are_refused(tokens: TokenService) -> None:
             tokens.verify_bearer(token)
 
 
+def test_only_a_tenant_token_may_name_an_actor_and_only_in_its_one_shape(
+    tokens: TokenService,
+) -> None:
+    act = {"sub": str(uuid4()), "sid": str(uuid4())}
+    tenant_claims = {**_platform_claims(), "tid": str(uuid4()), "aal": 2}
+    plain = forged(tokens, ACCESS_TOKEN_TYPE, tenant_claims, tokens.audience)
+    acting = forged(tokens, ACCESS_TOKEN_TYPE, {**tenant_claims, "act": act}, tokens.audience)
+    assert tokens.verify_access_token(plain).impersonator is None
+    assert tokens.verify_access_token(acting).impersonator is not None
+    refused = {
+        "platform token naming an actor": forged(
+            tokens,
+            PLATFORM_ACCESS_TOKEN_TYPE,
+            {**_platform_claims(), "act": act},
+            tokens.platform_audience,
+        ),
+        "act with the platform audience": forged(
+            tokens, ACCESS_TOKEN_TYPE, {**tenant_claims, "act": act}, tokens.platform_audience
+        ),
+        **{
+            f"act {name}": forged(
+                tokens, ACCESS_TOKEN_TYPE, {**tenant_claims, "act": value}, tokens.audience
+            )
+            for name, value in {
+                "as a string": act["sub"],
+                "without sid": {"sub": act["sub"]},
+                "nested": {**act, "act": act},
+                "with more": {**act, "iss": "elsewhere"},
+                "not a uuid": {"sub": "admin", "sid": act["sid"]},
+            }.items()
+        },
+    }
+    for name, token in refused.items():
+        with pytest.raises(Unauthenticated):
+            tokens.verify_bearer(token)
+        assert isinstance(tokens.verify_bearer(plain), AccessClaims), name
+
+
+async def test_an_actor_that_is_not_a_live_impersonation_is_401(
+    gql: GraphQL, database: Database, app_settings: Settings, tokens: TokenService, owner: Org
+) -> None:
+    admin = await new_admin(database, app_settings)
+    platform_session = tokens.verify_platform_token(await sign_in(gql, admin)).session_id
+    member = owner.members[0]
+    tenant_before = await fingerprint(database, owner.id)
+
+    def acting(admin_id: Any, session_id: Any) -> str:
+        claims = {
+            **_platform_claims(),
+            "sub": str(member.id),
+            "tid": str(owner.id),
+            "aal": 2,
+            "act": {"sub": str(admin_id), "sid": str(session_id)},
+        }
+        return forged(tokens, ACCESS_TOKEN_TYPE, claims, tokens.audience)
+
+    # An unknown administrator; a real one in a live session, but no impersonation session
+    # of theirs behind the token's `sid`.
+    for token in (acting(uuid4(), uuid4()), acting(admin.id, platform_session)):
+        response = await gql.post("{ viewer { id } }", token=token)
+        assert response.status_code == 401
+        assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    # The plain tenant token of the same user is unaffected.
+    assert (await gql.data("{ viewer { id } }", token=owner.token))["viewer"] is not None
+    assert await fingerprint(database, owner.id) == tenant_before
+
+
 async def test_mixed_up_tokens_are_401_before_anything_runs(
     gql: GraphQL, tokens: TokenService
 ) -> None:
