@@ -35,7 +35,9 @@ def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError
         return GraphQLError(
             original.message, nodes=error.nodes, path=error.path, extensions=extensions
         )
-    if original is None:
+    # graphql-core's own errors describe the client's document or variables (a variable
+    # missing a required input field wraps one): never ours, shown as they are.
+    if original is None or isinstance(original, GraphQLError):
         return GraphQLError(
             error.message, nodes=error.nodes, path=error.path, extensions={"code": VALIDATION}
         )

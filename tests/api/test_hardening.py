@@ -299,6 +299,43 @@ async def test_rejected_documents_carry_a_stable_error_code(
     assert _only_error(body).get("extensions", {}).get("code") == "GRAPHQL_VALIDATION_FAILED"
 
 
+@pytest.mark.parametrize(
+    ("document", "variables", "named"),
+    [
+        (CREATE_PROJECT, {"name": None}, "$name"),
+        (
+            "mutation ($input: CreateProjectInput!) {"
+            " createProject(input: $input) { __typename } }",
+            {"input": {"description": "no name"}},
+            "'name'",
+        ),
+        (
+            "mutation ($input: SignInInput!) { signIn(input: $input) { __typename } }",
+            {"input": {"password": "no email"}},
+            "'email'",
+        ),
+    ],
+    ids=["null-variable", "missing-input-field", "anonymous"],
+)
+async def test_invalid_variables_are_a_validation_error_naming_the_field(
+    gql: GraphQL,
+    org: Org,
+    statements: list[str],
+    document: str,
+    variables: dict[str, Any],
+    named: str,
+) -> None:
+    # when
+    body = await gql(document, variables, token=org.token)
+
+    # then: the client's own mistake, explained (not an internal error), and nothing ran
+    assert body["data"] is None
+    error = _only_error(body)
+    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert named in error["message"]
+    assert not any("projects" in sql for sql in statements), statements
+
+
 # --- Pagination -------------------------------------------------------------------------------
 
 
