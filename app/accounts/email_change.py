@@ -38,13 +38,6 @@ async def request_email_change(
         raise Invalid("This is already your email address", field="newEmail")
     if await queries.email_taken(session, new_email, except_user=actor_id):
         raise Conflict("A user with this email already exists", field="newEmail")
-    token = await issue_token(
-        session,
-        TokenPurpose.EMAIL_VERIFICATION,
-        user_id=actor_id,
-        ttl_seconds=settings.auth.email_verification_ttl_seconds,
-        email=new_email,
-    )
     await record(
         session,
         meta,
@@ -54,14 +47,58 @@ async def request_email_change(
         target_id=actor_id,
         metadata={"new_email": new_email},
     )
+    await mail_verification_link(
+        session,
+        mailer,
+        settings,
+        user_id=actor_id,
+        email=new_email,
+        subject="Confirm your new Tenantry email address",
+        request="Confirm that this is your new email address for Tenantry:",
+    )
+
+
+async def request_verification(
+    session: Session, mailer: Mailer, settings: Settings, *, user_id: UUID, email: str
+) -> None:
+    """Mail a link that confirms the user's current address (e.g. a new tenant's owner who
+    signed up with it); following it sets `emailVerifiedAt`."""
+    await mail_verification_link(
+        session,
+        mailer,
+        settings,
+        user_id=user_id,
+        email=email,
+        subject="Confirm your Tenantry email address",
+        request="Confirm that this is your email address for Tenantry:",
+    )
+
+
+async def mail_verification_link(
+    session: Session,
+    mailer: Mailer,
+    settings: Settings,
+    *,
+    user_id: UUID,
+    email: str,
+    subject: str,
+    request: str,
+) -> None:
+    token = await issue_token(
+        session,
+        TokenPurpose.EMAIL_VERIFICATION,
+        user_id=user_id,
+        ttl_seconds=settings.auth.email_verification_ttl_seconds,
+        email=email,
+    )
     await mailer.send(
         session,
         MailMessage(
             kind=TokenPurpose.EMAIL_VERIFICATION.value,
-            recipient=new_email,
-            subject="Confirm your new Tenantry email address",
+            recipient=email,
+            subject=subject,
             body=(
-                "Confirm that this is your new email address for Tenantry:\n"
+                f"{request}\n"
                 f"{link(settings, 'verify-email', token)}\n\n"
                 f"The link works once and expires in "
                 f"{duration(settings.auth.email_verification_ttl_seconds)}. "
@@ -90,10 +127,11 @@ async def verify_email(database: Database, meta: RequestMeta, *, token: str) -> 
             raise Conflict(
                 "Another user took this email address meanwhile", field="token"
             ) from None
+        changed = used.email.lower() != account.email.lower()
         await record(
             session,
             meta,
-            action="email_change.verified",
+            action="email_change.verified" if changed else "email.verified",
             actor_id=account.id,
             target_type="user",
             target_id=account.id,

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import strawberry
 
+from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import UserError, attempt, patch, patch_nullable
 from app.api.permissions import not_while_impersonating, public, requires, signed_in
@@ -96,7 +97,13 @@ class TenantMutations:
         )
         try:
             done = await sign_up(
-                ctx.database, ctx.tokens, ctx.settings, ctx.store, ctx.request_meta, request
+                ctx.database,
+                ctx.tokens,
+                ctx.settings,
+                ctx.store,
+                mailer_for(ctx.settings),
+                ctx.request_meta,
+                request,
             )
         except DomainError as error:
             return SignUpPayload.of_error(error)

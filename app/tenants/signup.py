@@ -4,7 +4,8 @@ Off unless TENANTRY_SIGNUP is set. Every attempt counts against its client IP (a
 TENANTRY_SIGNUP_PER_IP_PER_HOUR an hour) before any other work, so nobody can mass-create
 tenants or probe slugs. The tenant, its system roles, its owner and the entries in its and
 the platform's audit log are one transaction: a failure leaves none of them. The owner is
-then signed in as by `signIn` (a session, or the MFA step a server policy asks for).
+then signed in as by `signIn` (a session, or the MFA step a server policy asks for), and
+mailed a link that confirms their address (`emailVerifiedAt` until then is null).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from uuid import uuid4
 
 import asyncpg
 
+from app.accounts.email_change import request_verification
+from app.accounts.mailer import Mailer
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
 from app.auth.throttle import TooManyAttempts
@@ -53,6 +56,7 @@ async def sign_up(
     tokens: TokenService,
     settings: Settings,
     store: Store,
+    mailer: Mailer,
     meta: RequestMeta,
     request: SignUp,
 ) -> SignedUp:
@@ -100,6 +104,10 @@ async def sign_up(
                 )
             signed_in = await after_first_factor(
                 session, tokens, settings, meta, owner.id, tenant_id
+            )
+            # Last (an SMTP mailer sends at once): the address is confirmed by following it.
+            await request_verification(
+                session, mailer, settings, user_id=owner.id, email=owner.email
             )
     except asyncpg.UniqueViolationError:
         raise slug_taken(slug) from None

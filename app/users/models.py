@@ -24,6 +24,8 @@ class User:
     status: UserStatus
     created_at: datetime
     updated_at: datetime
+    # When the address was proven theirs (an invitation or a verification link followed).
+    email_verified_at: datetime | None
 
 
 @dataclass(frozen=True)

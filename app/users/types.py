@@ -49,6 +49,10 @@ class User(Node):
     status: UserStatus = strawberry.field(description="Whether the user can sign in.")
     created_at: datetime = strawberry.field(description="When the user was created.")
     updated_at: datetime = strawberry.field(description="When the user last changed.")
+    email_verified_at: datetime | None = strawberry.field(
+        description="When the email address was confirmed (an invitation or a verification "
+        "link followed); null: not yet."
+    )
 
     @strawberry.field(
         description="The user's active sessions, newest first: only for the signed-in user "

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from app.core.db import Database
 from app.core.settings import Settings
 from app.tenants.service import lookup_slug
-from tests.accounts.support import audit
+from tests.accounts.support import VERIFY_EMAIL, audit, link_token, outbox
 from tests.app_fixtures import PASSWORD, GraphQL, Org, start_server, stop_server
 from tests.auth.helpers import sign_in
 from tests.platform.support import AUDIT, new_admin
@@ -32,6 +32,7 @@ mutation ($input: SignUpInput!) {
   }
 }"""
 WHO = "{ viewer { email roles { key } } tenant { slug name plan status } }"
+VERIFIED = "{ viewer { emailVerifiedAt } }"
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +114,29 @@ async def test_sign_up_creates_the_tenant_with_its_owner_signed_in(
         "platformAuditLog"
     ]["nodes"]
     assert [e["targetId"] for e in logged].count(str(ref.id)) == 1
+
+
+async def test_the_owner_confirms_their_address_by_the_mailed_link(
+    open_server: GraphQL, database: Database
+) -> None:
+    slug = new_slug()
+    payload = await sign_up(open_server, request(slug))
+    token = payload["accessToken"]
+    ref = await lookup_slug(database, slug)
+    assert ref is not None
+    assert (await open_server.data(VERIFIED, token=token))["viewer"]["emailVerifiedAt"] is None
+
+    [mail] = await outbox(database, ref.id)
+    assert mail["recipient"] == f"founder@{slug}.example"
+    assert mail["kind"] == "email_verification"
+    verified = await open_server.data(
+        VERIFY_EMAIL, {"link": link_token(mail["body"], "verify-email")}
+    )
+
+    assert verified["verifyEmail"] == {"ok": True, "errors": []}
+    assert (await open_server.data(VERIFIED, token=token))["viewer"]["emailVerifiedAt"]
+    [entry] = await audit(database, ref.id, "email.verified")
+    assert entry["actor_kind"] == "user"
 
 
 async def test_a_server_without_sign_up_refuses_it(gql: GraphQL, database: Database) -> None:
