@@ -46,7 +46,8 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
         return login
     rng = random.Random(seed)
     try:
-        tenant = await create_tenant(database, slug=DEMO_SLUG, name="Demo Inc.")
+        # On a plan with room: the free plan's three projects would be full from the start.
+        tenant = await create_tenant(database, slug=DEMO_SLUG, name="Demo Inc.", plan="team")
     except Conflict:  # another process seeded it at the same moment
         return login
     async with database.transaction(tenant.id) as session:

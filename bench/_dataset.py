@@ -205,7 +205,10 @@ async def insert(app_url: str, dataset: list[_Rows]) -> list[TenantData]:
         password_hash = await hash_password(PASSWORD)
         for rows in dataset:
             tenant = rows.tenant
-            await create_tenant(database, slug=tenant.slug, name=rows.name, tenant_id=tenant.id)
+            # Unlimited: a plan's requests per minute would turn load into 429s.
+            await create_tenant(
+                database, slug=tenant.slug, name=rows.name, tenant_id=tenant.id, plan="enterprise"
+            )
             async with database.transaction(tenant.id) as session:
                 await session.execute(_INSERT_USERS, *rows.users, password_hash)
                 await session.execute(_INSERT_USER_ROLES, rows.users[0])

@@ -33,3 +33,8 @@ async def test_demo_is_seeded_once_and_signs_in(gql: GraphQL, database: Database
     tasks = [t for p in projects["nodes"] for t in p["tasks"]["nodes"]]
     assert sum(p["tasks"]["totalCount"] for p in projects["nodes"]) >= 18
     assert any(t["comments"]["totalCount"] > 0 for t in tasks)
+    # Someone trying the API adds a project: the demo's plan has room for it.
+    created = await gql.data(
+        'mutation { createProject(input: {name: "Mine"}) { errors { code } } }', token=token
+    )
+    assert created["createProject"]["errors"] == []
