@@ -10,6 +10,7 @@ keeps what it has; it just cannot add more until it is under the limit.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from app.core.db import Session
 from app.core.errors import NotFound, QuotaExceeded
@@ -27,6 +28,23 @@ class Quota(enum.Enum):
         self.attribute = attribute
         self.limit = limit
         self.noun = noun
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    limit: str  # the client-facing name, e.g. maxUsers
+    maximum: int | None  # None: unlimited
+    used: int
+
+
+async def quota_use(session: Session, plan_key: str) -> list[QuotaUse]:
+    """What the bound tenant's plan allows and how much of it is taken, per quota (counted
+    as the checks count)."""
+    plan = plan_of(plan_key)
+    return [
+        QuotaUse(q.limit, getattr(plan, q.attribute), await queries.counted(session, q.table))
+        for q in Quota
+    ]
 
 
 async def require_room(session: Session, quota: Quota) -> None:

@@ -11,9 +11,10 @@ from app.api.context import Info
 from app.api.relay import Node
 from app.core.tables import Table
 from app.tasks.models import TaskStatus
-from app.tenants import features
+from app.tenants import features, quotas
 from app.tenants.features import FeatureFlag
 from app.tenants.models import TENANTS, TenantStatus
+from app.tenants.plans import plan_of
 
 strawberry.enum(TenantStatus, description="Lifecycle state of a tenant.")
 
@@ -26,6 +27,13 @@ class FeatureFlagType:
     @classmethod
     def of(cls, flag: FeatureFlag) -> FeatureFlagType:
         return cls(key=flag.key, enabled=flag.enabled)
+
+
+@strawberry.type(name="Quota", description="One limit of the tenant's plan and its use.")
+class QuotaType:
+    limit: str = strawberry.field(description="Which limit: `maxUsers` or `maxProjects`.")
+    maximum: int | None = strawberry.field(description="How many the plan allows; null: no limit.")
+    used: int = strawberry.field(description="How many the tenant has now.")
 
 
 @strawberry.type(description="The organisation the caller belongs to.")
@@ -56,3 +64,15 @@ class Tenant(Node):
     )
     async def features(self, info: Info) -> list[FeatureFlagType]:
         return [FeatureFlagType.of(f) for f in await features.flags(info.context.session)]
+
+    @strawberry.field(
+        description="The plan's limits and how much of each is taken: users who can sign in "
+        "or are invited, active projects. Adding beyond a limit is QUOTA_EXCEEDED."
+    )
+    async def quotas(self, info: Info) -> list[QuotaType]:
+        found = await quotas.quota_use(info.context.session, self.plan)
+        return [QuotaType(limit=q.limit, maximum=q.maximum, used=q.used) for q in found]
+
+    @strawberry.field(description="Requests per minute the plan allows; null: unlimited.")
+    def requests_per_minute(self) -> int | None:
+        return plan_of(self.plan).requests_per_minute

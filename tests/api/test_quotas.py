@@ -194,3 +194,26 @@ async def test_requests_beyond_the_plans_rate_get_429(
     assert f"allows {limit} requests per minute" in error["message"]
     # Another tenant is not held back.
     assert (await gql.post(PING, token=other_org.token)).status_code == 200
+
+
+async def test_the_tenant_reads_its_limits_and_their_use(
+    gql: GraphQL, free_org: Org, org: Org
+) -> None:
+    await invite(gql, free_org, 0)
+    await new_project(gql, free_org, "P")
+    document = "{ tenant { plan requestsPerMinute quotas { limit maximum used } } }"
+
+    free = (await gql.data(document, token=free_org.token))["tenant"]
+    unlimited = (await gql.data(document, token=org.token))["tenant"]
+
+    assert free == {
+        "plan": "free",
+        "requestsPerMinute": FREE.requests_per_minute,
+        "quotas": [
+            # Two members and one invitation; one active project.
+            {"limit": "maxUsers", "maximum": FREE.max_users, "used": 3},
+            {"limit": "maxProjects", "maximum": FREE.max_projects, "used": 1},
+        ],
+    }
+    assert unlimited["requestsPerMinute"] is None
+    assert [q["maximum"] for q in unlimited["quotas"]] == [None, None]
