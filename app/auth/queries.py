@@ -20,39 +20,18 @@ async def insert_session(
     user_agent: str,
     ip: str | None,
     expires_at: datetime,
+    impersonator_id: UUID | None = None,
+    platform_session_id: UUID | None = None,
 ) -> AuthSession:
-    row = await session.fetchrow(
-        "INSERT INTO auth_sessions AS s (tenant_id, user_id, aal, amr, user_agent, ip,"
-        " expires_at) VALUES (app.current_tenant_id(), $1, $2, $3, $4, $5, $6)"
-        f" RETURNING {_SESSION_COLUMNS}",
-        user_id,
-        aal,
-        list(amr),
-        user_agent,
-        ip,
-        expires_at,
-    )
-    assert row is not None
-    return AUTH_SESSIONS.to_model(row)
-
-
-async def insert_impersonation_session(
-    session: Session,
-    *,
-    user_id: UUID,
-    impersonator_id: UUID,
-    platform_session_id: UUID,
-    amr: tuple[str, ...],
-    user_agent: str,
-    ip: str | None,
-    expires_at: datetime,
-) -> AuthSession:
+    """A session of the user; with `impersonator_id`, one a platform administrator opened
+    from their platform session `platform_session_id` (break-glass impersonation)."""
     row = await session.fetchrow(
         "INSERT INTO auth_sessions AS s (tenant_id, user_id, aal, amr, user_agent, ip,"
         " expires_at, impersonator_id, platform_session_id)"
-        " VALUES (app.current_tenant_id(), $1, 2, $2, $3, $4, $5, $6, $7)"
+        " VALUES (app.current_tenant_id(), $1, $2, $3, $4, $5, $6, $7, $8)"
         f" RETURNING {_SESSION_COLUMNS}",
         user_id,
+        aal,
         list(amr),
         user_agent,
         ip,

@@ -231,9 +231,11 @@ async def start_impersonation(
     """A session of `user_id` opened by a platform administrator (app/platform/
     impersonation.py): no refresh token, so nothing can extend it; revoked like any other
     session of the user."""
-    return await queries.insert_impersonation_session(
+    return await queries.insert_session(
         session,
         user_id=user_id,
+        # The administrator proved a second factor to sign in to the platform.
+        aal=2,
         impersonator_id=impersonator_id,
         platform_session_id=platform_session_id,
         amr=amr,
