@@ -17,8 +17,9 @@ from app.api.relay import decode_global_id
 from app.core.db import Database
 from app.core.settings import Settings
 from app.identity.jwks import JwksCache
+from app.tenants.plans import PLANS
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
-from tests.factories import SYSTEM_ROLE_COLUMN
+from tests.factories import SYSTEM_ROLE_COLUMN, seed_user
 from tests.identity.support import (
     VIEWER,
     FakeIdp,
@@ -331,6 +332,26 @@ async def test_without_user_creation_an_unknown_person_is_rejected(
     assert result == REJECTED
     assert await _user(database, org.id, "stranger@people.example") is None
     assert await _reasons(database, org.id) == ["no_such_user"]
+
+
+async def test_a_tenant_without_seats_creates_no_user(
+    idp_gql: GraphQL, org: Org, database: Database, idp: FakeIdp, key: SigningKey, trust: Trust
+) -> None:
+    # given a free-plan tenant whose seats are all taken (two members and three more)
+    await trust(createUsers=True)
+    async with database.transaction(org.id) as session:
+        await session.execute("UPDATE tenants SET plan = 'free'")
+    for _ in range(PLANS["free"].max_users - len(org.members)):  # type: ignore[operator]
+        await seed_user(database, org.id)
+    claims = idp.claims(email="late@people.example")
+
+    # when
+    result = await exchange(idp_gql, org.slug, idp.token(key, claims))
+
+    # then
+    assert result == REJECTED
+    assert await _user(database, org.id, "late@people.example") is None
+    assert await _reasons(database, org.id) == ["quota_exceeded"]
 
 
 @pytest.mark.parametrize("verified", [False, "true", None])
