@@ -18,6 +18,7 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import restart_sessions, revoke_user_sessions
+from app.auth.throttle import SignInThrottle
 from app.core import validation
 from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
@@ -28,7 +29,7 @@ from app.core.security import AccessClaims, TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from app.tenants.models import TenantStatus
-from app.tenants.service import lookup
+from app.tenants.service import current_tenant, lookup
 
 logger = logging.getLogger("tenantry.accounts")
 
@@ -183,9 +184,15 @@ async def change_password(
     actor_id = claims.user_id
     check_password_policy(new_password, field="newPassword")
     account = await queries.account(session, actor_id)
-    if not await verify_password(account.password_hash if account else None, current_password):
-        raise WrongPassword("The current password is wrong", field="currentPassword")
     assert account is not None
+    # A stolen access token must not buy unlimited guesses of the password: wrong current
+    # passwords count with failed sign-ins of the same account (and IP, and tenant).
+    throttle = SignInThrottle(store, settings.auth)
+    slug = (await current_tenant(session)).slug
+    await throttle.check(slug, account.email, meta)
+    if not await verify_password(account.password_hash, current_password):
+        await throttle.failed(slug, account.email, meta)
+        raise WrongPassword("The current password is wrong", field="currentPassword")
     await queries.set_password(
         session, account.id, await hash_password(new_password, field="newPassword")
     )

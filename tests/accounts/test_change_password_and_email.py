@@ -10,6 +10,7 @@ import pytest
 from app.accounts.models import TokenPurpose
 from app.core.db import Database
 from app.core.security import TokenService
+from app.core.settings import Settings
 from tests.accounts.support import (
     CHANGE_EMAIL,
     CHANGE_PASSWORD,
@@ -251,3 +252,21 @@ async def test_expired_and_foreign_email_tokens_are_refused(
     assert results == [{"ok": False, "errors": [invalid_token_error()]}] * 4
     assert (await gql.data(VIEWER, token=member.token))["viewer"]["email"] == member.email
     assert await audit(database, org.id, "email_change.") == []
+
+
+async def test_wrong_current_passwords_are_throttled_with_sign_ins(
+    gql: GraphQL, org: Org, database: Database, app_settings: Settings
+) -> None:
+    member = org.members[0]
+    for _ in range(app_settings.auth.throttle_per_account):
+        wrong = await change_password(gql, member.token, "not my password", NEW_PASSWORD)
+        assert [e["code"] for e in wrong["errors"]] == ["INVALID_CREDENTIALS"]
+    before = await user_row(database, org.id, member.email)
+
+    # The right password no longer helps, and signing in to the account is held back too.
+    blocked = await change_password(gql, member.token, PASSWORD, NEW_PASSWORD)
+    signing_in = await sign_in(gql, org.slug, member.email, PASSWORD)
+
+    assert [e["code"] for e in blocked["errors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert [e["code"] for e in signing_in["errors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert await user_row(database, org.id, member.email) == before
