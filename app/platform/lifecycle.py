@@ -40,7 +40,7 @@ from app.tenants import queries as tenant_queries
 from app.tenants.features import FeatureFlag
 from app.tenants.models import Tenant, TenantStatus
 from app.tenants.plans import check_plan
-from app.tenants.resolution import forget
+from app.tenants.resolution import forget, forget_slug
 from app.tenants.service import (
     TenantAccess,
     check_slug,
@@ -69,6 +69,7 @@ class Provisioned:
 
 async def create_tenant(
     database: Database,
+    store: Store,
     mailer: Mailer,
     settings: Settings,
     meta: RequestMeta,
@@ -157,6 +158,8 @@ async def create_tenant(
         if earlier is not None:
             return earlier
         raise slug_taken(slug) from None
+    # Requests naming the new slug (subdomain, X-Tenant) find it at once.
+    await forget_slug(store, slug)
     return Provisioned(tenant, created=True)
 
 

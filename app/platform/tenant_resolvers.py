@@ -221,6 +221,7 @@ class TenantLifecycleMutations:
             info,
             lambda actor: lifecycle.create_tenant(
                 ctx.database,
+                ctx.store,
                 mailer_for(ctx.settings),
                 ctx.settings,
                 ctx.request_meta,

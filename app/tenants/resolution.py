@@ -18,8 +18,12 @@ from app.core.request_meta import RequestMeta
 from app.core.store import Store, StoreKey, platform_key
 from app.tenants.service import forget_access, lookup_slug
 
-# Slugs never change, but a purged tenant's slug can be taken again: a short life.
+# Slugs never change, but a purged tenant's slug can be taken again: a short life. That a
+# slug is unknown is kept shorter still: a tenant may be created with it any moment (this
+# server's own creations drop the entry at once, `forget_slug`; others, like an import by
+# the CLI, within this many seconds).
 RESOLUTION_TTL_SECONDS = 60
+UNKNOWN_TTL_SECONDS = 10
 
 
 async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | None:
@@ -36,7 +40,8 @@ async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | No
     if cached is None:
         ref = await lookup_slug(database, name)
         cached = "" if ref is None else str(ref.id)
-        await store.put(key, cached, ttl_seconds=RESOLUTION_TTL_SECONDS)
+        ttl = RESOLUTION_TTL_SECONDS if cached else UNKNOWN_TTL_SECONDS
+        await store.put(key, cached, ttl_seconds=ttl)
     return UUID(cached) if cached else None
 
 
@@ -46,8 +51,13 @@ def _slug_key(slug: str) -> StoreKey:
 
 async def forget(store: Store, tenant_id: UUID, slug: str) -> None:
     """Drop what is cached of a purged tenant: its slug's id and its status and plan."""
-    await store.delete(_slug_key(slug))
+    await forget_slug(store, slug)
     await forget_access(store, tenant_id)
+
+
+async def forget_slug(store: Store, slug: str) -> None:
+    """Drop what is cached of a slug: a new tenant took it, or a purged one freed it."""
+    await store.delete(_slug_key(slug))
 
 
 async def tenant_to_use(

@@ -30,6 +30,7 @@ from app.core.settings import Settings
 from app.core.store import Store, platform_key
 from app.tenants.models import Tenant
 from app.tenants.plans import DEFAULT_PLAN
+from app.tenants.resolution import forget_slug
 from app.tenants.service import check_slug, provision, slug_taken
 from app.users.service import create_user
 
@@ -111,4 +112,6 @@ async def sign_up(
             )
     except asyncpg.UniqueViolationError:
         raise slug_taken(slug) from None
+    # Requests naming the new slug (subdomain, X-Tenant) find it at once.
+    await forget_slug(store, slug)
     return SignedUp(tenant, signed_in)

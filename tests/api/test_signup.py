@@ -240,3 +240,21 @@ async def test_any_input_is_created_or_refused_cleanly(
     created = await exists(database, values["slug"].strip().lower())
     assert codes in ([], ["INVALID"]), codes
     assert created == (codes == [])
+
+
+async def test_requests_naming_the_new_slug_find_it_at_once(open_server: GraphQL) -> None:
+    slug = new_slug()
+
+    async def viewer(token: str | None) -> int:
+        headers = {"x-tenant": slug, **({"authorization": f"Bearer {token}"} if token else {})}
+        response = await open_server.http.post(
+            "/graphql", json={"query": "{ viewer { id } }"}, headers=headers
+        )
+        return response.status_code
+
+    # Before it exists the slug is unknown, and remembered so for a few seconds...
+    assert await viewer(None) == 200
+    payload = await sign_up(open_server, request(slug))
+
+    # ...but signing up forgets that at once: its owner's token and the header agree.
+    assert await viewer(payload["accessToken"]) == 200

@@ -281,3 +281,27 @@ async def test_a_failure_at_any_step_leaves_nothing(
     monkeypatch.undo()
     retried = (await gql.data(CREATE, {"input": values}, token=creator[1]))["createTenant"]
     assert retried["created"] is True
+
+
+async def test_requests_naming_the_new_slug_find_it_at_once(
+    gql: GraphQL, creator: tuple[Admin, str]
+) -> None:
+    values = tenant_input()
+    owner = values["owner"]
+
+    async def viewer(token: str | None) -> int:
+        headers = {"x-tenant": values["slug"]}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        response = await gql.http.post(
+            "/graphql", json={"query": "{ viewer { id } }"}, headers=headers
+        )
+        return response.status_code
+
+    # Before it exists the slug is unknown, and remembered so for a few seconds...
+    assert await viewer(None) == 200
+    await gql.data(CREATE, {"input": values}, token=creator[1])
+    signed_in = await sign_in(gql, values["slug"], owner["email"], owner["password"])
+
+    # ...but creating the tenant forgets that at once: the owner's token and the header agree.
+    assert await viewer(signed_in["accessToken"]) == 200
