@@ -1,4 +1,5 @@
-"""`tenantry tenant export | import`: a tenant's data out and back in (docs/platform.md)."""
+"""`tenantry tenant export | import | purge-expired`: a tenant's data out and back in, and the
+retention job that purges deleted tenants (docs/platform.md)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.core.settings import Settings
 
 if TYPE_CHECKING:
     from app.cli.common import Commands
+    from app.core.db import Database
     from app.platform import portability
     from app.platform.tenant_import import Imported
 
@@ -115,9 +117,80 @@ def _tenant_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _tenant_purge_expired(settings: Settings, args: argparse.Namespace) -> int:
+    from app.core.store import Store
+    from app.platform import retention
+
+    meta = operator_meta()
+
+    async def run(database: Database) -> int:
+        expired = await retention.expired_tenants(
+            database, retention_days=settings.tenant_retention_days, limit=args.limit
+        )
+        if args.dry_run:
+            for tenant in expired:
+                deleted = (
+                    "purge begun, not finished"
+                    if tenant.deleted_at is None
+                    else f"deleted {tenant.deleted_at.isoformat(timespec='seconds')}"
+                )
+                print(f"would purge {tenant.slug} ({tenant.id}), {deleted}")
+            return 0
+        # The servers' store (Redis): the purge drops what they cache of the tenant.
+        store = Store.from_url(settings.redis_url)
+        failed = 0
+        try:
+            for tenant in expired:
+                try:
+                    purged = await retention.purge_expired(database, store, meta, tenant)
+                except Exception as exc:
+                    # One tenant must not keep the others from being purged; a purge that
+                    # stopped half-way is finished by the next run.
+                    failed += 1
+                    print(
+                        f"error: purging {tenant.slug} ({tenant.id}) failed: {_failure(exc)}",
+                        file=sys.stderr,
+                    )
+                    continue
+                print(f"purged {tenant.slug} ({tenant.id}): {purged.total} rows deleted")
+        finally:
+            await store.close()
+        if failed:
+            print(
+                f"error: {failed} of {len(expired)} expired tenant(s) failed; the next run"
+                " tries them again",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+
+    return admin_call(settings, run)
+
+
+def _failure(exc: Exception) -> str:
+    """One line on why, said as `main` says it."""
+    import asyncpg
+
+    from app.core.errors import DomainError
+
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, asyncpg.PostgresError):
+        # Its class only, never the SQL.
+        return f"the database refused the operation ({exc.sqlstate})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def register(commands: Commands) -> None:
     tenant = commands.add_parser(
-        "tenant", help="export and import a tenant's data (docs/platform.md)"
+        "tenant", help="export and import a tenant's data, purge expired ones (docs/platform.md)"
     ).add_subparsers(dest="tenant_command", required=True)
     exporting = tenant.add_parser(
         "export", help="write every row of a tenant, as one snapshot, in JSON Lines"
@@ -132,3 +205,17 @@ def register(commands: Commands) -> None:
     importing.add_argument("--slug", required=True, help="the new tenant's slug")
     importing.add_argument("--name", help="the new tenant's name (default: the exported one)")
     importing.set_defaults(run=_tenant_import)
+    expiring = tenant.add_parser(
+        "purge-expired",
+        help="purge every deleted tenant whose retention period is over (for cron; never asks)",
+    )
+    expiring.add_argument(
+        "--dry-run", action="store_true", help="list what would be purged; change nothing"
+    )
+    expiring.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="purge at most N tenants, longest deleted first (default: all)",
+    )
+    expiring.set_defaults(run=_tenant_purge_expired)
