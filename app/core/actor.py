@@ -50,6 +50,18 @@ class PlatformActor(_Holder):
     permissions: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Operator:
+    """An operator's command (`tenantry …`) run where the server's database credentials are.
+
+    Those credentials are its authority, not a platform session, so it holds no permission
+    to check. Its audit entries are the system's (no actor id); their user agent names the
+    command and the OS account (app/cli/common.py)."""
+
+
+OPERATOR = Operator()
+
+
 def refuse_impersonation(session: Session, what: str) -> None:
     """ImpersonationRestricted when `session` runs for a platform administrator acting as a
     user. Called by the services that change credentials, sessions or membership, so they

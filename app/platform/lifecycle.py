@@ -23,7 +23,7 @@ from app.audit.models import ActorKind
 from app.audit.service import record
 from app.auth.sessions import revoke_tenant_sessions
 from app.core import validation
-from app.core.actor import PlatformActor
+from app.core.actor import Operator, PlatformActor
 from app.core.db import Database
 from app.core.errors import Conflict, NotFound
 from app.core.passwords import check_password_policy
@@ -398,7 +398,7 @@ async def purge_tenant(
     store: Store,
     meta: RequestMeta,
     *,
-    actor: PlatformActor,
+    actor: PlatformActor | Operator,
     tenant_id: UUID,
     reason: str | None,
 ) -> Purged:
@@ -406,9 +406,15 @@ async def purge_tenant(
     transactions, then the tenant row; the record of it stays in the platform audit log.
 
     The first step ends the retention period, so a restore cannot race the purge. A purge
-    that stops half-way (a crash) is finished by running it again.
+    that stops half-way (a crash) is finished by running it again. The actor is an
+    administrator holding tenant:delete, or the operator's retention job
+    (`tenantry tenant purge-expired`, app/platform/retention.py), recorded as the system.
     """
-    actor.require(PlatformPermission.TENANT_DELETE)
+    if isinstance(actor, PlatformActor):
+        actor.require(PlatformPermission.TENANT_DELETE)
+        actor_id, actor_kind = actor.admin_id, ActorKind.PLATFORM
+    else:
+        actor_id, actor_kind = None, ActorKind.SYSTEM
     reason = None if reason is None else validation.text(reason, field="reason", max_length=500)
     async with database.transaction(tenant_id) as session:
         tenant = await tenant_queries.current(session, lock=True)
@@ -434,7 +440,8 @@ async def purge_tenant(
             session,
             meta,
             action="tenant.purged",
-            actor_id=actor.admin_id,
+            actor_id=actor_id,
+            actor_kind=actor_kind,
             target_type="tenant",
             target_id=tenant_id,
             metadata={"slug": tenant.slug, "reason": reason, "rows": rows},

@@ -55,3 +55,13 @@ class NewAdmin:
 PLATFORM_ADMINS = Table("platform_admins", PlatformAdmin)
 # The same entry shape as a tenant's audit log, in the platform's own table.
 PLATFORM_AUDIT_LOG = Table("platform_audit_log", AuditEntry)
+
+
+@dataclass(frozen=True)
+class ExpiredTenant:
+    """A deleted tenant whose retention period is over: only a purge is left for it."""
+
+    id: UUID
+    slug: str
+    # None when a purge has begun (it set deleted_at to -infinity) and did not finish.
+    deleted_at: datetime | None

@@ -17,6 +17,7 @@ from app.platform.models import (
     PLATFORM_ADMINS,
     AdminCredentials,
     AdminStatus,
+    ExpiredTenant,
     PlatformAdmin,
 )
 
@@ -240,6 +241,25 @@ async def insert_provisioning(
         digest,
         tenant_id,
     )
+
+
+async def expired_tenants(
+    session: Session, retention_days: int, limit: int | None
+) -> list[ExpiredTenant]:
+    """Deleted tenants whose retention period is over, longest deleted first, from the
+    registry (readable in the platform scope with no tenant bound). Compared in SQL, as
+    `restorable` does, so the two agree; a purge that has begun set deleted_at to -infinity,
+    which is over too, so the retention job finishes interrupted purges."""
+    rows = await session.fetch(
+        "SELECT id, slug, NULLIF(deleted_at, '-infinity') AS deleted_at FROM tenants"
+        " WHERE status = 'deleted'"
+        " AND deleted_at + make_interval(days => $1) < statement_timestamp()"
+        # The column, not the output's NULLIF: interrupted purges (-infinity) come first.
+        " ORDER BY tenants.deleted_at, id LIMIT $2",
+        retention_days,
+        limit,
+    )
+    return [ExpiredTenant(r["id"], r["slug"], r["deleted_at"]) for r in rows]
 
 
 async def purgeable_tables(session: Session) -> list[str]:

