@@ -6,8 +6,9 @@ soon as their previous response arrives. A level stops after `--requests` reques
 `--seconds`, whichever comes first; requests go only to the local server on 127.0.0.1.
 
 Noisy neighbour: tenant B alone (1 client), then tenant A flooding with `--noisy-clients`
-clients from a separate process while B repeats exactly the same sequence. No limiter
-exists yet: the numbers are the baseline it will be judged against.
+clients from a separate process while B repeats exactly the same sequence: once with A on
+the unlimited plan (no limiter: the baseline), once with A on a plan whose requests per
+minute the server enforces (429 beyond it, before any GraphQL).
 Run: `python -m bench.load [--levels 1,4,16,32]`.
 """
 
@@ -21,6 +22,13 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import httpx
+
+from app.core.db import Database
+from app.tenants.plans import PLANS
+from app.tenants.service import STATUS_TTL_SECONDS
+
+from ._dataset import TenantData
 from ._env import Env, add_arguments, environment, log
 from ._loadgen import (
     LEVEL_HEADERS,
@@ -43,64 +51,112 @@ NOISY_REQUESTS = 200
 
 @dataclass(frozen=True)
 class Noisy:
-    """Tenant B's latency alone and while tenant A floods; A's own numbers meanwhile."""
+    """Tenant B's latency alone and while tenant A floods, first with A unlimited, then with
+    A on a plan whose requests per minute the server enforces; A's own numbers meanwhile."""
 
     alone: Level
     flooded: Level
     flood: Level
+    flooded_limited: Level
+    flood_limited: Level
     flood_clients: int
+    limited_plan: str
 
 
-async def _noisy(env: Env, *, clients: int, b_requests: int, max_seconds: float) -> Noisy:
+# The plan A floods on in the limited round: the paid plan with a limit.
+LIMITED_PLAN = "team"
+
+
+async def _set_plan(env: Env, tenant: TenantData, plan: str) -> None:
+    """Move a tenant to `plan` in the database, then wait until the server's cached copy of
+    the tenant (status and plan, STATUS_TTL_SECONDS) has expired: the bench server keeps it
+    in process memory, where nothing else could reach it."""
+    database = await Database.connect(
+        env.app_url, min_size=1, max_size=1, statement_timeout_ms=60_000
+    )
+    try:
+        async with database.transaction(tenant.id) as session:
+            await session.execute("UPDATE tenants SET plan = $1", plan)
+    finally:
+        await database.close()
+    await asyncio.sleep(STATUS_TTL_SECONDS + 1)
+
+
+async def _during_flood(
+    env: Env, http: httpx.AsyncClient, *, clients: int, b_requests: int, max_seconds: float
+) -> tuple[Level, Level]:
+    """B's seeded sequence while A floods from a separate process: B's numbers and A's."""
     a, b = env.measured, env.neighbour
-    b_seed = f"{env.seed}:noisy:B"
-    b_tokens = {b.slug: env.token(b)}
-    async with new_client(env.base_url, 1) as http:
-        log("load: noisy neighbour, B alone")
-        alone = await closed_loop(
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Event(), context.Event(), context.Queue()
+    spec = FloodSpec(
+        env.base_url,
+        f"{env.seed}:noisy:A",
+        a,
+        env.token(a),
+        clients,
+        max_seconds + 30,
+        env.watched,
+    )
+    process = context.Process(target=flood_process, args=(spec, ready, stop, results))
+    process.start()
+    try:
+        if not await asyncio.to_thread(ready.wait, 60):
+            raise RuntimeError("the flooding process did not start")
+        await asyncio.sleep(1.0)  # let the flood reach its steady state
+        flooded = await closed_loop(
             http,
-            requests(b_seed, (b,), b_tokens),
+            requests(f"{env.seed}:noisy:B", (b,), {b.slug: env.token(b)}),  # as when alone
             clients=1,
             max_requests=b_requests,
             max_seconds=max_seconds,
             watched=env.watched,
         )
-        log(f"load: noisy neighbour, B while A floods with {clients} clients")
-        context = multiprocessing.get_context("spawn")
-        ready, stop, results = context.Event(), context.Event(), context.Queue()
-        spec = FloodSpec(
-            env.base_url,
-            f"{env.seed}:noisy:A",
-            a,
-            env.token(a),
-            clients,
-            max_seconds + 30,
-            env.watched,
-        )
-        process = context.Process(target=flood_process, args=(spec, ready, stop, results))
-        process.start()
-        try:
-            if not await asyncio.to_thread(ready.wait, 60):
-                raise RuntimeError("the flooding process did not start")
-            await asyncio.sleep(1.0)  # let the flood reach its steady state
-            flooded = await closed_loop(
-                http,
-                requests(b_seed, (b,), b_tokens),  # the very same sequence as alone
-                clients=1,
-                max_requests=b_requests,
-                max_seconds=max_seconds,
-                watched=env.watched,
-            )
-            stop.set()
-            flood_result: dict[str, Any] = await asyncio.to_thread(results.get, True, 60)
-        finally:
-            stop.set()
-            await asyncio.to_thread(process.join, 10)
-            if process.is_alive():
-                process.terminate()
-                process.join()
+        stop.set()
+        flood_result: dict[str, Any] = await asyncio.to_thread(results.get, True, 60)
+    finally:
+        stop.set()
+        await asyncio.to_thread(process.join, 10)
+        if process.is_alive():
+            process.terminate()
+            process.join()
     flood_result["latency"] = Summary(**flood_result["latency"])
-    return Noisy(alone=alone, flooded=flooded, flood=Level(**flood_result), flood_clients=clients)
+    return flooded, Level(**flood_result)
+
+
+async def _noisy(env: Env, *, clients: int, b_requests: int, max_seconds: float) -> Noisy:
+    b = env.neighbour
+    async with new_client(env.base_url, 1) as http:
+        log("load: noisy neighbour, B alone")
+        alone = await closed_loop(
+            http,
+            requests(f"{env.seed}:noisy:B", (b,), {b.slug: env.token(b)}),
+            clients=1,
+            max_requests=b_requests,
+            max_seconds=max_seconds,
+            watched=env.watched,
+        )
+        log(f"load: noisy neighbour, B while A (unlimited) floods with {clients} clients")
+        flooded, flood = await _during_flood(
+            env, http, clients=clients, b_requests=b_requests, max_seconds=max_seconds
+        )
+        log(f"load: noisy neighbour, B while A ({LIMITED_PLAN} plan) floods")
+        await _set_plan(env, env.measured, LIMITED_PLAN)
+        try:
+            flooded_limited, flood_limited = await _during_flood(
+                env, http, clients=clients, b_requests=b_requests, max_seconds=max_seconds
+            )
+        finally:
+            await _set_plan(env, env.measured, "enterprise")
+    return Noisy(
+        alone=alone,
+        flooded=flooded,
+        flood=flood,
+        flooded_limited=flooded_limited,
+        flood_limited=flood_limited,
+        flood_clients=clients,
+        limited_plan=LIMITED_PLAN,
+    )
 
 
 @dataclass(frozen=True)
@@ -116,6 +172,9 @@ class LoadReport:
         noisy_headers = ["Scenario", *LEVEL_HEADERS[1:]]
         b_p50 = n.flooded.latency.p50 / n.alone.latency.p50
         b_p99 = n.flooded.latency.p99 / n.alone.latency.p99
+        lim_p50 = n.flooded_limited.latency.p50 / n.alone.latency.p50
+        lim_p99 = n.flooded_limited.latency.p99 / n.alone.latency.p99
+        limit = PLANS[n.limited_plan].requests_per_minute
         return "\n".join(
             [
                 "### Throughput: closed-loop clients, fixed op mix",
@@ -132,20 +191,29 @@ class LoadReport:
                 f"### Noisy neighbour: tenant B (1 client) alone, then while tenant A floods "
                 f"with {n.flood_clients} clients",
                 "",
-                "B replays the same seeded sequence both times; A runs in a separate process "
-                "(its CPU is B's `other` and the flood row's `generator`). "
-                "No per-tenant limiter exists yet: this is the baseline.",
+                "B replays the same seeded sequence each time; A runs in a separate process "
+                "(its CPU is B's `other` and the flood row's `generator`). First A is on the "
+                f"unlimited plan, then on `{n.limited_plan}` ({limit} requests per minute): "
+                "its requests beyond that are answered 429 before any GraphQL runs (the "
+                "flood's `errors`).",
                 "",
                 table(
                     noisy_headers,
                     [
                         n.alone.row("B alone"),
-                        n.flooded.row(f"B while A floods ({n.flood_clients} clients)"),
-                        n.flood.row(f"A, the flood ({n.flood_clients} clients)"),
+                        n.flooded.row("B while A floods (A unlimited)"),
+                        n.flood.row(f"A, the flood ({n.flood_clients} clients, unlimited)"),
+                        n.flooded_limited.row(f"B while A floods (A on {n.limited_plan})"),
+                        n.flood_limited.row(
+                            f"A, the flood ({n.flood_clients} clients, {n.limited_plan})"
+                        ),
                     ],
                 ),
                 "",
-                f"- B's p50 is {b_p50:.1f}x and its p99 {b_p99:.1f}x what it is alone.",
+                f"- A unlimited: B's p50 is {b_p50:.1f}x and its p99 {b_p99:.1f}x what it is "
+                "alone.",
+                f"- A on `{n.limited_plan}`: B's p50 is {lim_p50:.1f}x and its p99 "
+                f"{lim_p99:.1f}x what it is alone.",
             ]
         )
 
