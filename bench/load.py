@@ -50,21 +50,28 @@ NOISY_REQUESTS = 200
 
 
 @dataclass(frozen=True)
+class Limited:
+    """One limited round: A floods on `plan`; B's numbers and A's."""
+
+    plan: str
+    flooded: Level
+    flood: Level
+
+
+@dataclass(frozen=True)
 class Noisy:
     """Tenant B's latency alone and while tenant A floods, first with A unlimited, then with
-    A on a plan whose requests per minute the server enforces; A's own numbers meanwhile."""
+    A on plans whose requests per minute the server enforces; A's own numbers meanwhile."""
 
     alone: Level
     flooded: Level
     flood: Level
-    flooded_limited: Level
-    flood_limited: Level
+    limited: list[Limited]
     flood_clients: int
-    limited_plan: str
 
 
-# The plan A floods on in the limited round: the paid plan with a limit.
-LIMITED_PLAN = "team"
+# The plans A floods on in the limited rounds: the paid plan with a limit, and the free one.
+LIMITED_PLANS = ("team", "free")
 
 
 async def _set_plan(env: Env, tenant: TenantData, plan: str) -> None:
@@ -140,23 +147,26 @@ async def _noisy(env: Env, *, clients: int, b_requests: int, max_seconds: float)
         flooded, flood = await _during_flood(
             env, http, clients=clients, b_requests=b_requests, max_seconds=max_seconds
         )
-        log(f"load: noisy neighbour, B while A ({LIMITED_PLAN} plan) floods")
-        await _set_plan(env, env.measured, LIMITED_PLAN)
-        try:
-            flooded_limited, flood_limited = await _during_flood(
-                env, http, clients=clients, b_requests=b_requests, max_seconds=max_seconds
-            )
-        finally:
-            await _set_plan(env, env.measured, "enterprise")
-    return Noisy(
-        alone=alone,
-        flooded=flooded,
-        flood=flood,
-        flooded_limited=flooded_limited,
-        flood_limited=flood_limited,
-        flood_clients=clients,
-        limited_plan=LIMITED_PLAN,
-    )
+        limited: list[Limited] = []
+        for plan in LIMITED_PLANS:
+            log(f"load: noisy neighbour, B while A ({plan} plan) floods")
+            await _set_plan(env, env.measured, plan)
+            try:
+                limited.append(
+                    Limited(
+                        plan,
+                        *await _during_flood(
+                            env,
+                            http,
+                            clients=clients,
+                            b_requests=b_requests,
+                            max_seconds=max_seconds,
+                        ),
+                    )
+                )
+            finally:
+                await _set_plan(env, env.measured, "enterprise")
+    return Noisy(alone=alone, flooded=flooded, flood=flood, limited=limited, flood_clients=clients)
 
 
 @dataclass(frozen=True)
@@ -172,9 +182,9 @@ class LoadReport:
         noisy_headers = ["Scenario", *LEVEL_HEADERS[1:]]
         b_p50 = n.flooded.latency.p50 / n.alone.latency.p50
         b_p99 = n.flooded.latency.p99 / n.alone.latency.p99
-        lim_p50 = n.flooded_limited.latency.p50 / n.alone.latency.p50
-        lim_p99 = n.flooded_limited.latency.p99 / n.alone.latency.p99
-        limit = PLANS[n.limited_plan].requests_per_minute
+        limits = ", ".join(
+            f"`{lim.plan}` {PLANS[lim.plan].requests_per_minute}/min" for lim in n.limited
+        )
         return "\n".join(
             [
                 "### Throughput: closed-loop clients, fixed op mix",
@@ -193,9 +203,9 @@ class LoadReport:
                 "",
                 "B replays the same seeded sequence each time; A runs in a separate process "
                 "(its CPU is B's `other` and the flood row's `generator`). First A is on the "
-                f"unlimited plan, then on `{n.limited_plan}` ({limit} requests per minute): "
-                "its requests beyond that are answered 429 before any GraphQL runs (the "
-                "flood's `errors`).",
+                "unlimited plan, then on plans whose requests per minute the server enforces "
+                f"({limits}): A's requests beyond them are answered 429 before any GraphQL "
+                "runs (the flood's `errors`); the count restarts each clock minute.",
                 "",
                 table(
                     noisy_headers,
@@ -203,17 +213,27 @@ class LoadReport:
                         n.alone.row("B alone"),
                         n.flooded.row("B while A floods (A unlimited)"),
                         n.flood.row(f"A, the flood ({n.flood_clients} clients, unlimited)"),
-                        n.flooded_limited.row(f"B while A floods (A on {n.limited_plan})"),
-                        n.flood_limited.row(
-                            f"A, the flood ({n.flood_clients} clients, {n.limited_plan})"
+                        *(
+                            row
+                            for lim in n.limited
+                            for row in (
+                                lim.flooded.row(f"B while A floods (A on {lim.plan})"),
+                                lim.flood.row(
+                                    f"A, the flood ({n.flood_clients} clients, {lim.plan})"
+                                ),
+                            )
                         ),
                     ],
                 ),
                 "",
                 f"- A unlimited: B's p50 is {b_p50:.1f}x and its p99 {b_p99:.1f}x what it is "
                 "alone.",
-                f"- A on `{n.limited_plan}`: B's p50 is {lim_p50:.1f}x and its p99 "
-                f"{lim_p99:.1f}x what it is alone.",
+                *(
+                    f"- A on `{lim.plan}`: B's p50 is "
+                    f"{lim.flooded.latency.p50 / n.alone.latency.p50:.1f}x and its p99 "
+                    f"{lim.flooded.latency.p99 / n.alone.latency.p99:.1f}x what it is alone."
+                    for lim in n.limited
+                ),
             ]
         )
 
