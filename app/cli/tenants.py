@@ -72,23 +72,28 @@ def _tenant_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _tenant_import(settings: Settings, args: argparse.Namespace) -> int:
+    from app.core.store import Store
     from app.platform import tenant_import
+    from app.tenants.resolution import forget_slug
 
     meta = operator_meta()
 
-    def restore(lines: IO[bytes]) -> Imported:
-        return admin_call(
-            settings,
-            lambda db: tenant_import.import_tenant(
-                db,
-                settings,
-                meta,
-                lines=lines,
-                source=args.file,
-                slug=args.slug,
-                name=args.name,
-            ),
+    async def restore_into(database: Database, lines: IO[bytes]) -> Imported:
+        imported = await tenant_import.import_tenant(
+            database, settings, meta, lines=lines, source=args.file, slug=args.slug, name=args.name
         )
+        if settings.redis_url is not None:
+            # The servers' store: requests naming the new slug (subdomain, X-Tenant) find it
+            # at once, not when they stop remembering it as unknown.
+            store = Store.from_url(settings.redis_url)
+            try:
+                await forget_slug(store, imported.tenant.slug)
+            finally:
+                await store.close()
+        return imported
+
+    def restore(lines: IO[bytes]) -> Imported:
+        return admin_call(settings, lambda db: restore_into(db, lines))
 
     if args.file == "-":
         imported = restore(sys.stdin.buffer)

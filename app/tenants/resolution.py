@@ -19,9 +19,9 @@ from app.core.store import Store, StoreKey, platform_key
 from app.tenants.service import forget_access, lookup_slug
 
 # Slugs never change, but a purged tenant's slug can be taken again: a short life. That a
-# slug is unknown is kept shorter still: a tenant may be created with it any moment (this
-# server's own creations drop the entry at once, `forget_slug`; others, like an import by
-# the CLI, within this many seconds).
+# slug is unknown is kept shorter still: a tenant may be created with it any moment. Every
+# creation drops the entry (`forget_slug`), but a CLI import reaches the servers' store only
+# when it is Redis: in process memory the entry ends within this many seconds.
 RESOLUTION_TTL_SECONDS = 60
 UNKNOWN_TTL_SECONDS = 10
 
