@@ -241,7 +241,7 @@ class RateExceeded(QuotaExceeded):
 # Resolves a tenant name (slug or id) to its id, and records a mismatch in the signed-in
 # user's tenant (app/tenants/resolution.py, injected by app/main.py).
 TenantNameResolver = Callable[[Database, Store, str], Awaitable[UUID | None]]
-MismatchRecorder = Callable[[Database, UUID, UUID, RequestMeta, dict[str, str]], Awaitable[None]]
+MismatchRecorder = Callable[[Database, Principal, RequestMeta, dict[str, str]], Awaitable[None]]
 
 
 def host_slug(host: str | None, base_domain: str | None) -> str | None:
@@ -302,9 +302,7 @@ class TenantResolutionMiddleware:
             if not agree:
                 if principal is not None:
                     meta = _request_meta(scope, headers, state)
-                    await self.on_mismatch(
-                        database, principal.tenant_id, principal.user_id, meta, named
-                    )
+                    await self.on_mismatch(database, principal, meta, named)
                 await _send_json(
                     send, 403, "TENANT_MISMATCH", "The request names more than one organisation"
                 )

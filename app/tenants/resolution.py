@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from app.api.context import NamedTenant
+from app.api.context import NamedTenant, Principal
 from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.core.db import Database
@@ -81,17 +81,21 @@ async def tenant_to_use(
 
 
 async def record_mismatch(
-    database: Database, tenant_id: UUID, user_id: UUID, meta: RequestMeta, named: dict[str, str]
+    database: Database, principal: Principal, meta: RequestMeta, named: dict[str, str]
 ) -> None:
-    """A signed-in user's request named another tenant: one entry in their tenant's log."""
-    async with database.transaction(tenant_id) as session:
+    """A signed-in user's request named another tenant: one entry in their tenant's log
+    (naming the platform administrator too when one is acting as the user)."""
+    acting = principal.claims.impersonator
+    async with database.transaction(
+        principal.tenant_id, impersonator_id=None if acting is None else acting.admin_id
+    ) as session:
         await record(
             session,
             meta,
             action="tenant.mismatch",
             outcome=AuditOutcome.DENIED,
-            actor_id=user_id,
+            actor_id=principal.user_id,
             target_type="tenant",
-            target_id=tenant_id,
+            target_id=principal.tenant_id,
             metadata={"named": {k: v[:100] for k, v in named.items()}},
         )

@@ -409,6 +409,30 @@ async def test_both_logs_record_the_start_and_every_operation_names_both(
     assert len(own) == 5
 
 
+async def test_a_mismatch_under_the_token_names_the_administrator(
+    gql: GraphQL,
+    database: Database,
+    operator: tuple[Admin, str],
+    customer: Org,
+    other_org: Org,
+) -> None:
+    token = await started(gql, operator, customer)
+
+    response = await gql.http.post(
+        "/graphql",
+        json={"query": "{ viewer { id } }"},
+        headers={"authorization": f"Bearer {token}", "x-tenant": other_org.slug},
+    )
+
+    assert response.status_code == 403
+    async with database.transaction(customer.id, readonly=True) as session:
+        row = await session.fetchrow(
+            "SELECT actor_id, impersonator_id FROM audit_log WHERE action = 'tenant.mismatch'"
+        )
+    assert row is not None
+    assert (row["actor_id"], row["impersonator_id"]) == (customer.members[1].id, operator[0].id)
+
+
 # --- refused under impersonation -------------------------------------------------------
 
 

@@ -37,6 +37,9 @@ from tests.platform.support import new_admin, sign_in
 TENANT_RULES = {"requiresPermission", "signedIn"}
 PLATFORM_RULES = {"requiresPlatformPermission", "platformSignedIn"}
 SCHEMA = graphql.build_schema(sdl())
+PROVISION = """
+mutation ($input: CreateTenantInput!) { createTenant(input: $input) { errors { code } } }
+"""
 
 
 # --- documents for every root field, built from the schema --------------------------------
@@ -304,9 +307,26 @@ async def platform_tables(database: Database) -> list[str]:
 
 
 async def test_tenant_sessions_read_and_write_no_platform_row(
-    database: Database, app_settings: Settings, owner: Org
+    gql: GraphQL, database: Database, app_settings: Settings, owner: Org
 ) -> None:
-    await new_admin(database, app_settings)
+    # A row in every platform table, whatever ran before: an administrator signed in
+    # (admin, session, audit entries) who provisioned a tenant with an idempotency key.
+    admin = await new_admin(database, app_settings, permissions=["tenant:create"])
+    token = await sign_in(gql, admin)
+    slug = f"sep-{uuid4().hex[:10]}"
+    provisioned = await gql.data(
+        PROVISION,
+        {
+            "input": {
+                "slug": slug,
+                "name": "Sep",
+                "idempotencyKey": slug,
+                "owner": {"email": f"o@{slug}.example"},
+            }
+        },
+        token=token,
+    )
+    assert provisioned["createTenant"]["errors"] == []
     tables = await platform_tables(database)
     async with database.transaction(None, readonly=True, platform=True) as session:
         for table in tables:
