@@ -21,7 +21,6 @@ from app.api.context import NamedTenant, Principal
 from app.core.db import Database
 from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
-from app.core.revocation import is_revoked
 from app.core.security import AccessClaims, TokenService
 from app.core.store import Store, tenant_key
 
@@ -37,9 +36,13 @@ class TenantAccess(Protocol):
     @property
     def requests_per_minute(self) -> int | None: ...
 
+    @property
+    def session_revoked(self) -> bool: ...
 
-# app/tenants/service.py, injected by app/main.py.
-TenantGate = Callable[[Database, Store, UUID], Awaitable[TenantAccess]]
+
+# The tenant's access and the request's session, in one store round trip (app/tenants/
+# service.py, injected by app/main.py).
+TenantGate = Callable[[Database, Store, UUID, UUID], Awaitable[TenantAccess]]
 # Whether an impersonation token's administrator, platform session and impersonation session
 # are all still live (app/platform/impersonation.py, injected by app/main.py).
 ImpersonationGate = Callable[[Database, AccessClaims], Awaitable[bool]]
@@ -174,12 +177,14 @@ class AuthenticationMiddleware:
                     # A suspended organisation's users are refused before anything runs.
                     # (Suspension also revokes their sessions: this answer comes first.)
                     database: Database = state["database"]
-                    access = await self.tenant_access(database, self.store, claims.tenant_id)
+                    access = await self.tenant_access(
+                        database, self.store, claims.tenant_id, claims.session_id
+                    )
                     if not access.active:
                         raise TenantSuspended("This organisation is suspended")
                     # A revoked session's access tokens die with it, not at their expiry. (A
                     # platform session is checked in the database by every operation.)
-                    if await is_revoked(self.store, claims.tenant_id, claims.session_id):
+                    if access.session_revoked:
                         raise Unauthenticated("Invalid access token")
                     # An administrator acting as the user: checked in the database on every
                     # request, as their own platform operations are, so signing them out,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -14,6 +14,7 @@ from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
+from app.core.revocation import revoked_key
 from app.core.store import Store, StoreKey, tenant_key
 from app.core.validation import MISSING, Patch
 from app.rbac import service as rbac
@@ -106,6 +107,8 @@ class TenantAccess:
 
     status: str  # a TenantStatus value, or "missing" (purged)
     plan: str | None
+    # The request's session was revoked: its access tokens die with it, not at their expiry.
+    session_revoked: bool = False
 
     @property
     def active(self) -> bool:
@@ -126,15 +129,22 @@ def _access_key(tenant_id: UUID) -> StoreKey:
     return tenant_key(tenant_id, "access")
 
 
-async def tenant_access(database: Database, store: Store, tenant_id: UUID) -> TenantAccess:
-    """The tenant's status and plan (checked on every signed-in request)."""
-    cached = await store.get(_access_key(tenant_id))
+async def tenant_access(
+    database: Database, store: Store, tenant_id: UUID, session_id: UUID | None = None
+) -> TenantAccess:
+    """The tenant's status and plan, and whether the session `session_id` was revoked:
+    checked on every signed-in request, so both come from the store in one round trip."""
+    keys = [_access_key(tenant_id)]
+    if session_id is not None:
+        keys.append(revoked_key(tenant_id, session_id))
+    cached, *revoked = await store.get_many(keys)
     if isinstance(cached, dict):
-        return TenantAccess(str(cached["status"]), cached.get("plan"))
-    async with database.transaction(tenant_id, readonly=True) as session:
-        access = TenantAccess.of(await queries.current(session))
-    await remember(store, tenant_id, access)
-    return access
+        access = TenantAccess(str(cached["status"]), cached.get("plan"))
+    else:
+        async with database.transaction(tenant_id, readonly=True) as session:
+            access = TenantAccess.of(await queries.current(session))
+        await remember(store, tenant_id, access)
+    return replace(access, session_revoked=any(revoked))
 
 
 async def forget_access(store: Store, tenant_id: UUID) -> None:
