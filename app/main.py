@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
 from app.api.graphiql import STATIC_DIR
+from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -133,6 +134,10 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(
+                SecurityHeadersMiddleware,
+                hsts_max_age_seconds=settings.browsers.hsts_max_age_seconds,
+            ),
             Middleware(RequestIdMiddleware),
             # Outside every middleware that answers on its own (413, 401, 403, 429), so a page
             # of an allowed origin can read those answers too.
