@@ -14,6 +14,9 @@ import pytest
 from app.api.cors import ALLOW_HEADERS
 from app.core.db import Database
 from app.core.settings import BrowserSettings, Settings
+from app.core.store import Store, tenant_key
+from app.tenants.resolution import forget
+from app.tenants.service import cors_origins
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 
 ALLOWED = "https://app.example.com"
@@ -307,3 +310,18 @@ async def test_a_tenants_origins_are_read_once_then_from_the_store(
     assert refused(refused_again)
     # Preflights run no SQL while the tenant's list is cached (the store, one read each).
     assert statements == []
+
+
+async def test_a_purged_tenants_origins_are_dropped_from_the_store(
+    api: httpx.AsyncClient, database: Database, app_settings: Settings, org: Org
+) -> None:
+    await set_origins(api, org, [TENANT_ORIGIN])
+    store = Store.from_url(app_settings.redis_url)
+    try:
+        assert await cors_origins(database, store, org.id) == {TENANT_ORIGIN}
+
+        await forget(store, org.id, org.slug)  # what a purge does once the rows are gone
+
+        assert await store.get(tenant_key(org.id, "cors-origins")) is None
+    finally:
+        await store.close()
