@@ -90,6 +90,10 @@ class CorsMiddleware(CORSMiddleware):
             return
         headers = Headers(scope=scope)
         origin = headers.get("origin")
+        # Browsers send Origin with a same-origin POST too (GraphiQL's): no CORS applies, so
+        # no lookup is spent on it.
+        if origin == f"{scope.get('scheme', 'http')}://{headers.get('host', '')}":
+            origin = None
         if origin is not None and await self._allows(scope, headers, origin):
             # The protocol itself (preflight answers, headers on the response) is Starlette's.
             await super().__call__(scope, receive, send)
