@@ -260,9 +260,10 @@ def _plain(value: object) -> object:
     return value.value if isinstance(value, TaskStatus) else value
 
 
-# How long a server trusts what it has read of a tenant's allowed origins: a change reaches
-# every process at once through the shared store (and this process's memory), and within
-# this many seconds where it cannot (a store entry lost).
+# How long a server trusts what it has read of a tenant's allowed origins. A change drops
+# the entry once it commits: every process sees that at once through Redis; in process
+# memory, other processes within this many seconds, as does a request that read the old
+# list just before the commit and stores it just after.
 CORS_ORIGINS_TTL_SECONDS = 60
 
 
