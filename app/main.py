@@ -19,7 +19,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
+from app.api.cors import CorsMiddleware
 from app.api.graphiql import STATIC_DIR
+from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
@@ -38,7 +40,7 @@ from app.platform.impersonation import impersonation_live, record_operation
 from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
-from app.tenants.resolution import record_mismatch, tenant_id_of
+from app.tenants.resolution import cors_origins_of, record_mismatch, tenant_id_of
 from app.tenants.service import tenant_access
 
 logger = logging.getLogger("tenantry")
@@ -132,7 +134,20 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(
+                SecurityHeadersMiddleware,
+                hsts_max_age_seconds=settings.browsers.hsts_max_age_seconds,
+            ),
             Middleware(RequestIdMiddleware),
+            # Outside every middleware that answers on its own (413, 401, 403, 429), so a page
+            # of an allowed origin can read those answers too.
+            Middleware(
+                CorsMiddleware,
+                settings=settings.browsers,
+                store=store,
+                base_domain=settings.base_domain,
+                tenant_origins=cors_origins_of,
+            ),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
             Middleware(
                 AuthenticationMiddleware,

@@ -95,7 +95,10 @@ class GraphQLView(GraphQL[Context, None]):
 
 # Scripts only from our own static files (app/api/graphiql.py has no inline script). Styles
 # need 'unsafe-inline': GraphiQL's dialogs inject a <style> element. Fonts and icons are data: URIs.
+# No plugins, no <base> or form redirecting anything elsewhere, and no framing (clickjacking):
+# those directives do not fall back to default-src.
 _GRAPHIQL_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; font-src 'self' data:"
+    "img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )

@@ -10,6 +10,8 @@ from typing import Literal
 
 import platformdirs
 
+from app.core.origins import OriginError, origin
+
 Environment = Literal["development", "production"]
 MAX_IMPERSONATION_TTL_SECONDS = 900
 
@@ -86,6 +88,53 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class BrowserSettings:
+    """What browsers are told: which other origins' pages may call the API (CORS,
+    app/api/cors.py) and the security headers of every response (app/api/headers.py)."""
+
+    # Exact origins (scheme://host[:port]) allowed on every host, besides each tenant's own
+    # on its subdomain; ("*",): any origin, refused with credentials.
+    cors_origins: tuple[str, ...] = ()
+    # Off: browsers send no cookies or HTTP authentication with cross-origin calls (bearer
+    # tokens travel in the Authorization header, which needs no credentials mode).
+    cors_credentials: bool = False
+    # How long a browser may reuse a preflight's answer (Chromium caps it at 7200 s).
+    cors_max_age_seconds: int = 600
+    # Strict-Transport-Security on responses served over https; 0: not sent.
+    hsts_max_age_seconds: int = 31_536_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BrowserSettings:
+        credentials = _bool(env, "TENANTRY_CORS_CREDENTIALS", cls.cors_credentials)
+        origins: list[str] = []
+        for entry in env.get("TENANTRY_CORS_ORIGINS", "").replace(",", " ").split():
+            if entry == "*" and not credentials:
+                origins.append(entry)
+                continue
+            if entry == "*":
+                raise SettingsError(
+                    "TENANTRY_CORS_ORIGINS cannot be * with TENANTRY_CORS_CREDENTIALS on:"
+                    " list the origins"
+                )
+            try:
+                normalised = origin(entry)
+            except OriginError as error:
+                raise SettingsError(f"TENANTRY_CORS_ORIGINS: {entry!r} {error}") from None
+            if normalised not in origins:
+                origins.append(normalised)
+        return cls(
+            cors_origins=tuple(origins),
+            cors_credentials=credentials,
+            cors_max_age_seconds=_int(
+                env, "TENANTRY_CORS_MAX_AGE", cls.cors_max_age_seconds, minimum=0
+            ),
+            hsts_max_age_seconds=_int(
+                env, "TENANTRY_HSTS_MAX_AGE", cls.hsts_max_age_seconds, minimum=0
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server is configured with. Build with `Settings.from_env()`."""
 
@@ -126,6 +175,7 @@ class Settings:
     pool_max_size: int = 10
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    browsers: BrowserSettings = field(default_factory=BrowserSettings)
 
     @property
     def embedded(self) -> bool:
@@ -260,4 +310,5 @@ class Settings:
             pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
             limits=limits,
             auth=auth,
+            browsers=BrowserSettings.from_env(env),
         )

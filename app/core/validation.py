@@ -13,6 +13,7 @@ import unicodedata
 from typing import Final, Literal, TypeVar, Union
 
 from app.core.errors import Invalid
+from app.core.origins import OriginError, origin
 
 # PostgreSQL text cannot hold NUL; other control characters (except tab and newlines) are
 # never legitimate in names, titles or bodies and make logs and UIs misbehave.
@@ -44,6 +45,23 @@ def email(value: str, *, field: str = "email") -> str:
     if not _EMAIL.match(cleaned):
         raise Invalid(f"`{field}` is not a valid email address", field=field)
     return cleaned
+
+
+def origins(values: list[str], *, field: str, max_count: int) -> list[str]:
+    """At most `max_count` web origins, as browsers send them (app/core/origins.py), in the
+    order given, duplicates dropped."""
+    # Counted before any parsing: an oversized list costs nothing to refuse.
+    if len(values) > max_count:
+        raise Invalid(f"`{field}` may hold at most {max_count} origins", field=field)
+    found: list[str] = []
+    for value in values:
+        try:
+            normalised = origin(value)
+        except OriginError as error:
+            raise Invalid(f"`{field}`: {value[:100]!r} {error}", field=field) from None
+        if normalised not in found:
+            found.append(normalised)
+    return found
 
 
 class _Missing(enum.Enum):

@@ -32,6 +32,8 @@ class Tenant:
     # Settings its admins manage (updateTenantSettings); None: the server's default.
     session_lifetime_hours: int | None
     default_task_status: TaskStatus
+    # Browser origins allowed to call the API on the tenant's own host (app/api/cors.py).
+    cors_origins: list[str]
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,11 @@ async def default_task_status(session: Session) -> str | None:
     return value
 
 
+async def cors_origins(session: Session) -> list[str] | None:
+    value: list[str] | None = await session.fetchval("SELECT cors_origins FROM tenants")
+    return value
+
+
 async def lock_plan(session: Session) -> str | None:
     """The bound tenant's plan, its row locked (against concurrent additions and plan
     changes) until the transaction ends."""

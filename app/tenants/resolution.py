@@ -16,7 +16,7 @@ from app.core.db import Database
 from app.core.errors import Invalid, TenantMismatch
 from app.core.request_meta import RequestMeta
 from app.core.store import Store, StoreKey, platform_key
-from app.tenants.service import forget_access, lookup_slug
+from app.tenants.service import cors_origins, forget_access, forget_cors_origins, lookup_slug
 
 # Slugs never change, but a purged tenant's slug can be taken again: a short life. That a
 # slug is unknown is kept shorter still: a tenant may be created with it any moment. Every
@@ -45,14 +45,25 @@ async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | No
     return UUID(cached) if cached else None
 
 
+async def cors_origins_of(database: Database, store: Store, name: str) -> frozenset[str]:
+    """The browser origins the tenant `name` (a slug, from the request's host) allows; none
+    for an unknown name. Two cached reads: the name's id, the id's origins."""
+    tenant_id = await tenant_id_of(database, store, name)
+    if tenant_id is None:
+        return frozenset()
+    return await cors_origins(database, store, tenant_id)
+
+
 def _slug_key(slug: str) -> StoreKey:
     return platform_key("tenant-slug", slug)
 
 
 async def forget(store: Store, tenant_id: UUID, slug: str) -> None:
-    """Drop what is cached of a purged tenant: its slug's id and its status and plan."""
+    """Drop what is cached of a purged tenant: its slug's id, its status and plan, and its
+    allowed origins."""
     await forget_slug(store, slug)
     await forget_access(store, tenant_id)
+    await forget_cors_origins(store, tenant_id)
 
 
 async def forget_slug(store: Store, slug: str) -> None:

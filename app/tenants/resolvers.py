@@ -48,6 +48,12 @@ class TenantSettingsInput:
     default_task_status: TaskStatus | None = strawberry.field(
         default=strawberry.UNSET, description="The status of new tasks given none."
     )
+    cors_origins: list[str] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Replaces the browser origins allowed to call the API on the tenant's own "
+        "host: at most 20, each `scheme://host[:port]` (http or https, no path, no wildcard), "
+        "e.g. `https://app.example.com`; `[]` allows none beyond the server's own list.",
+    )
 
 
 @strawberry.input(description="A new organisation and its first user, its owner.")
@@ -114,7 +120,7 @@ class TenantMutations:
 
     @strawberry.mutation(
         description="Change the tenant's settings: MFA required, session lifetime, default task "
-        "status.",
+        "status, allowed browser origins.",
         extensions=not_while_impersonating(requires(Permission.TENANT_SETTINGS)),
     )
     async def update_tenant_settings(
@@ -122,18 +128,21 @@ class TenantMutations:
         info: Info,
         input: Annotated[TenantSettingsInput, strawberry.argument(description="The changes.")],
     ) -> TenantPayload:
-        meta = info.context.request_meta
+        meta, store = info.context.request_meta, info.context.store
 
         def changes() -> service.SettingsChanges:
             return service.SettingsChanges(
                 mfa_required=patch(input.mfa_required, field="mfaRequired"),
                 session_lifetime_hours=patch_nullable(input.session_lifetime_hours),
                 default_task_status=patch(input.default_task_status, field="defaultTaskStatus"),
+                cors_origins=patch(input.cors_origins, field="corsOrigins"),
             )
 
         outcome = await attempt(
             info,
-            lambda s, actor: service.update_settings(s, meta, actor=actor, changes=changes()),
+            lambda s, actor: service.update_settings(
+                s, meta, actor=actor, store=store, changes=changes()
+            ),
         )
         return TenantPayload(tenant=Tenant.maybe(outcome.value), errors=outcome.errors)
 

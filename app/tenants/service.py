@@ -195,6 +195,8 @@ async def set_mfa_required(
 
 
 MAX_SESSION_LIFETIME_HOURS = 2160  # 90 days
+# The database bounds the list too (sql/migrations/0011.tenant-cors-origins.sql).
+MAX_CORS_ORIGINS = 20
 
 
 @dataclass(frozen=True)
@@ -203,10 +205,12 @@ class SettingsChanges:
     # None: back to the server's default.
     session_lifetime_hours: Patch[int | None] = MISSING
     default_task_status: Patch[TaskStatus] = MISSING
+    # The whole list (an empty one allows no origin beyond the server's).
+    cors_origins: Patch[list[str]] = MISSING
 
 
 async def update_settings(
-    session: Session, meta: RequestMeta, *, actor: Actor, changes: SettingsChanges
+    session: Session, meta: RequestMeta, *, actor: Actor, store: Store, changes: SettingsChanges
 ) -> Tenant:
     """Change the tenant's settings (`tenant:settings`); one audit entry names every change,
     none when nothing changes."""
@@ -218,12 +222,16 @@ async def update_settings(
             f"`sessionLifetimeHours` must be between 1 and {MAX_SESSION_LIFETIME_HOURS}",
             field="sessionLifetimeHours",
         )
+    origins = changes.cors_origins
+    if origins is not MISSING:
+        origins = validation.origins(origins, field="corsOrigins", max_count=MAX_CORS_ORIGINS)
     tenant = await current_tenant(session)
     wanted = validation.given(
         {
             "mfa_required": changes.mfa_required,
             "session_lifetime_hours": hours,
             "default_task_status": changes.default_task_status,
+            "cors_origins": origins,
         }
     )
     diff = {k: v for k, v in wanted.items() if getattr(tenant, k) != v}
@@ -233,6 +241,9 @@ async def update_settings(
     updated = await queries.update_settings(session, stored)
     if updated is None:
         raise NotFound("Tenant not found")
+    if "cors_origins" in diff:
+        # After the commit: a request meanwhile would cache the old list again.
+        session.after_commit(lambda: forget_cors_origins(store, tenant.id))
     await record(
         session,
         meta,
@@ -247,6 +258,32 @@ async def update_settings(
 
 def _plain(value: object) -> object:
     return value.value if isinstance(value, TaskStatus) else value
+
+
+# How long a server trusts what it has read of a tenant's allowed origins. A change drops
+# the entry once it commits: every process sees that at once through Redis; in process
+# memory, other processes within this many seconds, as does a request that read the old
+# list just before the commit and stores it just after.
+CORS_ORIGINS_TTL_SECONDS = 60
+
+
+def _cors_key(tenant_id: UUID) -> StoreKey:
+    return tenant_key(tenant_id, "cors-origins")
+
+
+async def cors_origins(database: Database, store: Store, tenant_id: UUID) -> frozenset[str]:
+    """The browser origins the tenant allows (none for a tenant that no longer exists), from
+    the store when cached there: asked by requests from origins the server does not list."""
+    cached = await store.get(_cors_key(tenant_id))
+    if not isinstance(cached, list):
+        async with database.transaction(tenant_id, readonly=True) as session:
+            cached = await queries.cors_origins(session) or []
+        await store.put(_cors_key(tenant_id), cached, ttl_seconds=CORS_ORIGINS_TTL_SECONDS)
+    return frozenset(cached)
+
+
+async def forget_cors_origins(store: Store, tenant_id: UUID) -> None:
+    await store.delete(_cors_key(tenant_id))
 
 
 async def session_lifetime_seconds(session: Session, default: int) -> int:

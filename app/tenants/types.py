@@ -55,6 +55,11 @@ class Tenant(Node):
     default_task_status: TaskStatus = strawberry.field(
         description="The status a new task gets when none is given."
     )
+    cors_origins: list[str] = strawberry.field(
+        description="Browser origins (besides the server's own list) whose pages may call the "
+        "API on the tenant's own host, `<slug>.<the server's base domain>`: a browser names "
+        "the tenant to the API only by the host it calls."
+    )
     created_at: datetime = strawberry.field(description="When the tenant was created.")
     updated_at: datetime = strawberry.field(description="When the tenant last changed.")
 

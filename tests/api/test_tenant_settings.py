@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import pytest
 
 from app.core.db import Database
@@ -100,3 +101,84 @@ async def test_bad_values_are_invalid_and_change_nothing(
     assert payload["tenant"] is None
     assert [(e["code"], e["field"]) for e in payload["errors"]] == [("INVALID", field)]
     assert await fingerprint(database, team.id) == before
+
+
+ORIGINS = """
+mutation ($origins: [String!]) {
+  updateTenantSettings(input: {corsOrigins: $origins}) {
+    tenant { corsOrigins } errors { code message field }
+  }
+}"""
+
+
+async def set_origins(gql: GraphQL, org: Org, origins: list[str] | None) -> Any:
+    data = await gql.data(ORIGINS, {"origins": origins}, token=org.token)
+    return data["updateTenantSettings"]
+
+
+async def test_cors_origins_are_stored_normalised_shown_and_audited(
+    gql: GraphQL, database: Database, team: Org
+) -> None:
+    payload = await set_origins(
+        gql,
+        team,
+        ["HTTPS://Portal.Example.com:443", "http://localhost:5173", "https://portal.example.com"],
+    )
+    shown = await gql.data("{ tenant { corsOrigins } }", token=team.token)
+    cleared = await set_origins(gql, team, [])
+
+    expected = ["https://portal.example.com", "http://localhost:5173"]
+    assert payload == {"tenant": {"corsOrigins": expected}, "errors": []}
+    assert shown == {"tenant": {"corsOrigins": expected}}
+    assert cleared == {"tenant": {"corsOrigins": []}, "errors": []}
+    entries = await audit(database, team.id, "tenant.settings_changed")
+    assert [e["metadata"] for e in entries] == [
+        {"changes": {"cors_origins": [[], expected]}},
+        {"changes": {"cors_origins": [expected, []]}},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        (["https://*.example.com"], "wildcards"),
+        (["https://portal.example.com/app"], "without a path"),
+        (["null"], "https://"),
+        (["portal.example.com"], "https://"),
+        (["https://user@portal.example.com"], "one host"),
+        ([f"https://p{i}.example.com" for i in range(21)], "at most 20"),
+        (None, "cannot be null"),
+    ],
+)
+async def test_bad_cors_origins_are_invalid_and_change_nothing(
+    gql: GraphQL, database: Database, team: Org, origins: list[str] | None, message: str
+) -> None:
+    await set_origins(gql, team, ["https://portal.example.com"])
+    before = await fingerprint(database, team.id)
+
+    payload = await set_origins(gql, team, origins)
+
+    assert payload["tenant"] is None
+    [error] = payload["errors"]
+    assert (error["code"], error["field"]) == ("INVALID", "corsOrigins")
+    assert message in error["message"]
+    assert await fingerprint(database, team.id) == before
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [
+        ["https://portal.example.com/app"],
+        ["https://*.example.com"],
+        ["javascript:alert(1)"],
+        ["https://portal.example.com", None],
+        [f"https://p{i}.example.com" for i in range(21)],
+    ],
+)
+async def test_the_database_refuses_what_the_service_would(
+    database: Database, team: Org, origins: list[str | None]
+) -> None:
+    # The last line of defence, for a write that bypasses the service (e.g. a bug, an import).
+    with pytest.raises(asyncpg.CheckViolationError):
+        async with database.transaction(team.id) as session:
+            await session.execute("UPDATE tenants SET cors_origins = $1", origins)

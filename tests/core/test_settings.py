@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from app.core.settings import Settings, SettingsError
@@ -55,3 +57,43 @@ def test_impersonation_tokens_are_short_by_default_and_may_be_shorter() -> None:
     assert Settings.from_env({}).impersonation_token_ttl_seconds == 900
     shorter = Settings.from_env({"TENANTRY_IMPERSONATION_TTL": "300"})
     assert shorter.impersonation_token_ttl_seconds == 300
+
+
+def test_browsers_get_no_cors_and_a_year_of_hsts_by_default() -> None:
+    browsers = Settings.from_env({}).browsers
+
+    assert browsers.cors_origins == ()
+    assert browsers.cors_credentials is False
+    assert browsers.cors_max_age_seconds == 600
+    assert browsers.hsts_max_age_seconds == 31_536_000
+
+
+def test_cors_origins_are_read_normalised_and_deduplicated() -> None:
+    browsers = Settings.from_env(
+        {
+            "TENANTRY_CORS_ORIGINS": "https://App.example.com:443, http://localhost:5173"
+            " https://app.example.com",
+            "TENANTRY_CORS_CREDENTIALS": "true",
+            "TENANTRY_CORS_MAX_AGE": "0",
+            "TENANTRY_HSTS_MAX_AGE": "0",
+        }
+    ).browsers
+
+    assert browsers.cors_origins == ("https://app.example.com", "http://localhost:5173")
+    assert browsers.cors_credentials is True
+    assert browsers.cors_max_age_seconds == 0
+    assert browsers.hsts_max_age_seconds == 0
+
+
+def test_any_origin_is_only_allowed_without_credentials() -> None:
+    assert Settings.from_env({"TENANTRY_CORS_ORIGINS": "*"}).browsers.cors_origins == ("*",)
+    with pytest.raises(SettingsError, match="TENANTRY_CORS_CREDENTIALS"):
+        Settings.from_env({"TENANTRY_CORS_ORIGINS": "*", "TENANTRY_CORS_CREDENTIALS": "on"})
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://*.example.com", "https://app.example.com/", "null", "app.example.com"]
+)
+def test_a_cors_origin_that_is_not_one_origin_is_refused_by_name(entry: str) -> None:
+    with pytest.raises(SettingsError, match=f"TENANTRY_CORS_ORIGINS: {re.escape(repr(entry))}"):
+        Settings.from_env({"TENANTRY_CORS_ORIGINS": entry})
