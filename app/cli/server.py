@@ -130,10 +130,29 @@ def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
-    from app.core.dbadmin import bootstrap
+    import secrets
 
-    urls = bootstrap(args.admin_url, args.database)
+    from app.core.dbadmin import APP_ROLE, OWNER_ROLE, bootstrap
+    from app.core.settings import check_database_url, role_passwords
+
+    check_database_url("--admin-url", args.admin_url)
+    given = role_passwords()
+    # URL-safe, so the printed URLs need no escaping wherever they are pasted.
+    owner = given.owner or secrets.token_urlsafe(24)
+    app = given.app or secrets.token_urlsafe(24)
+    urls = bootstrap(args.admin_url, args.database, owner_password=owner, app_password=app)
+    # Standard output is only the two settings (`… > tenantry.env`); the rest goes to stderr.
     print(f"DATABASE_URL={urls.app}\nMIGRATION_DATABASE_URL={urls.owner}")
+    for role, chosen, variable in (
+        (OWNER_ROLE, given.owner, "TENANTRY_OWNER_PASSWORD"),
+        (APP_ROLE, given.app, "TENANTRY_APP_PASSWORD"),
+    ):
+        origin = f"from {variable}" if chosen else f"generated (set {variable} to choose it)"
+        print(f"password of {role} set now, {origin}", file=sys.stderr)
+    print(
+        "keep both URLs in your secret store; running again sets the passwords again",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -159,6 +178,10 @@ def register(commands: Commands) -> None:
         dest="db_command", required=True
     )
     boot = db.add_parser("bootstrap", help="create the roles and database (needs an admin URL)")
-    boot.add_argument("--admin-url", required=True)
+    boot.add_argument(
+        "--admin-url",
+        required=True,
+        help="an administrator's URL; its password may also come from PGPASSWORD or ~/.pgpass",
+    )
     boot.add_argument("--database", default="tenantry")
     boot.set_defaults(run=_bootstrap)
