@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import errno
 import gc
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import with_database
+from app.cli.common import admin_call, connecting, with_database
 from app.core import migrate as migrations
-from app.core.settings import Settings
+from app.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from app.cli.common import Commands
@@ -28,65 +30,89 @@ mutation {{
 }}"""
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is started or printed, so an address in
+    use is one line at once (uvicorn would print its banner, then a traceback-like error)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart need not wait for the old connections' TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"port {port} on {host} is already in use: stop what listens there, or choose"
+                " another port with --port (or TENANTRY_PORT)"
+            ) from None
+        raise SettingsError(
+            f"cannot listen on {host} port {port}: {exc.strerror}; choose another address"
+            " with --host and --port (or TENANTRY_HOST and TENANTRY_PORT)"
+        ) from None
+    return sock
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     import uvicorn
 
-    from app.core.db import Database
     from app.main import create_app
 
     started = time.perf_counter()
-    embedded = settings.embedded
-    settings = with_database(settings)
-    assert settings.migration_database_url is not None
-    pending = migrations.status(settings.migration_database_url).pending
-    if pending:
-        print(f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr)
-        return 1
-    base = f"http://{args.host or settings.host}:{args.port or settings.port}"
-    if args.demo:
-        from app.demo import DemoLogin, seed_demo
+    host, port = args.host or settings.host, args.port or settings.port
+    with contextlib.closing(_listen(host, port)) as listener:
+        embedded = settings.embedded
+        settings = with_database(settings)
+        assert settings.migration_database_url is not None
+        with connecting("MIGRATION_DATABASE_URL"):
+            pending = migrations.status(settings.migration_database_url).pending
+        if pending:
+            print(f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr)
+            return 1
+        base = f"http://{host}:{port}"
+        if args.demo:
+            from app.demo import seed_demo
 
-        async def seed() -> DemoLogin:
-            assert settings.database_url is not None
-            database = await Database.connect(
-                settings.database_url, min_size=1, max_size=2, statement_timeout_ms=30_000
+            login = admin_call(settings, seed_demo)
+            print(f"\nDemo tenant ready. Sign in as {login.email} in GraphiQL ({base}/graphql):\n")
+            print(_SIGN_IN_EXAMPLE.format(**vars(login)))
+            print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
+        else:
+            # The server's role signs in now, not in the first request (a wrong password in
+            # DATABASE_URL is one line here, a traceback from the server's start-up there).
+            admin_call(settings, lambda database: database.ping())
+        app = create_app(settings)
+        where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
+        print(
+            f"Tenantry on {base} (database: {where}; ready in {time.perf_counter() - started:.1f}s)"
+        )
+        if settings.graphiql:
+            print(f"GraphiQL: {base}/graphql")
+        # uvicorn re-raises SIGTERM after its graceful shutdown. As SystemExit (not the default
+        # kill) it lets atexit stop the embedded PostgreSQL instead of leaving it running.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+        # Everything alive now (modules, the schema) lives as long as the process: taken out
+        # of the cyclic collector's view, full collections stop rescanning it on every request
+        # burst (docs/benchmarks.md: about a quarter of a large nested query's time).
+        gc.collect()
+        gc.freeze()
+        trusted = settings.forwarded_allow_ips
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="info",
+                # Client addresses (audit, sessions, per-IP throttling) come from
+                # X-Forwarded-For only when it is set by a proxy we were told to trust.
+                proxy_headers=trusted is not None,
+                forwarded_allow_ips=trusted,
             )
-            try:
-                return await seed_demo(database)
-            finally:
-                await database.close()
-
-        login = asyncio.run(seed())
-        print(f"\nDemo tenant ready. Sign in as {login.email} in GraphiQL ({base}/graphql):\n")
-        print(_SIGN_IN_EXAMPLE.format(**vars(login)))
-        print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
-    app = create_app(settings)
-    where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
-    print(f"Tenantry on {base} (database: {where}; ready in {time.perf_counter() - started:.1f}s)")
-    if settings.graphiql:
-        print(f"GraphiQL: {base}/graphql")
-    # uvicorn re-raises SIGTERM after its graceful shutdown. As SystemExit (not the default
-    # kill) it lets atexit stop the embedded PostgreSQL instead of leaving it running.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    # Everything alive now (modules, the schema) lives as long as the process: taken out of
-    # the cyclic collector's view, full collections stop rescanning it on every request
-    # burst (docs/benchmarks.md: about a quarter of a large nested query's time).
-    gc.collect()
-    gc.freeze()
-    trusted = settings.forwarded_allow_ips
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level="info",
-        # Client addresses (audit, sessions, per-IP throttling) come from X-Forwarded-For
-        # only when it is set by a proxy we were told to trust.
-        proxy_headers=trusted is not None,
-        forwarded_allow_ips=trusted,
-    )
-    return 0
+        )
+        server.run(sockets=[listener])
+    return 0 if server.started else 1
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,6 +123,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         assert settings.migration_database_url is not None
         url = settings.migration_database_url
+    with connecting("MIGRATION_DATABASE_URL"):
+        return _migrate_at(url, args)
+
+
+def _migrate_at(url: str, args: argparse.Namespace) -> int:
     if args.status:
         state = migrations.status(url)
         for name in state.applied:
@@ -140,7 +171,8 @@ def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     # URL-safe, so the printed URLs need no escaping wherever they are pasted.
     owner = given.owner or secrets.token_urlsafe(24)
     app = given.app or secrets.token_urlsafe(24)
-    urls = bootstrap(args.admin_url, args.database, owner_password=owner, app_password=app)
+    with connecting("--admin-url"):
+        urls = bootstrap(args.admin_url, args.database, owner_password=owner, app_password=app)
     # Standard output is only the two settings (`… > tenantry.env`); the rest goes to stderr.
     print(f"DATABASE_URL={urls.app}\nMIGRATION_DATABASE_URL={urls.owner}")
     for role, chosen, variable in (
@@ -156,11 +188,18 @@ def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {number}")
+    return number
+
+
 def register(commands: Commands) -> None:
     serve = commands.add_parser("serve", help="run the API server")
     serve.add_argument("--demo", action="store_true", help="seed and print a demo tenant")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--port", type=_port, help="listen port (default 8000)")
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="apply migrations and re-apply policies")

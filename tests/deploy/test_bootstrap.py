@@ -9,7 +9,6 @@ as the server and the migrations would.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from urllib.parse import unquote, urlsplit
 
 import asyncpg
@@ -19,13 +18,7 @@ import pytest
 from app.cli import main
 from app.core import migrate
 from app.core.dbadmin import APP_ROLE, OWNER_ROLE
-from tests.deploy.private_postgres import PrivateCluster, private_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PrivateCluster]:
-    with private_cluster("admin-secret") as running:
-        yield running
+from tests.deploy.private_postgres import PrivateCluster
 
 
 @pytest.fixture(autouse=True)
