@@ -18,7 +18,7 @@ from app.rbac import service as rbac
 from app.tasks.models import TaskPriority, TaskStatus
 from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant, lookup_slug
-from app.users.service import create_user
+from app.users.service import create_user, credentials
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "tenantry-demo-password"
@@ -95,3 +95,15 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
                         actor=actors[author.id],
                     )
     return login
+
+
+async def demo_present(database: Database) -> bool:
+    """Whether the demo tenant, whose users' password is published, is in this database.
+
+    Its first user's address is under `.example` (reserved, RFC 2606): no real tenant has it.
+    """
+    tenant = await lookup_slug(database, DEMO_SLUG)
+    if tenant is None:
+        return False
+    async with database.transaction(tenant.id, readonly=True) as session:
+        return await credentials(session, DEMO_USERS[0][0]) is not None

@@ -53,6 +53,13 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _refuse(problems: list[str]) -> bool:
+    """Print each problem as one line; whether there were any."""
+    for problem in problems:
+        print(f"configuration error: {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
@@ -61,6 +68,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from app.main import create_app
 
     started = time.perf_counter()
+    refused = settings.development_defaults()
+    if settings.environment == "production" and args.demo:
+        refused.append("--demo seeds a tenant whose password is published: never in production")
+    if _refuse(refused):
+        return 2
     host, port = args.host or settings.host, args.port or settings.port
     with contextlib.closing(_listen(host, port)) as listener:
         embedded = settings.embedded
@@ -80,9 +92,18 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             print(_SIGN_IN_EXAMPLE.format(**vars(login)))
             print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
         else:
+            from app.demo import demo_present
+
             # The server's role signs in now, not in the first request (a wrong password in
             # DATABASE_URL is one line here, a traceback from the server's start-up there).
-            admin_call(settings, lambda database: database.ping())
+            if admin_call(settings, demo_present) and settings.environment == "production":
+                _refuse(
+                    [
+                        "the database holds the demo tenant, whose password is published:"
+                        " delete and purge it (deleteTenant, purgeTenant) before serving production"
+                    ]
+                )
+                return 2
         app = create_app(settings)
         where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
         print(

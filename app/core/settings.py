@@ -165,6 +165,37 @@ class Settings:
     def mfa_keys_path(self) -> Path:
         return self.auth.mfa_keys_file or self.data_dir / "keys" / "mfa-keys.json"
 
+    def development_defaults(self) -> list[str]:
+        """What a production server must not start with, one line each (none in development).
+
+        Each is convenient in development and unsafe in production: keys anyone with the
+        data directory has, the embedded database, or answering about the schema to anyone.
+        """
+        if self.environment != "production":
+            return []
+        problems = []
+        if self.embedded:
+            problems.append(
+                "DATABASE_URL is not set: production never runs the embedded PostgreSQL"
+            )
+        for variable, given in (
+            ("TENANTRY_SIGNING_KEYS_FILE", self.signing_keys_file),
+            ("TENANTRY_MFA_KEYS_FILE", self.auth.mfa_keys_file),
+        ):
+            if given is None:
+                problems.append(
+                    f"{variable} is not set: production uses keys you provide, never the ones"
+                    " development generates in the data directory"
+                )
+        if self.graphiql:
+            problems.append("TENANTRY_GRAPHIQL is on: production serves no GraphiQL")
+        if self.introspection:
+            problems.append(
+                "TENANTRY_INTROSPECTION is on: production answers no introspection"
+                " (give clients schema.graphql)"
+            )
+        return problems
+
     def with_database(self, database_url: str, migration_database_url: str) -> Settings:
         return replace(
             self, database_url=database_url, migration_database_url=migration_database_url

@@ -1,0 +1,142 @@
+"""A production server refuses to start with what is convenient in development: keys the
+data directory generated, the embedded database, GraphiQL or introspection on, demo data.
+One line names each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.core.db import Database
+from app.core.keys import KeyRing
+from app.core.settings import Settings
+from app.demo import seed_demo
+from app.mfa.crypto import MfaKeys
+from tests.app_fixtures import free_port
+from tests.conftest import TestDatabase
+from tests.deploy.test_config_errors import tenantry
+
+KEYS_NOT_SET = (
+    "configuration error: {} is not set: production uses keys you provide, never the ones"
+    " development generates in the data directory"
+)
+GRAPHIQL_ON = "configuration error: TENANTRY_GRAPHIQL is on: production serves no GraphiQL"
+INTROSPECTION_ON = (
+    "configuration error: TENANTRY_INTROSPECTION is on: production answers no introspection"
+    " (give clients schema.graphql)"
+)
+DEMO_FLAG = (
+    "configuration error: --demo seeds a tenant whose password is published: never in production"
+)
+DEMO_DATA = (
+    "configuration error: the database holds the demo tenant, whose password is published:"
+    " delete and purge it (deleteTenant, purgeTenant) before serving production"
+)
+
+
+def key_files(directory: Path) -> dict[str, str]:
+    """The operator's own key files, as a production server is given them."""
+    signing, mfa = directory / "signing.json", directory / "mfa.json"
+    KeyRing.from_file(signing, create=True)
+    mfa.write_text(MfaKeys.generate().to_json(), encoding="utf-8")
+    return {"TENANTRY_SIGNING_KEYS_FILE": str(signing), "TENANTRY_MFA_KEYS_FILE": str(mfa)}
+
+
+def test_development_defaults_are_named_one_line_each(tmp_path: Path) -> None:
+    ran = tenantry(
+        tmp_path,
+        "serve",
+        "--demo",
+        TENANTRY_ENV="production",
+        TENANTRY_GRAPHIQL="true",
+        TENANTRY_INTROSPECTION="on",
+    )
+
+    assert ran.code == 2
+    assert ran.err.splitlines() == [
+        "configuration error: DATABASE_URL is not set: production never runs the embedded"
+        " PostgreSQL",
+        KEYS_NOT_SET.format("TENANTRY_SIGNING_KEYS_FILE"),
+        KEYS_NOT_SET.format("TENANTRY_MFA_KEYS_FILE"),
+        GRAPHIQL_ON,
+        INTROSPECTION_ON,
+        DEMO_FLAG,
+    ]
+    assert ran.out == ""
+    # Nothing was started or generated.
+    assert not (tmp_path / "data").exists()
+
+
+def test_development_keeps_its_conveniences() -> None:
+    assert Settings.from_env({}).development_defaults() == []
+    production = Settings.from_env({"TENANTRY_ENV": "production"})
+    assert [p.split(" ")[0] for p in production.development_defaults()] == [
+        "DATABASE_URL",
+        "TENANTRY_SIGNING_KEYS_FILE",
+        "TENANTRY_MFA_KEYS_FILE",
+    ]
+
+
+async def test_production_starts_without_demo_data_and_refuses_it_after(
+    scratch_db: TestDatabase, tmp_path: Path
+) -> None:
+    env = {
+        **key_files(tmp_path),
+        "TENANTRY_ENV": "production",
+        "DATABASE_URL": scratch_db.urls.app,
+        "MIGRATION_DATABASE_URL": scratch_db.urls.owner,
+    }
+    port = free_port()
+    served = serve_until_ready(tmp_path, port, env)
+    assert served["readyz"] == 200, served
+    assert served["graphiql"] == 404  # production serves no GraphiQL page assets
+
+    database = await Database.connect(
+        scratch_db.urls.app, min_size=1, max_size=2, statement_timeout_ms=30_000
+    )
+    try:
+        await seed_demo(database)
+    finally:
+        await database.close()
+    ran = tenantry(tmp_path, "serve", "--port", str(free_port()), **env)
+
+    assert (ran.code, ran.err.splitlines(), ran.out) == (2, [DEMO_DATA], "")
+
+
+def serve_until_ready(tmp_path: Path, port: int, env: dict[str, str]) -> dict[str, object]:
+    """`tenantry serve` in production until /readyz answers; then stopped with SIGTERM."""
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL")
+        and not k.startswith("TENANTRY_")
+    }
+    process = subprocess.Popen(  # noqa: S603 (our own CLI)
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env={**clean, "TENANTRY_DATA_DIR": str(tmp_path / "data"), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    result: dict[str, object] = {}
+    try:
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            try:
+                result["readyz"] = httpx.get(f"{base}/readyz", timeout=1).status_code
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        result["graphiql"] = httpx.get(f"{base}/static/graphiql/init.js").status_code
+    finally:
+        process.send_signal(signal.SIGTERM)
+        result["output"] = json.dumps(process.communicate(timeout=30)[0])
+    return result
