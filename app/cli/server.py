@@ -77,12 +77,20 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     with contextlib.closing(_listen(host, port)) as listener:
         embedded = settings.embedded
         settings = with_database(settings)
-        assert settings.migration_database_url is not None
-        with connecting("MIGRATION_DATABASE_URL"):
-            pending = migrations.status(settings.migration_database_url).pending
-        if pending:
-            print(f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr)
-            return 1
+        owner_url = settings.migration_database_url
+        # Only the owner role reads the migration bookkeeping. A server given no owner URL
+        # (the least privilege: its process never holds the owner's password) relies on the
+        # deployment running `tenantry migrate` first, as compose.yaml's migrate service does.
+        if owner_url is not None and owner_url != settings.database_url:
+            with connecting("MIGRATION_DATABASE_URL"):
+                pending = migrations.status(owner_url).pending
+            if pending:
+                print(
+                    f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr
+                )
+                return 1
+        else:
+            print("MIGRATION_DATABASE_URL is not set: not checking for pending migrations")
         base = f"http://{host}:{port}"
         if args.demo:
             from app.demo import seed_demo
