@@ -93,10 +93,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             print("MIGRATION_DATABASE_URL is not set: not checking for pending migrations")
         base = f"http://{host}:{port}"
         if args.demo:
-            from app.demo import seed_demo
+            from app.demo import DEMO_USERS, seed_demo
 
             login = admin_call(settings, seed_demo)
-            print(f"\nDemo tenant ready. Sign in as {login.email} in GraphiQL ({base}/graphql):\n")
+            print(
+                f"\nDemo tenant {login.tenant!r} ready. Its users, all with the password"
+                f" {login.password}:"
+            )
+            for email, _name, role in DEMO_USERS:
+                print(f"  {email:<22} {role}")
+            print(f"\nSign in as {login.email} in GraphiQL ({base}/graphql):\n")
             print(_SIGN_IN_EXAMPLE.format(**vars(login)))
             print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
         else:

@@ -4,12 +4,6 @@ One line names each."""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +15,7 @@ from app.demo import seed_demo
 from app.mfa.crypto import MfaKeys
 from tests.app_fixtures import free_port
 from tests.conftest import TestDatabase
+from tests.deploy.serving import serving
 from tests.deploy.test_config_errors import tenantry
 
 KEYS_NOT_SET = (
@@ -94,11 +89,11 @@ async def test_production_starts_without_demo_data_and_refuses_it_after(
         "TENANTRY_ENV": "production",
         "DATABASE_URL": scratch_db.urls.app,
     }
-    port = free_port()
-    served = serve_until_ready(tmp_path, port, env)
-    assert served["readyz"] == 200, served
-    assert served["graphiql"] == 404  # production serves no GraphiQL page assets
-    assert "not checking for pending migrations" in str(served["output"])
+    with serving(tmp_path / "data", env) as served:
+        async with httpx.AsyncClient(base_url=served.base) as client:
+            graphiql = await client.get("/static/graphiql/init.js")
+    assert graphiql.status_code == 404  # production serves no GraphiQL
+    assert "not checking for pending migrations" in served.output
 
     database = await Database.connect(
         scratch_db.urls.app, min_size=1, max_size=2, statement_timeout_ms=30_000
@@ -111,35 +106,3 @@ async def test_production_starts_without_demo_data_and_refuses_it_after(
 
     assert (ran.code, ran.err.splitlines()) == (2, [DEMO_DATA])
     assert "Tenantry on" not in ran.out
-
-
-def serve_until_ready(tmp_path: Path, port: int, env: dict[str, str]) -> dict[str, object]:
-    """`tenantry serve` in production until /readyz answers; then stopped with SIGTERM."""
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "REDIS_URL")
-        and not k.startswith("TENANTRY_")
-    }
-    process = subprocess.Popen(  # noqa: S603 (our own CLI)
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        env={**clean, "TENANTRY_DATA_DIR": str(tmp_path / "data"), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    result: dict[str, object] = {}
-    try:
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                result["readyz"] = httpx.get(f"{base}/readyz", timeout=1).status_code
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        result["graphiql"] = httpx.get(f"{base}/static/graphiql/init.js").status_code
-    finally:
-        process.send_signal(signal.SIGTERM)
-        result["output"] = json.dumps(process.communicate(timeout=30)[0])
-    return result
