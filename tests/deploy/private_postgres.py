@@ -40,6 +40,17 @@ class PrivateCluster:
         return self.url(password=self.password)
 
 
+def _server_binary(name: str) -> str | None:
+    """On PATH, or where Debian's packages put them (not on PATH by default)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3])
+    )
+    return str(versions[-1]) if versions else None
+
+
 def _as_server_user() -> dict[str, object]:
     """initdb and postgres refuse to run as root: run them as `postgres` when we are root."""
     if os.geteuid() != 0:
@@ -63,7 +74,7 @@ def private_cluster(password: str) -> Iterator[PrivateCluster]:
         os.chown(root, info.pw_uid, info.pw_gid)
         os.chown(pwfile, info.pw_uid, info.pw_gid)
     port = free_port()
-    initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
+    initdb, pg_ctl = _server_binary("initdb"), _server_binary("pg_ctl")
     # Never a skip: CI must have the PostgreSQL server binaries.
     assert initdb, "initdb (PostgreSQL server binaries) is needed"
     assert pg_ctl, "pg_ctl (PostgreSQL server binaries) is needed"
