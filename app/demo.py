@@ -18,14 +18,15 @@ from app.rbac import service as rbac
 from app.tasks.models import TaskPriority, TaskStatus
 from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant, lookup_slug
-from app.users.service import create_user
+from app.users.service import create_user, credentials
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "tenantry-demo-password"
+# Email, name, role. The first one (the owner) is the one the printed sign-in example uses.
 DEMO_USERS = (
-    ("alice@demo.example", "Alice Example"),
-    ("bob@demo.example", "Bob Example"),
-    ("carol@demo.example", "Carol Example"),
+    ("alice@demo.example", "Alice Example", "owner"),
+    ("bob@demo.example", "Bob Example", "member"),
+    ("carol@demo.example", "Carol Example", "member"),
 )
 _PROJECTS = ("Website relaunch", "Mobile app", "Customer onboarding")
 _VERBS = ("Design", "Build", "Review", "Test", "Document", "Ship", "Plan", "Fix")
@@ -34,6 +35,8 @@ _THINGS = ("login page", "billing flow", "search", "settings", "API docs", "emai
 
 @dataclass(frozen=True)
 class DemoLogin:
+    """How to sign in to the demo: its slug, its first user and the password all users share."""
+
     tenant: str
     email: str
     password: str
@@ -51,16 +54,11 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
     except Conflict:  # another process seeded it at the same moment
         return login
     async with database.transaction(tenant.id) as session:
-        # The first demo user (the one the demo signs in as) administers the tenant.
         users = [
             await create_user(
-                session,
-                email=e,
-                display_name=n,
-                password=DEMO_PASSWORD,
-                role="owner" if i == 0 else "member",
+                session, email=email, display_name=name, password=DEMO_PASSWORD, role=role
             )
-            for i, (e, n) in enumerate(DEMO_USERS)
+            for email, name, role in DEMO_USERS
         ]
         actors = {u.id: await rbac.resolve(session, u.id) for u in users}
         for name in _PROJECTS:
@@ -95,3 +93,15 @@ async def seed_demo(database: Database, *, seed: int = 42) -> DemoLogin:
                         actor=actors[author.id],
                     )
     return login
+
+
+async def demo_present(database: Database) -> bool:
+    """Whether the demo tenant, whose users' password is published, is in this database.
+
+    Its first user's address is under `.example` (reserved, RFC 2606): no real tenant has it.
+    """
+    tenant = await lookup_slug(database, DEMO_SLUG)
+    if tenant is None:
+        return False
+    async with database.transaction(tenant.id, readonly=True) as session:
+        return await credentials(session, DEMO_USERS[0][0]) is not None

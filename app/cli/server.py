@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import errno
 import gc
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import with_database
+from app.cli.common import admin_call, connecting, with_database
 from app.core import migrate as migrations
-from app.core.settings import Settings
+from app.core.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from app.cli.common import Commands
@@ -28,65 +30,124 @@ mutation {{
 }}"""
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound before anything is started or printed, so an address in
+    use is one line at once (uvicorn would print its banner, then a traceback-like error)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart need not wait for the old connections' TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"port {port} on {host} is already in use: stop what listens there, or choose"
+                " another port with --port (or TENANTRY_PORT)"
+            ) from None
+        raise SettingsError(
+            f"cannot listen on {host} port {port}: {exc.strerror}; choose another address"
+            " with --host and --port (or TENANTRY_HOST and TENANTRY_PORT)"
+        ) from None
+    return sock
+
+
+def _refuse(problems: list[str]) -> bool:
+    """Print each problem as one line; whether there were any."""
+    for problem in problems:
+        print(f"configuration error: {problem}", file=sys.stderr)
+    return bool(problems)
+
+
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     import uvicorn
 
-    from app.core.db import Database
     from app.main import create_app
 
     started = time.perf_counter()
-    embedded = settings.embedded
-    settings = with_database(settings)
-    assert settings.migration_database_url is not None
-    pending = migrations.status(settings.migration_database_url).pending
-    if pending:
-        print(f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr)
-        return 1
-    base = f"http://{args.host or settings.host}:{args.port or settings.port}"
-    if args.demo:
-        from app.demo import DemoLogin, seed_demo
+    refused = settings.development_defaults()
+    if settings.environment == "production" and args.demo:
+        refused.append("--demo seeds a tenant whose password is published: never in production")
+    if _refuse(refused):
+        return 2
+    host, port = args.host or settings.host, args.port or settings.port
+    with contextlib.closing(_listen(host, port)) as listener:
+        embedded = settings.embedded
+        settings = with_database(settings)
+        owner_url = settings.migration_database_url
+        # Only the owner role reads the migration bookkeeping. A server given no owner URL
+        # (the least privilege: its process never holds the owner's password) relies on the
+        # deployment running `tenantry migrate` first, as compose.yaml's migrate service does.
+        if owner_url is not None and owner_url != settings.database_url:
+            with connecting("MIGRATION_DATABASE_URL"):
+                pending = migrations.status(owner_url).pending
+            if pending:
+                print(
+                    f"pending migrations {pending}: run `tenantry migrate` first", file=sys.stderr
+                )
+                return 1
+        else:
+            print("MIGRATION_DATABASE_URL is not set: not checking for pending migrations")
+        base = f"http://{host}:{port}"
+        if args.demo:
+            from app.demo import DEMO_USERS, seed_demo
 
-        async def seed() -> DemoLogin:
-            assert settings.database_url is not None
-            database = await Database.connect(
-                settings.database_url, min_size=1, max_size=2, statement_timeout_ms=30_000
+            login = admin_call(settings, seed_demo)
+            print(
+                f"\nDemo tenant {login.tenant!r} ready. Its users, all with the password"
+                f" {login.password}:"
             )
-            try:
-                return await seed_demo(database)
-            finally:
-                await database.close()
+            for email, _name, role in DEMO_USERS:
+                print(f"  {email:<22} {role}")
+            print(f"\nSign in as {login.email} in GraphiQL ({base}/graphql):\n")
+            print(_SIGN_IN_EXAMPLE.format(**vars(login)))
+            print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
+        else:
+            from app.demo import demo_present
 
-        login = asyncio.run(seed())
-        print(f"\nDemo tenant ready. Sign in as {login.email} in GraphiQL ({base}/graphql):\n")
-        print(_SIGN_IN_EXAMPLE.format(**vars(login)))
-        print('\nthen set the header {"Authorization": "Bearer <accessToken>"}.\n')
-    app = create_app(settings)
-    where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
-    print(f"Tenantry on {base} (database: {where}; ready in {time.perf_counter() - started:.1f}s)")
-    if settings.graphiql:
-        print(f"GraphiQL: {base}/graphql")
-    # uvicorn re-raises SIGTERM after its graceful shutdown. As SystemExit (not the default
-    # kill) it lets atexit stop the embedded PostgreSQL instead of leaving it running.
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    # Everything alive now (modules, the schema) lives as long as the process: taken out of
-    # the cyclic collector's view, full collections stop rescanning it on every request
-    # burst (docs/benchmarks.md: about a quarter of a large nested query's time).
-    gc.collect()
-    gc.freeze()
-    trusted = settings.forwarded_allow_ips
-    uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level="info",
-        # Client addresses (audit, sessions, per-IP throttling) come from X-Forwarded-For
-        # only when it is set by a proxy we were told to trust.
-        proxy_headers=trusted is not None,
-        forwarded_allow_ips=trusted,
-    )
-    return 0
+            # The server's role signs in now, not in the first request (a wrong password in
+            # DATABASE_URL is one line here, a traceback from the server's start-up there).
+            if admin_call(settings, demo_present) and settings.environment == "production":
+                _refuse(
+                    [
+                        "the database holds the demo tenant, whose password is published:"
+                        " delete and purge it (deleteTenant, purgeTenant) before serving production"
+                    ]
+                )
+                return 2
+        app = create_app(settings)
+        where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
+        print(
+            f"Tenantry on {base} (database: {where}; ready in {time.perf_counter() - started:.1f}s)"
+        )
+        if settings.graphiql:
+            print(f"GraphiQL: {base}/graphql")
+        # uvicorn re-raises SIGTERM after its graceful shutdown. As SystemExit (not the default
+        # kill) it lets atexit stop the embedded PostgreSQL instead of leaving it running.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+        # Everything alive now (modules, the schema) lives as long as the process: taken out
+        # of the cyclic collector's view, full collections stop rescanning it on every request
+        # burst (docs/benchmarks.md: about a quarter of a large nested query's time).
+        gc.collect()
+        gc.freeze()
+        trusted = settings.forwarded_allow_ips
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_level="info",
+                # Client addresses (audit, sessions, per-IP throttling) come from
+                # X-Forwarded-For only when it is set by a proxy we were told to trust.
+                proxy_headers=trusted is not None,
+                forwarded_allow_ips=trusted,
+            )
+        )
+        server.run(sockets=[listener])
+    return 0 if server.started else 1
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -97,6 +158,11 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     else:
         assert settings.migration_database_url is not None
         url = settings.migration_database_url
+    with connecting("MIGRATION_DATABASE_URL"):
+        return _migrate_at(url, args)
+
+
+def _migrate_at(url: str, args: argparse.Namespace) -> int:
     if args.status:
         state = migrations.status(url)
         for name in state.applied:
@@ -130,18 +196,45 @@ def _export_schema(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _bootstrap(settings: Settings, args: argparse.Namespace) -> int:
-    from app.core.dbadmin import bootstrap
+    import secrets
 
-    urls = bootstrap(args.admin_url, args.database)
+    from app.core.dbadmin import APP_ROLE, OWNER_ROLE, bootstrap
+    from app.core.settings import check_database_url, role_passwords
+
+    check_database_url("--admin-url", args.admin_url)
+    given = role_passwords()
+    # URL-safe, so the printed URLs need no escaping wherever they are pasted.
+    owner = given.owner or secrets.token_urlsafe(24)
+    app = given.app or secrets.token_urlsafe(24)
+    with connecting("--admin-url"):
+        urls = bootstrap(args.admin_url, args.database, owner_password=owner, app_password=app)
+    # Standard output is only the two settings (`… > tenantry.env`); the rest goes to stderr.
     print(f"DATABASE_URL={urls.app}\nMIGRATION_DATABASE_URL={urls.owner}")
+    for role, chosen, variable in (
+        (OWNER_ROLE, given.owner, "TENANTRY_OWNER_PASSWORD"),
+        (APP_ROLE, given.app, "TENANTRY_APP_PASSWORD"),
+    ):
+        origin = f"from {variable}" if chosen else f"generated (set {variable} to choose it)"
+        print(f"password of {role} set now, {origin}", file=sys.stderr)
+    print(
+        "keep both URLs in your secret store; running again sets the passwords again",
+        file=sys.stderr,
+    )
     return 0
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1-65535, got {number}")
+    return number
 
 
 def register(commands: Commands) -> None:
     serve = commands.add_parser("serve", help="run the API server")
     serve.add_argument("--demo", action="store_true", help="seed and print a demo tenant")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8000)")
+    serve.add_argument("--port", type=_port, help="listen port (default 8000)")
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="apply migrations and re-apply policies")
@@ -159,6 +252,10 @@ def register(commands: Commands) -> None:
         dest="db_command", required=True
     )
     boot = db.add_parser("bootstrap", help="create the roles and database (needs an admin URL)")
-    boot.add_argument("--admin-url", required=True)
+    boot.add_argument(
+        "--admin-url",
+        required=True,
+        help="an administrator's URL; its password may also come from PGPASSWORD or ~/.pgpass",
+    )
     boot.add_argument("--database", default="tenantry")
     boot.set_defaults(run=_bootstrap)

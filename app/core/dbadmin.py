@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 OWNER_ROLE = "tenantry_owner"
 APP_ROLE = "tenantry_app"
@@ -47,7 +48,12 @@ def bootstrap(
     owner_password: str | None = None,
     app_password: str | None = None,
 ) -> DatabaseUrls:
-    """Create (idempotently) the owner role, the server's role and the database."""
+    """Create the owner role, the server's role and the database, or finish what exists.
+
+    Every step checks or repeats what it makes, so a run that stopped half-way completes on
+    the next one. A given password is set (a role's password is left alone when None); the
+    returned URLs carry the passwords given.
+    """
     with psycopg.connect(admin_url, autocommit=True) as conn:
         for role, password, extra in (
             (OWNER_ROLE, owner_password, sql.SQL("")),
@@ -63,19 +69,16 @@ def bootstrap(
                 ).format(verb=verb, role=sql.Identifier(role), extra=extra)
             )
             if password:
-                conn.execute(
-                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                        sql.Identifier(role), sql.Literal(password)
-                    )
-                )
+                _set_password(conn, role, password)
         if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
             conn.execute(
                 sql.SQL("CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0").format(
                     sql.Identifier(database), sql.Identifier(OWNER_ROLE)
                 )
             )
-    db_admin_url = with_user_and_database(admin_url, _user_of(admin_url), database)
-    with psycopg.connect(db_admin_url, autocommit=True) as conn:
+    # The administrator again, in the new database: everything of `admin_url` but the
+    # database name is kept (its password, TLS and other parameters).
+    with psycopg.connect(make_conninfo(admin_url, dbname=database), autocommit=True) as conn:
         # PostgreSQL 15+ already owns `public` by the database owner; older clusters need it.
         conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE)))
         conn.execute(
@@ -94,12 +97,19 @@ def bootstrap(
     )
 
 
+def _set_password(conn: psycopg.Connection[tuple[object, ...]], role: str, password: str) -> None:
+    # The SCRAM verifier is computed here (libpq, as psql's \password does): the password
+    # itself never reaches the server, its statement log or pg_stat_statements.
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
+    conn.execute(
+        sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(verifier.decode())
+        )
+    )
+
+
 def drop_database(admin_url: str, database: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
         )
-
-
-def _user_of(url: str) -> str:
-    return urlsplit(url).username or "postgres"

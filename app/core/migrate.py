@@ -16,7 +16,9 @@ from yoyo import get_backend, read_migrations
 
 from app.core.dbadmin import APP_ROLE
 
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+# `app/sql` links to the repository's `sql/` and is packaged with the code: an installed
+# server (a wheel, the container image) migrates from the files it was built with.
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 POLICIES_DIR = SQL_DIR / "policies"
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 
@@ -20,7 +21,9 @@ class SettingsError(ValueError):
     """A setting has a value the server cannot run with."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, *, minimum: int = 1, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -30,7 +33,30 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
         raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name} must be at most {maximum}, got {value}")
     return value
+
+
+def check_database_url(name: str, url: str) -> str:
+    """`url` if it is a PostgreSQL URL the drivers can use, else a SettingsError naming `name`.
+
+    The message never repeats the URL: it may hold a password.
+    """
+    try:
+        parts = urlsplit(url)
+        # libpq and asyncpg accept several hosts (host1:5432,host2:5433); each port must be
+        # a number in 1-65535 (`.port` raises ValueError otherwise).
+        ports = [urlsplit("//" + host).port for host in parts.netloc.rpartition("@")[2].split(",")]
+    except ValueError:
+        raise SettingsError(f"{name} is not a valid URL (check its host and port)") from None
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise SettingsError(
+            f"{name} must be a URL like postgresql://user:password@host:5432/database"
+        )
+    if 0 in ports:
+        raise SettingsError(f"{name} has port 0")
+    return url
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -189,6 +215,37 @@ class Settings:
     def mfa_keys_path(self) -> Path:
         return self.auth.mfa_keys_file or self.data_dir / "keys" / "mfa-keys.json"
 
+    def development_defaults(self) -> list[str]:
+        """What a production server must not start with, one line each (none in development).
+
+        Each is convenient in development and unsafe in production: keys anyone with the
+        data directory has, the embedded database, or answering about the schema to anyone.
+        """
+        if self.environment != "production":
+            return []
+        problems = []
+        if self.embedded:
+            problems.append(
+                "DATABASE_URL is not set: production never runs the embedded PostgreSQL"
+            )
+        for variable, given in (
+            ("TENANTRY_SIGNING_KEYS_FILE", self.signing_keys_file),
+            ("TENANTRY_MFA_KEYS_FILE", self.auth.mfa_keys_file),
+        ):
+            if given is None:
+                problems.append(
+                    f"{variable} is not set: production uses keys you provide, never the ones"
+                    " development generates in the data directory"
+                )
+        if self.graphiql:
+            problems.append("TENANTRY_GRAPHIQL is on: production serves no GraphiQL")
+        if self.introspection:
+            problems.append(
+                "TENANTRY_INTROSPECTION is on: production answers no introspection"
+                " (give clients schema.graphql)"
+            )
+        return problems
+
     def with_database(self, database_url: str, migration_database_url: str) -> Settings:
         return replace(
             self, database_url=database_url, migration_database_url=migration_database_url
@@ -205,6 +262,12 @@ class Settings:
         dev = environment == "development"
         database_url = env.get("DATABASE_URL") or None
         migration_url = env.get("MIGRATION_DATABASE_URL") or None
+        for name, url in (
+            ("DATABASE_URL", database_url),
+            ("MIGRATION_DATABASE_URL", migration_url),
+        ):
+            if url is not None:
+                check_database_url(name, url)
         if migration_url and not database_url:
             raise SettingsError("MIGRATION_DATABASE_URL is set but DATABASE_URL is not")
         data_dir = env.get("TENANTRY_DATA_DIR")
@@ -282,7 +345,7 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             data_dir=Path(data_dir) if data_dir else defaults.data_dir,
             host=env.get("TENANTRY_HOST", defaults.host),
-            port=_int(env, "TENANTRY_PORT", defaults.port),
+            port=_int(env, "TENANTRY_PORT", defaults.port, maximum=65535),
             forwarded_allow_ips=env.get("TENANTRY_FORWARDED_ALLOW_IPS") or None,
             jwt_issuer=env.get("TENANTRY_JWT_ISSUER", defaults.jwt_issuer),
             jwt_audience=audience,
@@ -312,3 +375,21 @@ class Settings:
             auth=auth,
             browsers=BrowserSettings.from_env(env),
         )
+
+
+@dataclass(frozen=True)
+class RolePasswords:
+    """The passwords `tenantry db bootstrap` sets for the two database roles (None: generate)."""
+
+    owner: str | None
+    app: str | None
+
+
+def role_passwords(env: Mapping[str, str] | None = None) -> RolePasswords:
+    """TENANTRY_OWNER_PASSWORD and TENANTRY_APP_PASSWORD, read only by `tenantry db bootstrap`
+    (the server and migrations take theirs from DATABASE_URL and MIGRATION_DATABASE_URL)."""
+    env = os.environ if env is None else env
+    return RolePasswords(
+        owner=env.get("TENANTRY_OWNER_PASSWORD") or None,
+        app=env.get("TENANTRY_APP_PASSWORD") or None,
+    )
