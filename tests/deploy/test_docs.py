@@ -29,8 +29,13 @@ READER_FACING = [
     ),
 ]
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
+# Module paths name one of app's own packages (`app.core.db`), so a host such as
+# `app.example.com` in an example is not taken for one.
+_PACKAGES = "|".join(
+    sorted(p.name for p in (ROOT / "app").iterdir() if (p / "__init__.py").exists())
+)
 INTERNAL_FILE = re.compile(
-    r"\b(?:app|tests|bench)/[\w./-]*|\bapp\.[a-z_]+\.[a-z_]+\b|\bshared/[A-Z]+\.md|\.ci/"
+    rf"\b(?:app|tests|bench)/[\w./-]*|\bapp\.(?:{_PACKAGES})\.[a-z_]+\b|\bshared/[A-Z]+\.md|\.ci/"
 )
 PLANNING = re.compile(
     r"\bissues? #?\d+|\b\w+ issue\)|\b(?:TODO|FIXME|TBD)\b:|\blater features\b"
