@@ -61,11 +61,12 @@ async def request_password_reset(
     ref = await lookup(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         return
-    # Counted for unknown addresses too: the limit itself reveals nothing.
-    address = hashlib.sha256(email.lower().encode()).hexdigest()
-    hits = await store.hit(tenant_key(ref.id, "password-reset", address), window_seconds=3600)
     async with database.transaction(ref.id) as session:
         found = await queries.account_by_email(session, email)
+        # Counted per account (by id: every spelling of the address that finds it shares the
+        # count), and for unknown addresses too, so the limit itself reveals nothing.
+        counted = str(found.id) if found else hashlib.sha256(email.lower().encode()).hexdigest()
+        hits = await store.hit(tenant_key(ref.id, "password-reset", counted), window_seconds=3600)
         refused = "too_many_requests" if hits.count > RESET_MAILS_PER_HOUR else None
         if found is None or found.status != "active":
             refused = "no_active_account"
