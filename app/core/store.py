@@ -2,8 +2,7 @@
 
 Redis when `REDIS_URL` is set (shared by every server process), process memory otherwise
 (the embedded default: one process). Sign-in throttling (atomic claims: `claim`, `release`)
-and session revocation use it now;
-the cache layer builds on the same backends.
+and session revocation use it now; the cache layer builds on the same backends.
 
 Every key is built by `tenant_key` or `platform_key`, so a tenant's keys always carry its
 id and can be purged per tenant; values are JSON, never pickle.

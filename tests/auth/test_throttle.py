@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from app.auth.throttle import client_network
 from app.core.db import Database
 from app.core.passwords import argon2_computations
 from app.core.security import TokenService
@@ -325,3 +326,39 @@ async def test_concurrent_guesses_from_many_addresses_verify_at_most_the_total(
 
     assert verified == LIMITS["throttle_per_account_total"]
     assert sum(_codes(r) == INVALID for r in results) == LIMITS["throttle_per_account_total"]
+
+
+async def test_without_familiarity_every_network_is_a_stranger(
+    app_settings: Settings, database: Database, team: Org
+) -> None:
+    member, home = team.members[0], fresh_ip()
+    async with throttled_server(app_settings, database, **LIMITS, throttle_familiar_days=0) as gql:
+        assert await _attempt(gql, team.slug, member.email, PASSWORD, home) == []
+        for _ in range(LIMITS["throttle_per_account_total"]):
+            await _fail(gql, team.slug, member.email, fresh_ip())
+
+        assert await _attempt(gql, team.slug, member.email, PASSWORD, home) == TOO_MANY
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("192.0.2.7", "192.0.2.7"),
+        (" 192.0.2.7 ", "192.0.2.7"),
+        ("::ffff:192.0.2.7", "192.0.2.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        (None, "unknown"),
+    ],
+)
+def test_a_client_is_its_network(address: str | None, network: str) -> None:
+    assert client_network(address) == network
+
+
+def test_an_unparseable_client_address_is_a_digest_of_bounded_length() -> None:
+    odd = client_network("x" * 10_000)
+
+    assert odd.startswith("other-")
+    assert len(odd) < 64
+    assert client_network("x" * 10_000) == odd != client_network("y")
