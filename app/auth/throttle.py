@@ -78,8 +78,10 @@ def tenant_account(tenant_id: UUID, account_id: UUID | None, compared_email: str
 
 
 def unknown_tenant_account(name: UUID | str, compared_email: str) -> Account:
-    """An email in a tenant name that names no tenant (`canonical_name` of what was typed)."""
-    return Account(None, f"name:{name}", _subject(None, compared_email))
+    """An email in a tenant name that names no tenant (`canonical_name` of what was typed).
+    The name is digested: whatever a client types, a key stays short."""
+    digest = hashlib.sha256(str(name).encode(errors="replace")).hexdigest()[:32]
+    return Account(None, f"name-{digest}", _subject(None, compared_email))
 
 
 def platform_account(admin_id: UUID | None, compared_email: str) -> Account:
