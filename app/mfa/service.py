@@ -1,9 +1,11 @@
 """MFA rules: TOTP enrolment and verification, recovery codes, and the audit trail.
 
 Writes of a use case run in a savepoint; a rejected code rolls them back, and the failure
-is then audited and counted outside it, so the record of a failed attempt survives while
-nothing else of the attempt does. Callers therefore must not wrap these functions in a
-savepoint of their own that they roll back on a DomainError.
+is then audited outside it, so the record of a failed attempt survives while nothing else
+of the attempt does. Callers therefore must not wrap these functions in a savepoint of
+their own that they roll back on a DomainError. Every code check is first claimed from the
+throttle (per user, app/auth/throttle.py), which keeps it counted unless the code is
+accepted.
 
 Every MFA change (enrolment, disabling, new recovery codes, a recovery code used, a
 failed verification) writes one audit entry; enrolling and disabling also revoke every
