@@ -5,19 +5,22 @@ from elsewhere cannot lock a user out of an address they signed in from."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from app.auth.throttle import client_network
 from app.core.db import Database
 from app.core.passwords import argon2_computations
 from app.core.security import TokenService
 from app.core.settings import Settings
-from app.tenants.service import create_tenant
+from app.tenants.service import canonical_name, create_tenant
 from app.users.service import create_user
 from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
 from tests.auth.helpers import (
@@ -362,3 +365,59 @@ def test_an_unparseable_client_address_is_a_digest_of_bounded_length() -> None:
     assert odd.startswith("other-")
     assert len(odd) < 64
     assert client_network("x" * 10_000) == odd != client_network("y")
+
+
+# -- Properties of the canonical forms (pure; derandomized in CI) ----------------------------
+
+
+def _respell(text: str, cases: list[bool]) -> str:
+    """`text` with the characters at the True positions of `cases` in upper case."""
+    return "".join(c.upper() if i < len(cases) and cases[i] else c for i, c in enumerate(text))
+
+
+@given(
+    tenant_id=st.uuids(),
+    cases=st.lists(st.booleans(), max_size=36),
+    hyphens=st.booleans(),
+    wrapper=st.sampled_from(["{}", "{{{}}}", "urn:uuid:{}", " {} ", "\t{}\n"]),
+)
+def test_every_spelling_of_a_tenant_id_is_that_id(
+    tenant_id: uuid.UUID, cases: list[bool], hyphens: bool, wrapper: str
+) -> None:
+    text = str(tenant_id) if hyphens else tenant_id.hex
+    spelled = wrapper.format(_respell(text, cases))
+
+    assert canonical_name(spelled) == tenant_id
+
+
+@given(
+    slug=st.from_regex(r"[a-z0-9][a-z0-9-]{0,30}[a-z0-9]", fullmatch=True),
+    cases=st.lists(st.booleans(), max_size=32),
+    padding=st.sampled_from(["", " ", "\t", "  \n"]),
+)
+def test_every_spelling_of_a_slug_is_that_slug(slug: str, cases: list[bool], padding: str) -> None:
+    assume(not _is_uuid(slug))
+
+    assert canonical_name(f"{padding}{_respell(slug, cases)}{padding}") == slug
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+@given(network=st.integers(0, 2**64 - 1), host=st.integers(0, 2**64 - 1))
+def test_every_address_of_an_ipv6_64_is_that_network(network: int, host: int) -> None:
+    address = ipaddress.IPv6Address(network << 64 | host)
+    assume(address.ipv4_mapped is None)
+
+    assert client_network(str(address)) == client_network(address.exploded.upper())
+    assert client_network(str(address)) == str(ipaddress.IPv6Network((network << 64, 64)))
+
+
+@given(address=st.ip_addresses(v=4))
+def test_an_ipv4_address_written_as_ipv6_is_that_address(address: ipaddress.IPv4Address) -> None:
+    assert client_network(f"::ffff:{address}") == client_network(str(address)) == str(address)
