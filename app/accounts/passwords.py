@@ -18,7 +18,7 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import restart_sessions, revoke_user_sessions
-from app.auth.throttle import SignInThrottle
+from app.auth.throttle import SignInThrottle, tenant_account
 from app.core import validation
 from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
@@ -29,7 +29,7 @@ from app.core.security import AccessClaims, TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from app.tenants.models import TenantStatus
-from app.tenants.service import current_tenant, lookup
+from app.tenants.service import lookup
 
 logger = logging.getLogger("tenantry.accounts")
 
@@ -61,11 +61,12 @@ async def request_password_reset(
     ref = await lookup(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         return
-    # Counted for unknown addresses too: the limit itself reveals nothing.
-    address = hashlib.sha256(email.lower().encode()).hexdigest()
-    hits = await store.hit(tenant_key(ref.id, "password-reset", address), window_seconds=3600)
     async with database.transaction(ref.id) as session:
         found = await queries.account_by_email(session, email)
+        # Counted per account (by id: every spelling of the address that finds it shares the
+        # count), and for unknown addresses too, so the limit itself reveals nothing.
+        counted = str(found.id) if found else hashlib.sha256(email.lower().encode()).hexdigest()
+        hits = await store.hit(tenant_key(ref.id, "password-reset", counted), window_seconds=3600)
         refused = "too_many_requests" if hits.count > RESET_MAILS_PER_HOUR else None
         if found is None or found.status != "active":
             refused = "no_active_account"
@@ -185,14 +186,15 @@ async def change_password(
     check_password_policy(new_password, field="newPassword")
     account = await queries.account(session, actor_id)
     assert account is not None
-    # A stolen access token must not buy unlimited guesses of the password: wrong current
-    # passwords count with failed sign-ins of the same account (and IP, and tenant).
-    throttle = SignInThrottle(store, settings.auth)
-    slug = (await current_tenant(session)).slug
-    await throttle.check(slug, account.email, meta)
+    # A stolen access token must not buy unlimited guesses of the password: a current
+    # password is claimed and counted exactly like a sign-in of the same account.
+    assert session.tenant_id is not None
+    attempt = await SignInThrottle(store, settings.auth).reserve(
+        tenant_account(session.tenant_id, account.id, account.email), meta
+    )
     if not await verify_password(account.password_hash, current_password):
-        await throttle.failed(slug, account.email, meta)
         raise WrongPassword("The current password is wrong", field="currentPassword")
+    await attempt.succeeded()
     await queries.set_password(
         session, account.id, await hash_password(new_password, field="newPassword")
     )

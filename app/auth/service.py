@@ -2,8 +2,9 @@
 
 Every failure (unknown tenant, suspended tenant, unknown email, wrong password, disabled
 user) is the same error after the same work (one Argon2 verification), so responses do
-not reveal which accounts or tenants exist. Failures are throttled (app/auth/throttle.py)
-and audited in the tenant when the tenant exists.
+not reveal which accounts or tenants exist. Each attempt is claimed from the throttle
+before the password is verified, and given back when it proves the credentials
+(app/auth/throttle.py); failures are audited in the tenant when the tenant exists.
 
 A user with a confirmed second factor gets an MFA challenge instead of tokens; in a tenant
 that requires MFA, a user without one gets an enrolment challenge (app/mfa/).
@@ -19,7 +20,7 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import start_session
-from app.auth.throttle import SignInThrottle
+from app.auth.throttle import SignInThrottle, tenant_account, unknown_tenant_account
 from app.core.db import Database, Session
 from app.core.errors import TenantSuspended, Unauthenticated
 from app.core.passwords import verify_and_maybe_rehash, verify_password
@@ -34,9 +35,9 @@ from app.core.settings import Settings
 from app.core.store import Store
 from app.mfa.service import has_confirmed_totp
 from app.tenants.models import TenantStatus
-from app.tenants.service import lookup, mfa_required
+from app.tenants.service import canonical_name, lookup, mfa_required
 from app.users.models import UserStatus
-from app.users.service import credentials, rehash_password
+from app.users.service import look_up_credentials, rehash_password
 
 
 class InvalidCredentials(Unauthenticated):
@@ -68,19 +69,30 @@ async def sign_in(
     password: str,
 ) -> SignInResult:
     throttle = SignInThrottle(store, settings.auth)
-    await throttle.check(tenant, email, meta)
     failure = InvalidCredentials("Invalid organisation, email or password")
     ref = await lookup(database, tenant)
     if ref is None or ref.status is TenantStatus.DELETED:
+        # Unbound, the same lookup finds nobody (row-level security) at the same cost, and
+        # still says how the email compares: unknown organisations are counted like known ones.
+        async with database.transaction(None, readonly=True) as session:
+            looked = await look_up_credentials(session, email)
+        # A deleted tenant is counted under its id, however it was named.
+        name = canonical_name(tenant) if ref is None else ref.id
+        await throttle.reserve(unknown_tenant_account(name, looked.compared_as), meta)
         await verify_password(None, password)
-        await throttle.failed(tenant, email, meta)
         raise failure
     async with database.transaction(ref.id) as session:
-        found = await credentials(session, email)
+        looked = await look_up_credentials(session, email)
+        found = looked.found
+        attempt = await throttle.reserve(
+            tenant_account(ref.id, found.user_id if found else None, looked.compared_as), meta
+        )
         ok, new_hash = await verify_and_maybe_rehash(
             found.password_hash if found else None, password
         )
         proven = found is not None and ok and found.status is UserStatus.ACTIVE
+        if proven:
+            await attempt.succeeded()
         if found is not None and proven and ref.status is TenantStatus.ACTIVE:
             user_id: UUID = found.user_id
             if new_hash is not None:
@@ -110,7 +122,6 @@ async def sign_in(
     if proven:
         # Only someone who proved the credentials learns why they cannot sign in.
         raise TenantSuspended("This organisation is suspended")
-    await throttle.failed(tenant, email, meta)
     raise failure
 
 

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import secrets
-import threading
 import unicodedata
 from importlib import resources
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from app.core.counters import WorkCounter
 from app.core.errors import Invalid
 
 MIN_PASSWORD_LENGTH = 8
@@ -40,27 +40,10 @@ _hasher = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-class _Counter:
-    """Argon2 computations done by this process (hashes and verifications).
-
-    Lets tests assert that two code paths do the same amount of work without timing them,
-    and that an over-long password never reaches Argon2.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._value = 0
-
-    def add(self) -> None:
-        with self._lock:
-            self._value += 1
-
-    @property
-    def value(self) -> int:
-        return self._value
-
-
-argon2_computations = _Counter()
+# Argon2 computations done by this process (hashes and verifications): tests assert that
+# two code paths do the same work, that an over-long password never reaches Argon2, and
+# that concurrent sign-ins verify at most the throttle's limit.
+argon2_computations = WorkCounter()
 
 
 @functools.cache

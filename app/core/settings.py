@@ -99,11 +99,16 @@ class AuthSettings:
     invitation_ttl_seconds: int = 7 * 24 * 3600
     password_reset_ttl_seconds: int = 3600
     email_verification_ttl_seconds: int = 24 * 3600
-    # Failed sign-ins tolerated per window, per account / IP / tenant.
+    # Failed attempts tolerated per window (docs/authentication.md, "Throttling"): per account
+    # from one client network (and per user for second factors); from clients the account has
+    # not signed in from recently also per account in all, per client network and per tenant.
     throttle_window_seconds: int = 900
     throttle_per_account: int = 10
     throttle_per_ip: int = 50
     throttle_per_tenant: int = 500
+    throttle_per_account_total: int = 100
+    # How long a client network the account proved itself from stays familiar.
+    throttle_familiar_days: int = 30
     # Where links in mails point (invitation acceptance, password reset, verification).
     public_url: str = "http://127.0.0.1:8000"
     # SMTP server for production mail (smtp://user:pass@host:port); None: development mailer.
@@ -333,6 +338,12 @@ class Settings:
             throttle_per_account=_int(env, "TENANTRY_THROTTLE_PER_ACCOUNT", a.throttle_per_account),
             throttle_per_ip=_int(env, "TENANTRY_THROTTLE_PER_IP", a.throttle_per_ip),
             throttle_per_tenant=_int(env, "TENANTRY_THROTTLE_PER_TENANT", a.throttle_per_tenant),
+            throttle_per_account_total=_int(
+                env, "TENANTRY_THROTTLE_PER_ACCOUNT_TOTAL", a.throttle_per_account_total
+            ),
+            throttle_familiar_days=_int(
+                env, "TENANTRY_THROTTLE_FAMILIAR_DAYS", a.throttle_familiar_days, minimum=0
+            ),
             public_url=env.get("TENANTRY_PUBLIC_URL", a.public_url).rstrip("/"),
             smtp_url=env.get("TENANTRY_SMTP_URL") or None,
             mail_from=env.get("TENANTRY_MAIL_FROM", a.mail_from),

@@ -1,8 +1,8 @@
 """A small key-value store for counters and short-lived flags, over aiocache.
 
 Redis when `REDIS_URL` is set (shared by every server process), process memory otherwise
-(the embedded default: one process). Sign-in throttling and session revocation use it now;
-the cache layer builds on the same backends.
+(the embedded default: one process). Sign-in throttling (atomic claims: `claim`, `release`)
+and session revocation use it now; the cache layer builds on the same backends.
 
 Every key is built by `tenant_key` or `platform_key`, so a tenant's keys always carry its
 id and can be purged per tenant; values are JSON, never pickle.
@@ -10,9 +10,11 @@ id and can be purged per tenant; values are JSON, never pickle.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -46,9 +48,63 @@ class WindowCount:
     resets_in: int
 
 
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` claims on `key` per window."""
+
+    key: StoreKey
+    limit: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of `Store.claim`: granted (one counted on every limit's window) or not
+    (nothing counted). A granted claim can be given back with `Store.release`."""
+
+    granted: bool
+    # Seconds until the current window ends and its counts start again from zero.
+    resets_in: int
+    # The exact window keys counted, so a release decrements the windows the claim counted
+    # in even when a new window has begun since.
+    window_keys: tuple[str, ...] = ()
+
+
+# Both scripts run atomically in Redis: no other client's command runs between a script's
+# reads and writes. Every key is a window counter of the same window length (ARGV[1] is its
+# expiry); ARGV[i + 1] is the limit of KEYS[i].
+_CLAIM_SCRIPT = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') >= tonumber(ARGV[i + 1]) then
+    return 0
+  end
+end
+for i = 1, #KEYS do
+  if redis.call('INCR', KEYS[i]) == 1 then
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return 1
+"""
+# Only counters that still exist and are positive: DECR on an expired key would create a
+# counter of -1 without expiry.
+_RELEASE_SCRIPT = """
+for i = 1, #KEYS do
+  if tonumber(redis.call('GET', KEYS[i]) or '0') > 0 then
+    redis.call('DECR', KEYS[i])
+  end
+end
+return 1
+"""
+
+
 class Store:
     def __init__(self, cache: BaseCache) -> None:
         self._cache = cache
+        # Serialises claims and releases in process memory, where each aiocache call may
+        # yield to the event loop (its timeout runs it as a task): without the lock two
+        # claims could both read a count below the limit before either adds to it.
+        self._claims_lock = asyncio.Lock()
+        self._scripts: dict[str, Any] = {}
 
     @classmethod
     def from_url(cls, redis_url: str | None) -> Store:
@@ -121,6 +177,50 @@ class Store:
         # Counters are raw integers (INCRBY), not JSON documents.
         value = await self._cache.get(window_key, loads_fn=_counter)
         return WindowCount(value or 0, resets_in)
+
+    async def claim(self, limits: Sequence[Limit], *, window_seconds: int) -> Claim:
+        """Count one on every limit's current window, atomically, if none is used up yet;
+        else count nothing (`granted` is False). Concurrent claims never exceed a limit: of N
+        claims racing for the last M places, exactly M are granted."""
+        windows = [self._window(limit.key, window_seconds) for limit in limits]
+        keys = tuple(key for key, _ in windows)
+        resets_in = min((r for _, r in windows), default=window_seconds)
+        if self.shared:
+            granted = await self._script("claim", _CLAIM_SCRIPT)(
+                keys=[self._cache.build_key(k) for k in keys],
+                args=[window_seconds + 1, *(limit.limit for limit in limits)],
+            )
+        else:
+            async with self._claims_lock:
+                counts = [await self._cache.get(k, loads_fn=_counter) or 0 for k in keys]
+                granted = all(c < limit.limit for c, limit in zip(counts, limits, strict=True))
+                if granted:
+                    for key in keys:
+                        if await self._cache.increment(key, 1) == 1:
+                            await self._cache.expire(key, window_seconds + 1)
+        return Claim(bool(granted), resets_in, keys if granted else ())
+
+    async def release(self, claim: Claim) -> None:
+        """Give a granted claim back: one less on each window it counted in (those still
+        there; a window that ended has nothing to give back)."""
+        if not claim.window_keys:
+            return
+        if self.shared:
+            await self._script("release", _RELEASE_SCRIPT)(
+                keys=[self._cache.build_key(k) for k in claim.window_keys]
+            )
+            return
+        async with self._claims_lock:
+            for key in claim.window_keys:
+                if (await self._cache.get(key, loads_fn=_counter) or 0) > 0:
+                    await self._cache.increment(key, -1)
+
+    def _script(self, name: str, source: str) -> Any:
+        # Registered once per store: redis-py then runs it by its SHA (EVALSHA), loading it
+        # again only when the server does not know it (a restarted Redis).
+        if name not in self._scripts:
+            self._scripts[name] = self._cache.client.register_script(source)
+        return self._scripts[name]
 
 
 def _json_or_counter(raw: object) -> Any:

@@ -40,9 +40,6 @@ logger = logging.getLogger("tenantry.identity")
 
 ACTION = "auth.token_exchange"
 AMR = ("ext",)
-# Failed exchanges count against the sign-in throttle's per-IP and per-tenant limits (the
-# "account" of an exchange is unknown until its token is verified).
-_THROTTLE_ACCOUNT = "\x00token-exchange"
 
 
 class ExchangeFailed(Unauthenticated):
@@ -69,34 +66,35 @@ async def exchange_token(
 ) -> SignInResult:
     """Sign in to `tenant` with an external ID token; ExchangeFailed on any problem.
 
-    TooManyAttempts before any work when this IP or tenant failed too often recently.
+    TooManyAttempts before any work when this client failed too often recently. Which user
+    a token stands for is unknown until it is verified, so an exchange is claimed from the
+    client's count alone: a forged or garbage token spends its sender's budget, never a
+    user's or the tenant's.
     """
     failure = ExchangeFailed("Invalid organisation or token")
-    throttle = SignInThrottle(store, settings.auth)
-    await throttle.check(tenant, _THROTTLE_ACCOUNT, meta)
+    attempt = await SignInThrottle(store, settings.auth).reserve_client(meta)
     ref = await lookup(database, tenant)
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         # No tenant to audit in: the log is all there is.
         logger.info("token exchange refused: no active tenant %r", tenant[:100])
-        await throttle.failed(tenant, _THROTTLE_ACCOUNT, meta)
         raise failure
     outcome = await _exchange(database, tokens, settings, meta, jwks, ref.id, id_token.strip())
-    if isinstance(outcome, _Failure):
-        logger.info("token exchange refused in tenant %s: %s", ref.id, outcome.reason)
-        async with database.transaction(ref.id) as session:
-            await record(
-                session,
-                meta,
-                action=ACTION,
-                outcome=AuditOutcome.FAILURE,
-                actor_id=None,
-                target_type="user" if outcome.user_id else None,
-                target_id=outcome.user_id,
-                metadata=_metadata(outcome.provider, reason=outcome.reason),
-            )
-        await throttle.failed(tenant, _THROTTLE_ACCOUNT, meta)
-        raise failure
-    return outcome
+    if not isinstance(outcome, _Failure):
+        await attempt.succeeded()
+        return outcome
+    logger.info("token exchange refused in tenant %s: %s", ref.id, outcome.reason)
+    async with database.transaction(ref.id) as session:
+        await record(
+            session,
+            meta,
+            action=ACTION,
+            outcome=AuditOutcome.FAILURE,
+            actor_id=None,
+            target_type="user" if outcome.user_id else None,
+            target_id=outcome.user_id,
+            metadata=_metadata(outcome.provider, reason=outcome.reason),
+        )
+    raise failure
 
 
 async def _exchange(

@@ -1,9 +1,11 @@
 """MFA rules: TOTP enrolment and verification, recovery codes, and the audit trail.
 
 Writes of a use case run in a savepoint; a rejected code rolls them back, and the failure
-is then audited and counted outside it, so the record of a failed attempt survives while
-nothing else of the attempt does. Callers therefore must not wrap these functions in a
-savepoint of their own that they roll back on a DomainError.
+is then audited outside it, so the record of a failed attempt survives while nothing else
+of the attempt does. Callers therefore must not wrap these functions in a savepoint of
+their own that they roll back on a DomainError. Every code check is first claimed from the
+throttle (per user, app/auth/throttle.py), which keeps it counted unless the code is
+accepted.
 
 Every MFA change (enrolment, disabling, new recovery codes, a recovery code used, a
 failed verification) writes one audit entry; enrolling and disabling also revoke every
@@ -23,8 +25,9 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth.models import SignInTokens
 from app.auth.sessions import restart_sessions, revoke_user_sessions, start_session
-from app.auth.throttle import TooManyAttempts
+from app.auth.throttle import SignInThrottle
 from app.core.actor import refuse_impersonation
+from app.core.counters import WorkCounter
 from app.core.db import Database, Session
 from app.core.errors import Conflict, DomainError, Invalid, NotFound, Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -49,6 +52,10 @@ T = TypeVar("T")
 
 AMR_OTP = "otp"
 AMR_RECOVERY = "recovery"
+
+# Second-factor codes (TOTP and recovery) checked by this process: only ever after the
+# throttle granted the attempt, which tests of concurrent attempts count on.
+code_checks = WorkCounter()
 
 
 class InvalidMfaCode(DomainError):
@@ -128,7 +135,6 @@ async def confirm_enrollment(
     """
     refuse_impersonation(session, "Changing two-factor authentication")
     assert session.tenant_id is not None
-    await _check_throttle(env, session.tenant_id, user_id)
     factor = await queries.totp_factor(session, user_id)
     if factor is None:
         raise NotFound("Start TOTP enrolment first", field="code")
@@ -137,6 +143,8 @@ async def confirm_enrollment(
     secret = await _open_secret(
         env, session.tenant_id, user_id, factor.secret_ciphertext, factor.key_version
     )
+    attempt = await _throttle(env).reserve_second_factor(session.tenant_id, user_id)
+    code_checks.add()
     step = crypto.matching_step(secret, code, last_used_step=factor.last_used_step)
     try:
         async with session.atomic():
@@ -166,6 +174,7 @@ async def confirm_enrollment(
     except InvalidMfaCode:
         await _failed(session, env, user_id, purpose="enrollment", method=AMR_OTP)
         raise
+    await attempt.succeeded()
     return codes
 
 
@@ -249,10 +258,10 @@ async def verify_sign_in(
     if (code is None) == (recovery_code is None):
         raise Invalid("Give exactly one of `code` and `recoveryCode`", field="code")
     claims = _challenge(env, MFA_CHALLENGE_TYPE, challenge)
-    await _check_throttle(env, claims.tenant_id, claims.user_id)
 
     async def verify(session: Session) -> SignInTokens:
         await _check_signer(session, env, claims)
+        attempt = await _throttle(env).reserve_second_factor(claims.tenant_id, claims.user_id)
         if code is not None:
             method = AMR_OTP
             ok = await _use_totp(session, env, claims.user_id, code)
@@ -266,6 +275,7 @@ async def verify_sign_in(
                 "The code is not valid",
                 field="code" if method == AMR_OTP else "recoveryCode",
             )
+        await attempt.succeeded()
         async with session.atomic():
             return await start_session(
                 session,
@@ -290,6 +300,7 @@ async def _use_totp(session: Session, env: MfaEnv, user_id: UUID, code: str) -> 
     secret = await _open_secret(
         env, session.tenant_id, user_id, factor.secret_ciphertext, factor.key_version
     )
+    code_checks.add()
     step = crypto.matching_step(secret, code, last_used_step=factor.last_used_step)
     if step is None:
         return False
@@ -309,6 +320,7 @@ async def _use_totp(session: Session, env: MfaEnv, user_id: UUID, code: str) -> 
 
 async def _use_recovery_code(session: Session, env: MfaEnv, user_id: UUID, code: str) -> bool:
     assert session.tenant_id is not None
+    code_checks.add()
     digest = crypto.recovery_code_digest(code, tenant_id=session.tenant_id, user_id=user_id)
     if digest is None:
         return False
@@ -465,23 +477,15 @@ def _amr(claims: ChallengeClaims, method: str) -> tuple[str, ...]:
     return (*claims.amr, method) if method not in claims.amr else claims.amr
 
 
-def _failures_key(tenant_id: UUID, user_id: UUID) -> StoreKey:
-    return tenant_key(tenant_id, "mfa-failures", str(user_id))
-
-
-async def _check_throttle(env: MfaEnv, tenant_id: UUID, user_id: UUID) -> None:
-    counted = await env.store.count(
-        _failures_key(tenant_id, user_id),
-        window_seconds=env.settings.auth.throttle_window_seconds,
-    )
-    if counted.count >= env.settings.auth.throttle_per_account:
-        raise TooManyAttempts(counted.resets_in)
+def _throttle(env: MfaEnv) -> SignInThrottle:
+    return SignInThrottle(env.store, env.settings.auth)
 
 
 async def _failed(
     session: Session, env: MfaEnv, user_id: UUID, *, purpose: str, method: str
 ) -> None:
-    """Audit and count a rejected code (outside the attempt's savepoint: it persists)."""
+    """Audit a rejected code (outside the attempt's savepoint: it persists). The throttle
+    counted it already: its claim is given back only when a code is accepted."""
     assert session.tenant_id is not None
     await record(
         session,
@@ -492,10 +496,6 @@ async def _failed(
         target_type="user",
         target_id=user_id,
         metadata={"purpose": purpose, "method": method},
-    )
-    await env.store.hit(
-        _failures_key(session.tenant_id, user_id),
-        window_seconds=env.settings.auth.throttle_window_seconds,
     )
 
 

@@ -74,15 +74,21 @@ async def all_admins(session: Session) -> list[PlatformAdmin]:
     return [_admin(r) for r in rows]
 
 
-async def credentials(session: Session, email: str) -> AdminCredentials | None:
+async def credentials(session: Session, email: str) -> tuple[str, AdminCredentials | None]:
+    """The administrator with this email (any case), if any, and the email as the lookup
+    compares it (what sign-in throttling keys the account on, known or not)."""
+    # From the given email outwards: one row whether or not an administrator has it.
     row = await session.fetchrow(
-        "SELECT id, status, password_hash, totp_secret, totp_key_version, totp_last_used_step"
-        " FROM platform_admins WHERE lower(email) = lower($1)",
+        "SELECT lower(given.email) AS compared_as, a.id, a.status, a.password_hash,"
+        " a.totp_secret, a.totp_key_version, a.totp_last_used_step"
+        " FROM (SELECT $1::text AS email) AS given"
+        " LEFT JOIN platform_admins a ON lower(a.email) = lower(given.email)",
         email,
     )
-    if row is None:
-        return None
-    return AdminCredentials(
+    assert row is not None
+    if row["id"] is None:
+        return row["compared_as"], None
+    return row["compared_as"], AdminCredentials(
         id=row["id"],
         status=AdminStatus(row["status"]),
         password_hash=row["password_hash"],

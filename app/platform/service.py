@@ -7,7 +7,8 @@ administrator gets a TOTP secret when created, and sign-in needs its current cod
 
 Sign-in failures (unknown email, wrong password, wrong or replayed code, disabled
 administrator) are one error after the same Argon2 work, throttled like tenant sign-ins
-under a scope no tenant slug can take, and recorded in the platform audit log.
+(app/auth/throttle.py) in a scope no tenant can take, and recorded in the platform audit
+log.
 A platform session has no refresh token; its state is read on every operation (one
 indexed query), so signing out or disabling an administrator takes effect at once, in
 every server process, even when the operator's command ran elsewhere.
@@ -25,7 +26,7 @@ import asyncpg
 from app.audit.models import ActorKind, AuditOutcome
 from app.audit.service import record
 from app.auth.service import InvalidCredentials
-from app.auth.throttle import SignInThrottle
+from app.auth.throttle import SignInThrottle, platform_account
 from app.core import validation
 from app.core.actor import PlatformActor
 from app.core.db import Database, Session
@@ -41,9 +42,6 @@ from app.platform import queries
 from app.platform.models import AdminStatus, NewAdmin, PlatformAdmin
 from app.platform.permissions import known, parse
 
-# The throttle's "tenant" for platform sign-ins: '@' is never part of a slug, so no tenant
-# sign-in shares these counts.
-THROTTLE_SCOPE = "@platform"
 AMR = ("pwd", "otp")
 _GENERATED_PASSWORD_BYTES = 18  # 24 URL-safe characters, 144 bits
 _USER_AGENT_MAX = 512
@@ -69,11 +67,13 @@ async def sign_in(
     password: str,
     code: str,
 ) -> PlatformSignIn:
-    throttle = SignInThrottle(store, settings.auth)
-    await throttle.check(THROTTLE_SCOPE, email, meta)
     keys = await load_keys(settings)
     async with database.transaction(None, platform=True) as session:
-        found = await queries.credentials(session, email.strip())
+        compared_as, found = await queries.credentials(session, email.strip())
+        # Claimed before the password and code are checked; given back once both are right.
+        attempt = await SignInThrottle(store, settings.auth).reserve(
+            platform_account(found.id if found else None, compared_as), meta
+        )
         ok, new_hash = await verify_and_maybe_rehash(
             found.password_hash if found else None, password
         )
@@ -91,6 +91,7 @@ async def sign_in(
             # The step is claimed in the database: two sign-ins racing with one code get
             # one session between them.
             if step is not None and await queries.use_totp_step(session, found.id, step):
+                await attempt.succeeded()
                 if new_hash is not None:
                     await queries.set_password_hash(session, found.id, new_hash)
                 return await _open_session(session, tokens, settings, meta, found.id)
@@ -106,7 +107,6 @@ async def sign_in(
             target_id=None if found is None else found.id,
             metadata={"failed": reason},
         )
-    await throttle.failed(THROTTLE_SCOPE, email, meta)
     raise InvalidCredentials("Invalid email, password or code")
 
 

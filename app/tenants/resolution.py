@@ -16,7 +16,13 @@ from app.core.db import Database
 from app.core.errors import Invalid, TenantMismatch
 from app.core.request_meta import RequestMeta
 from app.core.store import Store, StoreKey, platform_key
-from app.tenants.service import cors_origins, forget_access, forget_cors_origins, lookup_slug
+from app.tenants.service import (
+    canonical_name,
+    cors_origins,
+    forget_access,
+    forget_cors_origins,
+    lookup_slug,
+)
 
 # Slugs never change, but a purged tenant's slug can be taken again: a short life. That a
 # slug is unknown is kept shorter still: a tenant may be created with it any moment. Every
@@ -28,17 +34,15 @@ UNKNOWN_TTL_SECONDS = 10
 
 async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | None:
     """The id a tenant name stands for: an id as given, a slug looked up (None: unknown)."""
-    name = name.strip().lower()
-    try:
-        return UUID(name)
-    except ValueError:
-        pass
-    if len(name) > 63:
+    canonical = canonical_name(name)
+    if isinstance(canonical, UUID):
+        return canonical
+    if len(canonical) > 63:
         return None
-    key = _slug_key(name)
+    key = _slug_key(canonical)
     cached = await store.get(key)
     if cached is None:
-        ref = await lookup_slug(database, name)
+        ref = await lookup_slug(database, canonical)
         cached = "" if ref is None else str(ref.id)
         ttl = RESOLUTION_TTL_SECONDS if cached else UNKNOWN_TTL_SECONDS
         await store.put(key, cached, ttl_seconds=ttl)

@@ -76,6 +76,17 @@ def slug_taken(slug: str) -> Conflict:
     return Conflict(f"The slug {slug!r} is already taken", field="slug")
 
 
+def canonical_name(name: str) -> UUID | str:
+    """The one form of a tenant name that lookups and every count keyed on a tenant use: an
+    id in any spelling (hyphens or none, braces, `urn:uuid:`, any case) is that UUID;
+    anything else is a slug, trimmed and lower-cased."""
+    cleaned = name.strip()
+    try:
+        return UUID(cleaned)
+    except ValueError:
+        return cleaned.lower()
+
+
 async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
     """Id and status of the tenant with this slug, read without binding any tenant."""
     async with database.transaction(None, readonly=True) as session:
@@ -84,10 +95,9 @@ async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
 
 async def lookup(database: Database, name: str) -> TenantRef | None:
     """Id and status of the tenant a name stands for: its id, or its slug."""
-    try:
-        tenant_id = UUID(name.strip())
-    except ValueError:
-        return await lookup_slug(database, name)
+    tenant_id = canonical_name(name)
+    if not isinstance(tenant_id, UUID):
+        return await lookup_slug(database, tenant_id)
     # Bound to the id itself: row-level security shows that tenant's row, or none.
     async with database.transaction(tenant_id, readonly=True) as session:
         status = await queries.status(session)

@@ -1,6 +1,6 @@
 """Self-service sign-up: a new customer creates their organisation and becomes its owner.
 
-Off unless TENANTRY_SIGNUP is set. Every attempt counts against its client IP (at most
+Off unless TENANTRY_SIGNUP is set. Every attempt counts against its client network (at most
 TENANTRY_SIGNUP_PER_IP_PER_HOUR an hour) before any other work, so nobody can mass-create
 tenants or probe slugs. The tenant, its system roles, its owner and the entries in its and
 the platform's audit log are one transaction: a failure leaves none of them. The owner is
@@ -19,7 +19,7 @@ from app.accounts.email_change import request_verification
 from app.accounts.mailer import Mailer
 from app.audit.service import record
 from app.auth.service import SignInResult, after_first_factor
-from app.auth.throttle import TooManyAttempts
+from app.auth.throttle import TooManyAttempts, client_network
 from app.core import validation
 from app.core.db import Database
 from app.core.errors import Forbidden
@@ -63,8 +63,11 @@ async def sign_up(
 ) -> SignedUp:
     if not settings.signup_enabled:
         raise Forbidden("Self-service sign-up is not enabled on this server")
+    # Counted per client network (an IPv6 /64 is one client), every attempt before any work:
+    # INCR returns the new count, so concurrent attempts cannot all pass.
     counted = await store.hit(
-        platform_key("signup-attempts", "ip", meta.ip or "unknown"), window_seconds=_WINDOW_SECONDS
+        platform_key("signup-attempts", "ip", client_network(meta.ip)),
+        window_seconds=_WINDOW_SECONDS,
     )
     if counted.count > settings.signup_per_ip_per_hour:
         raise TooManyAttempts(counted.resets_in)

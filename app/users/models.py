@@ -37,6 +37,16 @@ class Credentials:
     status: UserStatus
 
 
+@dataclass(frozen=True)
+class CredentialsLookup:
+    """An email looked up for sign-in: the account it names, if any, and the email in the
+    form the lookup compares (PostgreSQL's lower(), as the unique index on users), which
+    keys the account's throttling counts whether or not an account has it."""
+
+    compared_as: str
+    found: Credentials | None
+
+
 USERS = Table("users", User)
 
 USER_ORDERINGS = {

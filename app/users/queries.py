@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from app.core.db import Session
-from app.users.models import USERS, Credentials, User, UserStatus
+from app.users.models import USERS, Credentials, CredentialsLookup, User, UserStatus
 
 
 async def insert(
@@ -22,13 +22,22 @@ async def insert(
     return USERS.to_model(row)
 
 
-async def credentials_by_email(session: Session, email: str) -> Credentials | None:
+async def credentials_by_email(session: Session, email: str) -> CredentialsLookup:
+    # From the given email outwards: one row whether or not a user has it, so an unknown
+    # email costs the same statement and still comes back as the index compares it.
     row = await session.fetchrow(
-        "SELECT id, password_hash, status FROM users WHERE lower(email) = lower($1)", email
+        "SELECT lower(given.email) AS compared_as, u.id, u.password_hash, u.status"
+        " FROM (SELECT $1::text AS email) AS given"
+        " LEFT JOIN users u ON lower(u.email) = lower(given.email)",
+        email,
     )
-    if row is None:
-        return None
-    return Credentials(row["id"], row["password_hash"], UserStatus(row["status"]))
+    assert row is not None
+    found = (
+        None
+        if row["id"] is None
+        else Credentials(row["id"], row["password_hash"], UserStatus(row["status"]))
+    )
+    return CredentialsLookup(row["compared_as"], found)
 
 
 async def set_password_hash(session: Session, user_id: UUID, password_hash: str) -> None:

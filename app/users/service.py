@@ -21,7 +21,7 @@ from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.tenants.quotas import Quota, require_room
 from app.users import queries
-from app.users.models import USERS, Credentials, User, UserStatus
+from app.users.models import USERS, Credentials, CredentialsLookup, User, UserStatus
 
 
 async def create_user(
@@ -60,6 +60,13 @@ async def get_user(session: Session, user_id: UUID, *, field: str = "id") -> Use
 
 async def credentials(session: Session, email: str) -> Credentials | None:
     """What sign-in checks for this email in the session's tenant (any case)."""
+    return (await look_up_credentials(session, email)).found
+
+
+async def look_up_credentials(session: Session, email: str) -> CredentialsLookup:
+    """`credentials`, with the email as the lookup compared it (what sign-in throttling keys
+    an account on). With no tenant bound, row-level security shows no user: the same
+    statement then finds nobody, at the same cost."""
     return await queries.credentials_by_email(session, email.strip())
 
 

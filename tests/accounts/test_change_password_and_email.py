@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.accounts.support import (
     user_row,
 )
 from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.auth.helpers import STORES, throttled_server
 
 NEW_PASSWORD = "my new and longer passphrase"
 
@@ -269,4 +271,26 @@ async def test_wrong_current_passwords_are_throttled_with_sign_ins(
 
     assert [e["code"] for e in blocked["errors"]] == ["TOO_MANY_ATTEMPTS"]
     assert [e["code"] for e in signing_in["errors"]] == ["TOO_MANY_ATTEMPTS"]
+    assert await user_row(database, org.id, member.email) == before
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_concurrent_wrong_current_passwords_verify_at_most_the_limit(
+    store: str, org: Org, database: Database, app_settings: Settings
+) -> None:
+    # given a stolen access token and 20 guesses of the password sent at once
+    member, limit = org.members[0], 3
+    before = await user_row(database, org.id, member.email)
+    async with throttled_server(
+        app_settings, database, store=store, throttle_per_account=limit
+    ) as gql:
+        with Argon2Work() as work:
+            results = await asyncio.gather(
+                *(change_password(gql, member.token, f"guess {i}", NEW_PASSWORD) for i in range(20))
+            )
+
+    # then only the limit's worth were verified; the others were refused unverified
+    assert work.count == limit
+    codes = sorted(e["code"] for r in results for e in r["errors"])
+    assert codes == ["INVALID_CREDENTIALS"] * limit + ["TOO_MANY_ATTEMPTS"] * (20 - limit)
     assert await user_row(database, org.id, member.email) == before

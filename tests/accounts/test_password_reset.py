@@ -3,6 +3,7 @@ links, and every session of the user ends."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +13,8 @@ from app.accounts.models import TokenPurpose
 from app.accounts.service import RESET_MAILS_PER_HOUR
 from app.core.db import Database
 from app.core.security import TokenService, token_digest
+from app.tenants.service import create_tenant
+from app.users.service import create_user
 from tests.accounts.support import (
     COMPLETE_RESET,
     REQUEST_RESET,
@@ -229,6 +232,29 @@ async def test_at_most_five_mails_per_address_and_hour_with_the_same_answer(
     assert reasons == [None] * RESET_MAILS_PER_HOUR + ["too_many_requests"] * 2
     # The latest mailed link still works.
     assert (await complete(gql, link_token(mails[-1]["body"], "reset-password")))["ok"]
+
+
+async def test_every_spelling_of_the_address_shares_its_mail_limit(
+    gql: GraphQL, database: Database
+) -> None:
+    # given an account whose address has an i, and its hour's mails all sent
+    slug = f"org-{secrets.token_hex(5)}"
+    tenant = await create_tenant(database, slug=slug, name="Spellings", plan="enterprise")
+    email = f"kim.ito@{slug}.example"
+    async with database.transaction(tenant.id) as session:
+        await create_user(session, email=email, display_name="Kim", password=PASSWORD)
+    for _ in range(RESET_MAILS_PER_HOUR):
+        await request_reset(gql, slug, email)
+    # U+0130 (capital I with dot): PostgreSQL's lower() may make it an i, and so find the
+    # account, where Python's lower() does not
+    spellings = [email.upper(), email.replace("i", "\u0130"), str(tenant.id).upper()]
+
+    for spelled in spellings[:2]:
+        assert await request_reset(gql, slug, spelled) == {"ok": True, "errors": []}
+    assert await request_reset(gql, spellings[2], email) == {"ok": True, "errors": []}
+
+    # then no spelling of the address, nor of the tenant, got another mail through
+    assert len(await outbox(database, tenant.id)) == RESET_MAILS_PER_HOUR
 
 
 async def test_links_of_a_suspended_tenant_are_dead(

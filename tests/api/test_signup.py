@@ -19,7 +19,7 @@ from app.core.settings import Settings
 from app.tenants.service import lookup_slug
 from tests.accounts.support import VERIFY_EMAIL, audit, link_token, outbox
 from tests.app_fixtures import PASSWORD, GraphQL, Org, start_server, stop_server
-from tests.auth.helpers import sign_in
+from tests.auth.helpers import fresh_ipv6_prefix, sign_in
 from tests.platform.support import AUDIT, new_admin
 from tests.platform.support import sign_in as platform_sign_in
 
@@ -207,6 +207,17 @@ async def test_attempts_are_limited_per_ip(open_server: GraphQL, database: Datab
     assert not await exists(database, slug)
     # Another address is not held back.
     assert (await sign_up(open_server, request(slug)))["errors"] == []
+
+
+async def test_addresses_of_one_ipv6_network_share_its_limit(open_server: GraphQL) -> None:
+    # one subscriber's /64 holds 2^64 addresses: each is not a client of its own
+    prefix = fresh_ipv6_prefix()
+    for i in range(PER_IP):
+        await sign_up(open_server, request("admin"), f"{prefix}{i + 1:x}::1")
+
+    blocked = await sign_up(open_server, request(new_slug()), f"{prefix}:ffff")
+
+    assert [e["code"] for e in blocked["errors"]] == ["TOO_MANY_ATTEMPTS"]
 
 
 async def test_the_new_tenant_has_the_default_plans_quotas(open_server: GraphQL) -> None:

@@ -42,6 +42,8 @@ def test_auth_settings_are_read_from_the_environment() -> None:
     [
         ("TENANTRY_THROTTLE_PER_ACCOUNT", "0"),
         ("TENANTRY_THROTTLE_WINDOW", "soon"),
+        ("TENANTRY_THROTTLE_PER_ACCOUNT_TOTAL", "0"),
+        ("TENANTRY_THROTTLE_FAMILIAR_DAYS", "-1"),
         ("TENANTRY_REFRESH_TOKEN_TTL", "5"),
         ("TENANTRY_CHALLENGE_TTL", "-1"),
         ("TENANTRY_IMPERSONATION_TTL", "59"),
@@ -51,6 +53,25 @@ def test_auth_settings_are_read_from_the_environment() -> None:
 def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_throttling_settings_keep_their_names_and_add_two() -> None:
+    defaults = Settings.from_env({}).auth
+    given = Settings.from_env(
+        {
+            "TENANTRY_THROTTLE_PER_ACCOUNT": "5",
+            "TENANTRY_THROTTLE_PER_ACCOUNT_TOTAL": "40",
+            "TENANTRY_THROTTLE_PER_TENANT": "900",
+            "TENANTRY_THROTTLE_FAMILIAR_DAYS": "0",
+        }
+    ).auth
+
+    assert (defaults.throttle_per_account_total, defaults.throttle_familiar_days) == (100, 30)
+    assert (defaults.throttle_per_ip, defaults.throttle_per_tenant) == (50, 500)
+    assert given.throttle_per_account == 5
+    assert given.throttle_per_account_total == 40
+    assert given.throttle_per_tenant == 900
+    assert given.throttle_familiar_days == 0
 
 
 def test_impersonation_tokens_are_short_by_default_and_may_be_shorter() -> None:

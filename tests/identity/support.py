@@ -177,8 +177,11 @@ async def add_provider(
     return payload["identityProvider"]  # type: ignore[no-any-return]
 
 
-async def exchange(gql: GraphQL, tenant: str, id_token: str) -> dict[str, Any]:
-    data = await gql.data(EXCHANGE, {"input": {"tenant": tenant, "idToken": id_token}})
+async def exchange(
+    gql: GraphQL, tenant: str, id_token: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    variables = {"input": {"tenant": tenant, "idToken": id_token}}
+    data = await gql.data(EXCHANGE, variables, headers=headers)
     result: dict[str, Any] = data["exchangeToken"]
     return result
 

@@ -3,9 +3,9 @@ ID tokens signed with real keys. Every rejection is the same answer and one audi
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +19,7 @@ from app.core.settings import Settings
 from app.identity.jwks import JwksCache
 from app.tenants.plans import PLANS
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.auth.helpers import STORES, fresh_ip, from_ip, throttled_server
 from tests.factories import SYSTEM_ROLE_COLUMN, seed_user
 from tests.identity.support import (
     VIEWER,
@@ -476,6 +477,9 @@ async def test_disabled_provider_and_unknown_tenant_are_rejected_alike(
     assert await _reasons(database, org.id) == ["unknown_issuer"]
 
 
+THROTTLED = {"throttle_per_ip": 3, "throttle_per_account": 3, "throttle_per_tenant": 3}
+
+
 async def test_repeated_failures_are_throttled_before_any_work(
     app_settings: Settings,
     database: Database,
@@ -484,26 +488,74 @@ async def test_repeated_failures_are_throttled_before_any_work(
     idp: FakeIdp,
     key: SigningKey,
 ) -> None:
-    # given a server allowing 3 failed sign-ins per tenant, and a provider the tenant trusts
-    settings = replace(app_settings, auth=replace(app_settings.auth, throttle_per_tenant=3))
-    server, url = await start_server(settings, database)
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            gql = GraphQL(http)
-            await add_provider(gql, admin, idp)
-            forged = idp.token(new_key("RS256", kid=key.kid))
-            for _ in range(3):
-                assert await exchange(gql, org.slug, forged) == REJECTED
+    # given a server allowing a client 3 failures, and a provider the tenant trusts
+    ip = from_ip(fresh_ip())
+    async with throttled_server(app_settings, database, **THROTTLED) as gql:
+        await add_provider(gql, admin, idp)
+        forged = idp.token(new_key("RS256", kid=key.kid))
+        for _ in range(3):
+            assert await exchange(gql, org.slug, forged, ip) == REJECTED
 
-            # when even a valid token comes next
-            result = await exchange(gql, org.slug, idp.token(key, idp.claims()))
-    finally:
-        await stop_server(server)
+        # when even a valid token comes next from that client
+        result = await exchange(gql, org.slug, idp.token(key, idp.claims()), ip)
 
     # then it is refused without being looked at (no further audit entry)
     [error] = result["errors"]
     assert error["code"] == "TOO_MANY_ATTEMPTS"
     assert await _reasons(database, org.id) == ["signature"] * 3
+
+
+async def test_garbage_tokens_spend_their_senders_budget_and_nobody_elses(
+    app_settings: Settings,
+    database: Database,
+    org: Org,
+    admin: str,
+    idp: FakeIdp,
+    key: SigningKey,
+) -> None:
+    # given anonymous clients sending undecodable and forged tokens until each is refused
+    garbage = ["not a token", "a.b.c", idp.token(new_key("RS256", kid=key.kid))]
+    async with throttled_server(app_settings, database, **THROTTLED) as gql:
+        await add_provider(gql, admin, idp)
+        sent = []
+        for _ in range(4):
+            ip = from_ip(fresh_ip())
+            sent += [await exchange(gql, org.slug, token, ip) for token in garbage]
+            sent.append(await exchange(gql, org.slug, garbage[0], ip))
+
+        # when a user of the tenant signs in with a valid token from their own address
+        claims = idp.claims(email=org.members[1].email)
+        valid = await exchange(gql, org.slug, idp.token(key, claims), from_ip(fresh_ip()))
+
+    # then the user got in, and each sender was held to its own limit
+    assert valid["errors"] == []
+    assert valid["accessToken"]
+    assert [r["errors"][0]["code"] for r in sent] == (
+        ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"]
+    ) * 4
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_concurrent_forged_tokens_are_verified_at_most_the_limit(
+    store: str,
+    app_settings: Settings,
+    database: Database,
+    org: Org,
+    admin: str,
+    idp: FakeIdp,
+    key: SigningKey,
+) -> None:
+    ip = from_ip(fresh_ip())
+    async with throttled_server(app_settings, database, store=store, **THROTTLED) as gql:
+        await add_provider(gql, admin, idp)
+        forged = idp.token(new_key("RS256", kid=key.kid))
+
+        results = await asyncio.gather(*(exchange(gql, org.slug, forged, ip) for _ in range(20)))
+
+    # every verification leaves one audit entry: only 3 of the 20 tokens were looked at
+    assert await _reasons(database, org.id) == ["signature"] * 3
+    codes = sorted(r["errors"][0]["code"] for r in results)
+    assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"] * 17
 
 
 async def test_an_external_sign_in_never_bypasses_tenantry_mfa(

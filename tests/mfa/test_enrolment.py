@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pyotp
+import pytest
 
 from app.core.db import Database
 from app.core.security import MFA_CHALLENGE_TYPE, MFA_ENROLLMENT_TYPE, TokenService
 from app.core.settings import Settings
 from app.mfa import crypto
+from app.mfa.service import code_checks
 from tests.app_fixtures import PASSWORD, GraphQL, new_org
+from tests.auth.helpers import STORES, throttled_server
 from tests.mfa.helpers import (
     CONFIRM,
     SIGN_IN,
@@ -244,3 +248,26 @@ async def test_in_a_tenant_requiring_mfa_sign_in_enrols_then_asks_for_codes(
     assert tokens.verify_access_token(confirmed["signIn"]["accessToken"]).aal == 2
     assert next_time["nextStep"] == "MFA_REQUIRED"
     assert next_time["accessToken"] is None
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_concurrent_confirmations_check_at_most_the_limit(
+    store: str, database: Database, tokens: TokenService, app_settings: Settings
+) -> None:
+    # given a pending enrolment and 30 wrong confirmation codes sent at once
+    org = await new_org(database, tokens)
+    limit = app_settings.auth.throttle_per_account
+    async with throttled_server(app_settings, database, store=store) as gql:
+        started = (await gql.data(START, token=org.token))["startTotpEnrollment"]
+        secret = started["enrollment"]["secret"]
+        window = {now_code(secret, o) for o in (-2, -1, 0, 1, 2)}
+        wrong = next(c for c in (f"{n:06d}" for n in range(1000)) if c not in window)
+        before = code_checks.value
+        results = await asyncio.gather(
+            *(gql.data(CONFIRM, {"code": wrong}, token=org.token) for _ in range(30))
+        )
+        checked = code_checks.value - before
+
+    assert checked == limit
+    codes = sorted(c for r in results for c in codes_of(r["confirmTotpEnrollment"]))
+    assert codes == ["INVALID_MFA_CODE"] * limit + ["TOO_MANY_ATTEMPTS"] * (30 - limit)

@@ -11,7 +11,9 @@ import pytest
 from app.core.db import Database
 from app.core.security import MFA_ENROLLMENT_TYPE, TokenService
 from app.core.settings import Settings
+from app.mfa.service import code_checks
 from tests.app_fixtures import PASSWORD, GraphQL, new_org
+from tests.auth.helpers import STORES, throttled_server
 from tests.mfa.helpers import (
     SIGN_IN,
     STATUS,
@@ -251,6 +253,53 @@ async def test_failed_codes_are_throttled_per_user(
     assert unaffected["errors"] == []
     actions = await audit_actions(database, tenant_id, user_id)
     assert actions == ["mfa.verification.failed:failure"] * app_settings.auth.throttle_per_account
+
+
+def _wrong_code(secret: str) -> str:
+    window = {now_code(secret, o) for o in (-2, -1, 0, 1, 2)}
+    return next(c for c in (f"{n:06d}" for n in range(1000)) if c not in window)
+
+
+@pytest.mark.parametrize("store", STORES)
+@pytest.mark.parametrize("factor", ["totp", "recovery"])
+async def test_concurrent_codes_on_one_challenge_check_at_most_the_limit(
+    store: str, factor: str, database: Database, tokens: TokenService, app_settings: Settings
+) -> None:
+    # given one challenge and 60 wrong codes sent at once
+    tenant_id, user_id, secret = await _seeded(database, tokens, app_settings)
+    held = challenge(tokens, tenant_id=tenant_id, user_id=user_id)
+    wrong = {"code": _wrong_code(secret)} if factor == "totp" else {"recovery": "aaaa-bbbb-cccc"}
+    limit = app_settings.auth.throttle_per_account
+    async with throttled_server(app_settings, database, store=store) as gql:
+        before = code_checks.value
+        results = await asyncio.gather(*(verify(gql, held, **wrong) for _ in range(60)))
+        checked = code_checks.value - before
+
+    # then only the limit's worth were checked (and audited); the rest refused unchecked
+    assert checked == limit
+    codes = sorted(c for r in results for c in codes_of(r))
+    assert codes == ["INVALID_MFA_CODE"] * limit + ["TOO_MANY_ATTEMPTS"] * (60 - limit)
+    actions = await audit_actions(database, tenant_id, user_id)
+    assert actions == ["mfa.verification.failed:failure"] * limit
+
+
+async def test_an_accepted_code_gives_its_attempt_back(
+    gql: GraphQL, database: Database, tokens: TokenService, app_settings: Settings
+) -> None:
+    # given a user one failure short of the limit
+    tenant_id, user_id, secret = await _seeded(database, tokens, app_settings)
+    for _ in range(app_settings.auth.throttle_per_account - 1):
+        held = challenge(tokens, tenant_id=tenant_id, user_id=user_id)
+        assert codes_of(await verify(gql, held, code=_wrong_code(secret))) == ["INVALID_MFA_CODE"]
+
+    # when they sign in with a right code, then mistype once more
+    held = challenge(tokens, tenant_id=tenant_id, user_id=user_id)
+    assert (await verify(gql, held, code=now_code(secret)))["errors"] == []
+    held = challenge(tokens, tenant_id=tenant_id, user_id=user_id)
+    mistyped = await verify(gql, held, code=_wrong_code(secret))
+
+    # then the success did not count: the mistake is checked, not refused
+    assert codes_of(mistyped) == ["INVALID_MFA_CODE"]
 
 
 @pytest.mark.parametrize(

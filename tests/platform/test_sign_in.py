@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
+from app.core.passwords import argon2_computations
 from app.core.request_meta import RequestMeta
 from app.core.settings import Settings
 from app.mfa import crypto
 from app.platform.models import AdminStatus
 from app.platform.service import set_status
 from tests.app_fixtures import GraphQL
+from tests.auth.helpers import STORES, fresh_ip, from_ip, throttled_server
 from tests.factories import platform_fingerprint
 from tests.platform.support import AUDIT, SIGN_IN, VIEWER, new_admin, sign_in
 
@@ -192,3 +195,83 @@ async def test_arbitrary_credentials_never_sign_in_nor_leak(
     assert payload["accessToken"] is None
     [error] = payload["errors"]
     assert error["code"] in {"INVALID_CREDENTIALS", "TOO_MANY_ATTEMPTS"}
+
+
+# -- Throttling: canonical identities, claims before verification, no lockout as a weapon ----
+
+LIMITS = {
+    "throttle_per_account": 3,
+    "throttle_per_account_total": 6,
+    "throttle_per_ip": 5,
+    # All platform sign-ins are one scope, which every test (and run: Redis) shares.
+    "throttle_per_tenant": 1_000_000,
+}
+
+
+async def _attempt(gql: GraphQL, variables: dict[str, Any], ip: str) -> dict[str, Any]:
+    payload: dict[str, Any] = (await gql.data(SIGN_IN, variables, headers=from_ip(ip)))[
+        "platformSignIn"
+    ]
+    return payload
+
+
+def _codes(payload: dict[str, Any]) -> list[str]:
+    return [e["code"] for e in payload["errors"]]
+
+
+async def test_failures_from_elsewhere_never_lock_an_admin_out_of_their_own_address(
+    database: Database, app_settings: Settings
+) -> None:
+    admin, home = await new_admin(database, app_settings), fresh_ip()
+    wrong = admin.credentials(password="wrong password here", code="000000")
+    async with throttled_server(app_settings, database, **LIMITS) as gql:
+        assert (await _attempt(gql, admin.credentials(), home))["errors"] == []
+        guesses = [_codes(await _attempt(gql, wrong, fresh_ip())) for _ in range(9)]
+
+        again = await _attempt(gql, admin.credentials(), home)
+        elsewhere = await _attempt(gql, admin.credentials(code="000000"), fresh_ip())
+
+    assert again["errors"] == []
+    assert again["accessToken"]
+    assert guesses.count(["INVALID_CREDENTIALS"]) == LIMITS["throttle_per_account_total"]
+    assert _codes(elsewhere) == ["TOO_MANY_ATTEMPTS"]
+
+
+async def test_every_spelling_of_an_admins_email_counts_as_the_admin(
+    database: Database, app_settings: Settings
+) -> None:
+    admin, ip = await new_admin(database, app_settings), fresh_ip()
+    async with throttled_server(app_settings, database, **LIMITS) as gql:
+        for _ in range(LIMITS["throttle_per_account"]):
+            failed = await _attempt(gql, admin.credentials(password="wrong one", code="0"), ip)
+            assert _codes(failed) == ["INVALID_CREDENTIALS"]
+        # U+0130, capital I with dot: PostgreSQL's lower() makes it an i (and so finds the
+        # admin) where Python's does not
+        spelled = admin.email.replace("i", "\u0130")
+        async with database.transaction(None, readonly=True) as session:
+            reaches = await session.fetchval("SELECT lower($1) = lower($2)", spelled, admin.email)
+
+        result = await _attempt(gql, admin.credentials(email=spelled), ip)
+
+    assert _codes(result) == (["TOO_MANY_ATTEMPTS"] if reaches else ["INVALID_CREDENTIALS"])
+    assert result["accessToken"] is None
+
+
+@pytest.mark.parametrize("store", STORES)
+async def test_concurrent_sign_ins_verify_at_most_the_limit(
+    store: str, database: Database, app_settings: Settings
+) -> None:
+    admin, ip = await new_admin(database, app_settings), fresh_ip()
+    async with throttled_server(app_settings, database, store=store, **LIMITS) as gql:
+        before = argon2_computations.value
+        results = await asyncio.gather(
+            *(
+                _attempt(gql, admin.credentials(password=f"guess {i}", code="000000"), ip)
+                for i in range(20)
+            )
+        )
+        verified = argon2_computations.value - before
+
+    assert verified == LIMITS["throttle_per_account"]
+    codes = sorted(c for r in results for c in _codes(r))
+    assert codes == ["INVALID_CREDENTIALS"] * 3 + ["TOO_MANY_ATTEMPTS"] * 17
