@@ -46,13 +46,25 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 class Limits:
     """Request hardening limits, built into the schema once at start-up."""
 
+    # Checked together in one pass before graphql-core validates a document (app/api/limits.py).
+    # Depth counts object levels: a connection with its edges/node or nodes is one.
     max_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2000
+    # For requests without a token: graphql-core's validation costs tens of microseconds per
+    # token, and signing in or GraphiQL's introspection query (~180 tokens) need far fewer.
+    max_anonymous_tokens: int = 500
+    # Field selections once every fragment spread is expanded.
+    max_fields: int = 1000
+    # `__schema` / `__type` per document, and how deep `ofType` may nest (GraphiQL asks 9).
+    max_introspection_roots: int = 3
+    max_introspection_type_depth: int = 9
+    # Work units graphql-core may spend comparing same-named fields (app/api/extensions.py).
+    validation_budget: int = 2000
     default_page_size: int = 20
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000
-    # The most objects one operation's connections could return together (app/api/cost.py).
+    # The most objects one operation's connections could return together (app/api/limits.py).
     max_nodes: int = 20_000
     statement_timeout_ms: int = 5000
 
@@ -163,6 +175,10 @@ class Settings:
             max_depth=_int(env, "TENANTRY_MAX_DEPTH", Limits.max_depth),
             max_aliases=_int(env, "TENANTRY_MAX_ALIASES", Limits.max_aliases),
             max_tokens=_int(env, "TENANTRY_MAX_TOKENS", Limits.max_tokens),
+            max_anonymous_tokens=_int(
+                env, "TENANTRY_MAX_ANONYMOUS_TOKENS", Limits.max_anonymous_tokens
+            ),
+            max_fields=_int(env, "TENANTRY_MAX_FIELDS", Limits.max_fields),
             default_page_size=_int(env, "TENANTRY_DEFAULT_PAGE_SIZE", Limits.default_page_size),
             max_page_size=_int(env, "TENANTRY_MAX_PAGE_SIZE", Limits.max_page_size),
             max_body_bytes=_int(env, "TENANTRY_MAX_BODY_BYTES", Limits.max_body_bytes),

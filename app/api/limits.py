@@ -1,0 +1,519 @@
+"""Static limits of a GraphQL document, measured in one pass whose work is linear in its length.
+
+Depth, aliases, expanded size, the cost estimate and the introspection bounds are computed
+together. Each fragment is analysed once and its measure memoised by name, so a spread costs a
+lookup however often it is repeated: `fragment F1 on Query { ...F0 ...F0 }` chained 25 times
+expands to 2^25 fields and is measured (and refused) in about a hundred steps. The numbers a
+spread stands for are multiplied, never expanded, and saturate at `SATURATED`.
+
+- Depth counts object levels: a connection's `edges { node { … } }` or `nodes { … }` is one
+  level with the connection field, and an introspection `ofType` chain is counted on its own.
+- Cost (`nodes`) is the most objects the operation's connections could return: `first`
+  multiplied down every path, a connection without `first` counting the default page. It
+  reads `first` from the operation's variables, else their defaults, else the default page.
+  Cost is linear in the multiplier, so a fragment's cost at multiplier 1 is all that is kept.
+- Introspection is bounded by its roots (`__schema`, `__type`), its `ofType` depth, and the
+  values it can produce, counted from the schema's real sizes: where the parents are distinct
+  schema members (the types of `__schema.types`, their fields, their arguments) a list holds
+  at most its total over the whole schema, elsewhere its largest length per parent. Those
+  few states are part of a fragment's memo key, so the work stays linear.
+
+The walk is a trampoline over generators (`_run`): documents nest up to graphql-core's 200
+levels per definition and fragments chain further, deeper than Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLUnionType,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    VariableNode,
+    get_introspection_query,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
+    parse,
+)
+
+from app.core.errors import DomainError
+from app.core.settings import Limits
+
+# Larger than any limit; products and sums stop growing here so they stay small integers.
+SATURATED = 10**15
+# A digit string this long is already over every limit: not converted (a 1 MB number would
+# cost quadratic time, and Python refuses over 4300 digits).
+_MAX_DIGITS = 15
+
+_INTROSPECTION_ROOTS = {"__schema": "__Schema", "__type": "__Type"}
+# Lists whose elements are distinct schema members when their parents are: the fields of
+# distinct types are distinct fields. Not `interfaces` or `possibleTypes` (shared types).
+_DISTINCT_LISTS = {
+    ("__Schema", "types"),
+    ("__Schema", "directives"),
+    ("__Type", "fields"),
+    ("__Type", "inputFields"),
+    ("__Type", "enumValues"),
+    ("__Field", "args"),
+    ("__Directive", "args"),
+}
+
+
+class LimitExceeded(DomainError):
+    """A document over one of the static limits: `limit` names which, `maximum` its value.
+    The subclasses below narrow the code by the kind of limit."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+    def __init__(self, message: str, *, limit: str, maximum: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.maximum = maximum
+
+    def details(self) -> dict[str, object]:
+        return {"limit": self.limit, "maximum": self.maximum}
+
+
+class TooDeep(LimitExceeded):
+    code = "QUERY_TOO_DEEP"
+
+
+class TooManyAliases(LimitExceeded):
+    code = "TOO_MANY_ALIASES"
+
+
+class TooLarge(LimitExceeded):
+    code = "QUERY_TOO_LARGE"
+
+
+class TooComplex(LimitExceeded):
+    code = "QUERY_TOO_COMPLEX"
+
+
+def _add(a: int, b: int) -> int:
+    return min(a + b, SATURATED)
+
+
+def _mul(a: int, b: int) -> int:
+    return min(a * b, SATURATED)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a selection set stands for once its fragments are expanded.
+
+    `nodes` and `introspection` are per object the selection set is selected on, except in
+    a distinct introspection state, where `introspection` is the total over those objects.
+    """
+
+    depth: int = 0
+    type_depth: int = 0
+    fields: int = 0
+    aliases: int = 0
+    nodes: int = 0
+    introspection_roots: int = 0
+    introspection: int = 0
+    # Whether `edges` or `nodes` is selected at this level (a connection without `first`
+    # then counts the default page).
+    pages: bool = False
+
+    def plus(self, other: Measure) -> Measure:
+        return Measure(
+            depth=max(self.depth, other.depth),
+            type_depth=max(self.type_depth, other.type_depth),
+            fields=_add(self.fields, other.fields),
+            aliases=_add(self.aliases, other.aliases),
+            nodes=_add(self.nodes, other.nodes),
+            introspection_roots=_add(self.introspection_roots, other.introspection_roots),
+            introspection=_add(self.introspection, other.introspection),
+            pages=self.pages or other.pages,
+        )
+
+
+EMPTY = Measure()
+
+
+@dataclass(frozen=True)
+class ListSize:
+    """An introspection list's largest length for one parent and its total over the schema."""
+
+    largest: int
+    total: int
+
+
+@dataclass(frozen=True)
+class SchemaShape:
+    """What the analysis needs to know of the schema, derived once per schema."""
+
+    schema: GraphQLSchema
+    connections: frozenset[str]
+    edges: frozenset[str]
+    lists: Mapping[tuple[str, str], ListSize]
+
+    @classmethod
+    def of(cls, schema: GraphQLSchema) -> SchemaShape:
+        types = list(schema.type_map.values())
+        composite = [t for t in types if isinstance(t, GraphQLObjectType | GraphQLInterfaceType)]
+        connections = frozenset(t.name for t in composite if {"edges", "pageInfo"} <= set(t.fields))
+        edges = frozenset(t.name for t in composite if {"node", "cursor"} <= set(t.fields))
+        fields = [f for t in composite for f in t.fields.values()]
+        possible = [
+            len(schema.get_possible_types(t))
+            for t in types
+            if isinstance(t, GraphQLInterfaceType | GraphQLUnionType)
+        ]
+        interfaces = [len(t.interfaces) for t in composite]
+        input_fields = [len(t.fields) for t in types if isinstance(t, GraphQLInputObjectType)]
+        enum_values = [len(t.values) for t in types if isinstance(t, GraphQLEnumType)]
+        directives = schema.directives
+
+        def size(lengths: list[int]) -> ListSize:
+            return ListSize(max(lengths, default=0), sum(lengths))
+
+        lists = {
+            ("__Schema", "types"): size([len(types)]),
+            ("__Schema", "directives"): size([len(directives)]),
+            ("__Type", "fields"): size([len(t.fields) for t in composite]),
+            ("__Type", "interfaces"): size(interfaces),
+            ("__Type", "possibleTypes"): size(possible),
+            ("__Type", "enumValues"): size(enum_values),
+            ("__Type", "inputFields"): size(input_fields),
+            ("__Field", "args"): size([len(f.args) for f in fields]),
+            ("__Directive", "args"): size([len(d.args) for d in directives]),
+            ("__Directive", "locations"): size([len(d.locations) for d in directives]),
+        }
+        return cls(schema, connections, edges, lists)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A document's measures (summed over its operations; depths are the deepest), the cost
+    of the operation to run, and the work the analysis did."""
+
+    depth: int
+    type_depth: int
+    fields: int
+    aliases: int
+    introspection_roots: int
+    introspection: int
+    nodes: int
+    # Selections looked at, and fragment bodies analysed (a memo hit analyses nothing).
+    visited: int
+    fragment_analyses: int
+
+
+# Outside introspection: None. Inside: how many objects the selection set is selected on
+# and whether they are distinct schema members; (1, False) means "per object".
+_State = tuple[int, bool] | None
+_PER_OBJECT: _State = (1, False)
+_Step = Generator["_Step", Measure, Measure]
+
+
+def _run(step: _Step) -> Measure:
+    """Drive nested analysis steps with an explicit stack instead of Python's."""
+    stack = [step]
+    sent: Measure | None = None
+    while True:
+        try:
+            child = stack[-1].send(sent)  # type: ignore[arg-type]
+        except StopIteration as done:
+            stack.pop()
+            if not stack:
+                result: Measure = done.value
+                return result
+            sent = done.value
+        else:
+            stack.append(child)
+            sent = None
+
+
+@dataclass
+class _Walk:
+    shape: SchemaShape
+    fragments: Mapping[str, FragmentDefinitionNode]
+    variables: Mapping[str, Any]
+    defaults: Mapping[str, Any]
+    default_page_size: int
+    memo: dict[tuple[str, _State], Measure] = field(default_factory=dict)
+    in_progress: set[tuple[str, _State]] = field(default_factory=set)
+    visited: int = 0
+    fragment_analyses: int = 0
+
+    def selection_set(
+        self, node: SelectionSetNode | None, parent: GraphQLNamedType | None, state: _State
+    ) -> _Step:
+        total = EMPTY
+        for selection in node.selections if node else ():
+            self.visited += 1
+            if isinstance(selection, FieldNode):
+                part = yield self.field(selection, parent, state)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = parent if condition is None else self._type(condition.name.value)
+                part = yield self.selection_set(selection.selection_set, inner, state)
+            else:
+                assert isinstance(selection, FragmentSpreadNode)
+                part = yield self.fragment(selection.name.value, state)
+            total = total.plus(part)
+        return total
+
+    def fragment(self, name: str, state: _State) -> _Step:
+        key = (name, state)
+        known = self.memo.get(key)
+        if known is not None:
+            return known
+        definition = self.fragments.get(name)
+        # Unknown fragments and cycles are invalid (graphql-core reports them): they add nothing.
+        if definition is None or key in self.in_progress:
+            return EMPTY
+        self.in_progress.add(key)
+        self.fragment_analyses += 1
+        parent = self._type(definition.type_condition.name.value)
+        measure = yield self.selection_set(definition.selection_set, parent, state)
+        self.in_progress.discard(key)
+        self.memo[key] = measure
+        return measure
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType | None, state: _State) -> _Step:
+        name = node.name.value
+        own = Measure(fields=1, aliases=1 if node.alias else 0, pages=name in ("edges", "nodes"))
+        child_type, is_list = self._field_type(parent, name)
+        root = name in _INTROSPECTION_ROOTS
+        if root:
+            state = (1, True)
+            own = own.plus(Measure(introspection_roots=1))
+        # The field's own value in each object it is selected on (introspection only).
+        here = 1 if root else 0 if state is None else state[0]
+        # Inside introspection: how many objects the field's selection is selected on.
+        count, distinct = state if state is not None else (0, False)
+        if state is not None and not root:
+            if is_list and parent is not None:
+                size = self.shape.lists.get((parent.name, name), ListSize(0, 0))
+                count = _mul(count, size.largest)
+                if distinct:
+                    count = min(count, size.total)
+                distinct = distinct and (parent.name, name) in _DISTINCT_LISTS
+            else:
+                distinct = distinct and count == 1
+        if node.selection_set is None:
+            values = _add(here, count if is_list and state is not None else 0)
+            return own.plus(Measure(introspection=values))
+        child_state: _State = None
+        scale = 1
+        if state is not None:
+            child_state = (count, True) if distinct else _PER_OBJECT
+            scale = 1 if distinct else count
+        inner = yield self.selection_set(node.selection_set, child_type, child_state)
+        wrapper = parent is not None and (
+            (parent.name in self.shape.connections and name in ("edges", "nodes"))
+            or (parent.name in self.shape.edges and name == "node")
+        )
+        page = self._page(node, inner.pages)
+        nodes = inner.nodes if page is None else _add(page, _mul(page, inner.nodes))
+        return own.plus(
+            Measure(
+                depth=inner.depth + (0 if wrapper or name == "ofType" else 1),
+                type_depth=inner.type_depth + (1 if name == "ofType" else 0),
+                fields=inner.fields,
+                aliases=inner.aliases,
+                nodes=nodes,
+                introspection_roots=inner.introspection_roots,
+                introspection=_add(here, _mul(scale, inner.introspection)),
+            )
+        )
+
+    def _type(self, name: str) -> GraphQLNamedType | None:
+        return self.shape.schema.get_type(name)
+
+    def _field_type(
+        self, parent: GraphQLNamedType | None, name: str
+    ) -> tuple[GraphQLNamedType | None, bool]:
+        if name in _INTROSPECTION_ROOTS:
+            return self._type(_INTROSPECTION_ROOTS[name]), False
+        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
+            return None, False
+        definition = parent.fields.get(name)
+        if definition is None:
+            return None, False
+        return get_named_type(definition.type), is_list_type(get_nullable_type(definition.type))
+
+    def _page(self, node: FieldNode, pages: bool) -> int | None:
+        """The page a field asks for: its `first`, or the default page for a connection
+        selected without one (it has `edges` or `nodes`); None for any other field."""
+        for argument in node.arguments or ():
+            if argument.name.value != "first":
+                continue
+            value: Any = argument.value
+            if isinstance(value, VariableNode):
+                name = value.name.value
+                value = self.variables.get(name, self.defaults.get(name))
+            elif isinstance(value, IntValueNode):
+                digits = value.value.lstrip("-")
+                value = SATURATED if len(digits) > _MAX_DIGITS else int(value.value)
+            # A bool is an int to Python, not to GraphQL; null or anything else: the default.
+            return max(value, 0) if type(value) is int else self.default_page_size
+        return self.default_page_size if pages else None
+
+
+def _defaults(operation: OperationDefinitionNode | None) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for definition in (operation.variable_definitions or ()) if operation else ():
+        default = definition.default_value
+        if isinstance(default, IntValueNode) and len(default.value) <= _MAX_DIGITS:
+            defaults[definition.variable.name.value] = int(default.value)
+    return defaults
+
+
+def analyse(
+    document: DocumentNode,
+    shape: SchemaShape,
+    *,
+    operation: OperationDefinitionNode | None,
+    variables: Mapping[str, Any] | None,
+    default_page_size: int,
+) -> Analysis:
+    """Measure every operation of `document`; the cost is that of `operation` (the one to
+    run), with its variables and their defaults."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    walk = _Walk(shape, fragments, variables or {}, _defaults(operation), default_page_size)
+    total = EMPTY
+    nodes = 0
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        root = shape.schema.get_root_type(definition.operation)
+        measure = _run(walk.selection_set(definition.selection_set, root, None))
+        total = total.plus(measure)
+        if definition is operation:
+            nodes = measure.nodes
+    return Analysis(
+        depth=total.depth,
+        type_depth=total.type_depth,
+        fields=total.fields,
+        aliases=total.aliases,
+        introspection_roots=total.introspection_roots,
+        introspection=total.introspection,
+        nodes=nodes,
+        visited=walk.visited,
+        fragment_analyses=walk.fragment_analyses,
+    )
+
+
+@dataclass(frozen=True)
+class DocumentLimits:
+    """The limits every document must keep, with what they need to know of the schema."""
+
+    limits: Limits
+    shape: SchemaShape
+    # No introspection may produce more values than the full introspection query does: it
+    # grows with the schema, so GraphiQL and code generators keep working unconfigured.
+    introspection_budget: int
+
+    @classmethod
+    def of(cls, limits: Limits, schema: GraphQLSchema) -> DocumentLimits:
+        shape = SchemaShape.of(schema)
+        # Everything a client can ask of introspection at once: every option of graphql-core's
+        # (and GraphiQL's) introspection query switched on, `ofType` as deep as allowed.
+        everything = get_introspection_query(
+            descriptions=True,
+            specified_by_url=True,
+            directive_is_repeatable=True,
+            schema_description=True,
+            input_value_deprecation=True,
+            experimental_directive_deprecation=True,
+            one_of=True,
+            type_depth=limits.max_introspection_type_depth,
+        )
+        full = analyse(
+            parse(everything),
+            shape,
+            operation=None,
+            variables=None,
+            default_page_size=limits.default_page_size,
+        )
+        return cls(limits, shape, full.introspection)
+
+    def analyse(
+        self,
+        document: DocumentNode,
+        operation: OperationDefinitionNode | None,
+        variables: Mapping[str, Any] | None,
+    ) -> Analysis:
+        return analyse(
+            document,
+            self.shape,
+            operation=operation,
+            variables=variables,
+            default_page_size=self.limits.default_page_size,
+        )
+
+    def refusal(self, analysis: Analysis) -> LimitExceeded | None:
+        """The first limit `analysis` exceeds, as the error to answer with; None if none."""
+        limits, a = self.limits, analysis
+        if a.depth > limits.max_depth:
+            return TooDeep(
+                f"This document nests {a.depth} levels deep; the limit is {limits.max_depth}"
+                " (a connection with its `edges { node }` or `nodes` is one level).",
+                limit="depth",
+                maximum=limits.max_depth,
+            )
+        if a.type_depth > limits.max_introspection_type_depth:
+            return TooDeep(
+                f"This document's introspection nests `ofType` {a.type_depth} deep; the limit"
+                f" is {limits.max_introspection_type_depth}.",
+                limit="introspectionTypeDepth",
+                maximum=limits.max_introspection_type_depth,
+            )
+        if a.aliases > limits.max_aliases:
+            return TooManyAliases(
+                f"This document uses {a.aliases} aliases; the limit is {limits.max_aliases}.",
+                limit="aliases",
+                maximum=limits.max_aliases,
+            )
+        if a.fields > limits.max_fields:
+            return TooLarge(
+                f"This document selects {a.fields} fields once its fragments are expanded;"
+                f" the limit is {limits.max_fields}.",
+                limit="fields",
+                maximum=limits.max_fields,
+            )
+        if a.introspection_roots > limits.max_introspection_roots:
+            return TooComplex(
+                f"This document asks for `__schema` or `__type` {a.introspection_roots} times;"
+                f" the limit is {limits.max_introspection_roots}.",
+                limit="introspectionRoots",
+                maximum=limits.max_introspection_roots,
+            )
+        if a.introspection > self.introspection_budget:
+            return TooComplex(
+                f"This introspection could produce {a.introspection} values, more than the"
+                f" full introspection query ({self.introspection_budget}); ask for less.",
+                limit="introspection",
+                maximum=self.introspection_budget,
+            )
+        if a.nodes > limits.max_nodes:
+            return TooComplex(
+                f"This operation could return up to {a.nodes} objects; the limit is "
+                f"{limits.max_nodes}. Ask for smaller pages (`first`) or fewer nested lists.",
+                limit="nodes",
+                maximum=limits.max_nodes,
+            )
+        return None
