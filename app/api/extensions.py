@@ -162,6 +162,8 @@ class DocumentValidator:
 
     def __init__(self, limits: Limits, *, introspection: bool) -> None:
         self.limits = limits
+        # "Did you mean …?" maps a hidden schema as well as introspection does.
+        self.hide_suggestions = not introspection
         overlap = type(
             "BudgetedOverlappingFields",
             (BudgetedOverlappingFields,),
@@ -199,7 +201,7 @@ class DocumentValidator:
     def _validate_uncached(
         self, schema: GraphQLSchema, document: DocumentNode
     ) -> list[GraphQLError]:
-        return validate(schema, document, self.rules)
+        return validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
 
 
 class DocumentValidation(SchemaExtension):
