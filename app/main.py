@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 from app.accounts.mailer import mailer_for
 from app.api.graphiql import STATIC_DIR
 from app.api.middleware import (
+    AnonymousRateLimitMiddleware,
     AuthenticationMiddleware,
     BodyLimitMiddleware,
     RequestIdMiddleware,
@@ -29,6 +30,7 @@ from app.api.middleware import (
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
 from app.core.keys import KeyRing
+from app.core.ratelimit import Rate, TokenBuckets
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.core.store import Store
@@ -134,6 +136,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         middleware=[
             Middleware(RequestIdMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            # Before any token, tenant or GraphQL work.
+            Middleware(
+                AnonymousRateLimitMiddleware,
+                buckets=TokenBuckets(store),
+                rate=Rate(settings.limits.anonymous_burst, settings.limits.anonymous_per_minute),
+                paths=frozenset({"/graphql"}),
+            ),
             Middleware(
                 AuthenticationMiddleware,
                 tokens=tokens,

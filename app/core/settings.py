@@ -67,6 +67,10 @@ class Limits:
     # The most objects one operation's connections could return together (app/api/limits.py).
     max_nodes: int = 20_000
     statement_timeout_ms: int = 5000
+    # Requests to /graphql without a token, per client address (an IPv6 address's /64): a
+    # token bucket of `anonymous_burst` refilled at `anonymous_per_minute` (app/core/ratelimit.py).
+    anonymous_burst: int = 60
+    anonymous_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,10 @@ class Settings:
             max_nodes=_int(env, "TENANTRY_MAX_NODES", Limits.max_nodes),
             statement_timeout_ms=_int(
                 env, "TENANTRY_STATEMENT_TIMEOUT_MS", Limits.statement_timeout_ms
+            ),
+            anonymous_burst=_int(env, "TENANTRY_ANONYMOUS_BURST", Limits.anonymous_burst),
+            anonymous_per_minute=_int(
+                env, "TENANTRY_ANONYMOUS_PER_MINUTE", Limits.anonymous_per_minute
             ),
         )
         if limits.default_page_size > limits.max_page_size:

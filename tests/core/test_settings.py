@@ -55,3 +55,20 @@ def test_impersonation_tokens_are_short_by_default_and_may_be_shorter() -> None:
     assert Settings.from_env({}).impersonation_token_ttl_seconds == 900
     shorter = Settings.from_env({"TENANTRY_IMPERSONATION_TTL": "300"})
     assert shorter.impersonation_token_ttl_seconds == 300
+
+
+def test_request_limits_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "TENANTRY_MAX_FIELDS": "500",
+            "TENANTRY_MAX_ANONYMOUS_TOKENS": "300",
+            "TENANTRY_ANONYMOUS_BURST": "20",
+            "TENANTRY_ANONYMOUS_PER_MINUTE": "30",
+        }
+    )
+
+    limits = settings.limits
+    assert (limits.max_fields, limits.max_anonymous_tokens) == (500, 300)
+    assert (limits.anonymous_burst, limits.anonymous_per_minute) == (20, 30)
+    defaults = Settings.from_env({}).limits
+    assert (defaults.anonymous_burst, defaults.anonymous_per_minute) == (60, 60)
