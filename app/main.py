@@ -135,7 +135,11 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                anonymous_max_bytes=settings.limits.max_anonymous_body_bytes,
+            ),
             # Before any token, tenant or GraphQL work.
             Middleware(
                 AnonymousRateLimitMiddleware,

@@ -99,18 +99,30 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, declared or streamed, before anything parses them."""
+    """413 for bodies over the limit, declared or streamed, before anything parses them.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Requests without an Authorization header get `anonymous_max_bytes`: what they can do
+    (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
+    list variable costs graphql-core hundreds of milliseconds to lex or coerce.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, anonymous_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.anonymous_max_bytes = anonymous_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        headers = Headers(scope=scope)
+        limit = self.max_bytes
+        if self.anonymous_max_bytes is not None and "authorization" not in headers:
+            limit = min(limit, self.anonymous_max_bytes)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _send_json(send, 413, "PAYLOAD_TOO_LARGE", "Request body too large")
             return
         received = 0
@@ -121,7 +133,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 

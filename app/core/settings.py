@@ -64,6 +64,8 @@ class Limits:
     default_page_size: int = 20
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000
+    # Without a token: signing in or GraphiQL's introspection request (~3 KB) fit easily.
+    max_anonymous_body_bytes: int = 16_384
     # The most objects one operation's connections could return together (app/api/limits.py).
     max_nodes: int = 20_000
     statement_timeout_ms: int = 5000
@@ -186,6 +188,9 @@ class Settings:
             default_page_size=_int(env, "TENANTRY_DEFAULT_PAGE_SIZE", Limits.default_page_size),
             max_page_size=_int(env, "TENANTRY_MAX_PAGE_SIZE", Limits.max_page_size),
             max_body_bytes=_int(env, "TENANTRY_MAX_BODY_BYTES", Limits.max_body_bytes),
+            max_anonymous_body_bytes=_int(
+                env, "TENANTRY_MAX_ANONYMOUS_BODY_BYTES", Limits.max_anonymous_body_bytes
+            ),
             max_nodes=_int(env, "TENANTRY_MAX_NODES", Limits.max_nodes),
             statement_timeout_ms=_int(
                 env, "TENANTRY_STATEMENT_TIMEOUT_MS", Limits.statement_timeout_ms

@@ -583,6 +583,21 @@ async def test_streamed_body_over_the_limit_without_content_length_is_413(
     assert await _count_projects(database, org.id) == 0
 
 
+async def test_anonymous_bodies_have_a_smaller_limit(http: httpx.AsyncClient, org: Org) -> None:
+    # given: a body just over the anonymous limit, far under the signed-in one
+    content = json.dumps({"query": VIEWER + " " * LIMITS.max_anonymous_body_bytes}).encode()
+    json_type = {"content-type": "application/json"}
+
+    # when
+    anonymous = await http.post("/graphql", content=content, headers=json_type)
+    signed_in = await http.post("/graphql", content=content, headers=json_type | _bearer(org.token))
+
+    # then
+    assert anonymous.status_code == 413
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert signed_in.json()["data"]["viewer"]["email"] == org.members[0].email
+
+
 async def test_body_just_under_the_limit_is_accepted(http: httpx.AsyncClient, org: Org) -> None:
     # given whitespace padding is ignored by the GraphQL lexer
     envelope = json.dumps({"query": VIEWER + "#"})

@@ -62,6 +62,7 @@ def test_request_limits_are_read_from_the_environment() -> None:
         {
             "TENANTRY_MAX_FIELDS": "500",
             "TENANTRY_MAX_ANONYMOUS_TOKENS": "300",
+            "TENANTRY_MAX_ANONYMOUS_BODY_BYTES": "4096",
             "TENANTRY_ANONYMOUS_BURST": "20",
             "TENANTRY_ANONYMOUS_PER_MINUTE": "30",
         }
@@ -69,6 +70,7 @@ def test_request_limits_are_read_from_the_environment() -> None:
 
     limits = settings.limits
     assert (limits.max_fields, limits.max_anonymous_tokens) == (500, 300)
+    assert limits.max_anonymous_body_bytes == 4096
     assert (limits.anonymous_burst, limits.anonymous_per_minute) == (20, 30)
     defaults = Settings.from_env({}).limits
     assert (defaults.anonymous_burst, defaults.anonymous_per_minute) == (60, 60)
