@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from graphql import (
     DocumentNode,
@@ -106,15 +106,11 @@ class TooComplex(LimitExceeded):
     code = "QUERY_TOO_COMPLEX"
 
 
-def _add(a: int, b: int) -> int:
-    return min(a + b, SATURATED)
+def _cap(value: int) -> int:
+    return value if value < SATURATED else SATURATED
 
 
-def _mul(a: int, b: int) -> int:
-    return min(a * b, SATURATED)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Measure:
     """What a selection set stands for once its fragments are expanded.
 
@@ -133,20 +129,51 @@ class Measure:
     # then counts the default page).
     pages: bool = False
 
-    def plus(self, other: Measure) -> Measure:
-        return Measure(
-            depth=max(self.depth, other.depth),
-            type_depth=max(self.type_depth, other.type_depth),
-            fields=_add(self.fields, other.fields),
-            aliases=_add(self.aliases, other.aliases),
-            nodes=_add(self.nodes, other.nodes),
-            introspection_roots=_add(self.introspection_roots, other.introspection_roots),
-            introspection=_add(self.introspection, other.introspection),
-            pages=self.pages or other.pages,
-        )
-
 
 EMPTY = Measure()
+
+
+class _Sum:
+    """A selection set's measure while its selections are added up."""
+
+    __slots__ = (
+        "aliases",
+        "depth",
+        "fields",
+        "introspection",
+        "nodes",
+        "pages",
+        "roots",
+        "type_depth",
+    )
+
+    def __init__(self) -> None:
+        self.depth = self.type_depth = self.fields = self.aliases = 0
+        self.nodes = self.roots = self.introspection = 0
+        self.pages = False
+
+    def add(self, part: Measure) -> None:
+        self.depth = max(self.depth, part.depth)
+        self.type_depth = max(self.type_depth, part.type_depth)
+        self.fields += part.fields
+        self.aliases += part.aliases
+        self.nodes += part.nodes
+        self.roots += part.introspection_roots
+        self.introspection += part.introspection
+        self.pages = self.pages or part.pages
+
+    def measure(self) -> Measure:
+        # A sum of a few thousand capped numbers: capped once, here.
+        return Measure(
+            self.depth,
+            self.type_depth,
+            _cap(self.fields),
+            _cap(self.aliases),
+            _cap(self.nodes),
+            _cap(self.roots),
+            _cap(self.introspection),
+            self.pages,
+        )
 
 
 @dataclass(frozen=True)
@@ -162,17 +189,33 @@ class SchemaShape:
     """What the analysis needs to know of the schema, derived once per schema."""
 
     schema: GraphQLSchema
-    connections: frozenset[str]
-    edges: frozenset[str]
+    # (type, field) -> the field's named type and whether it is a list, for every object and
+    # interface type (the introspection types too).
+    fields: Mapping[tuple[str, str], tuple[GraphQLNamedType, bool]]
+    # (type, field) pairs that add no object level: a connection's `edges` and `nodes`, an
+    # edge's `node`.
+    wrappers: frozenset[tuple[str, str]]
     lists: Mapping[tuple[str, str], ListSize]
 
     @classmethod
     def of(cls, schema: GraphQLSchema) -> SchemaShape:
         types = list(schema.type_map.values())
         composite = [t for t in types if isinstance(t, GraphQLObjectType | GraphQLInterfaceType)]
-        connections = frozenset(t.name for t in composite if {"edges", "pageInfo"} <= set(t.fields))
-        edges = frozenset(t.name for t in composite if {"node", "cursor"} <= set(t.fields))
-        fields = [f for t in composite for f in t.fields.values()]
+        fields = {
+            (t.name, name): (get_named_type(f.type), is_list_type(get_nullable_type(f.type)))
+            for t in composite
+            for name, f in t.fields.items()
+        }
+        wrappers = frozenset(
+            [
+                (t.name, n)
+                for t in composite
+                if {"edges", "pageInfo"} <= set(t.fields)
+                for n in ("edges", "nodes")
+                if n in t.fields
+            ]
+            + [(t.name, "node") for t in composite if {"node", "cursor"} <= set(t.fields)]
+        )
         possible = [
             len(schema.get_possible_types(t))
             for t in types
@@ -182,6 +225,7 @@ class SchemaShape:
         input_fields = [len(t.fields) for t in types if isinstance(t, GraphQLInputObjectType)]
         enum_values = [len(t.values) for t in types if isinstance(t, GraphQLEnumType)]
         directives = schema.directives
+        arguments = [len(f.args) for t in composite for f in t.fields.values()]
 
         def size(lengths: list[int]) -> ListSize:
             return ListSize(max(lengths, default=0), sum(lengths))
@@ -194,11 +238,11 @@ class SchemaShape:
             ("__Type", "possibleTypes"): size(possible),
             ("__Type", "enumValues"): size(enum_values),
             ("__Type", "inputFields"): size(input_fields),
-            ("__Field", "args"): size([len(f.args) for f in fields]),
+            ("__Field", "args"): size(arguments),
             ("__Directive", "args"): size([len(d.args) for d in directives]),
             ("__Directive", "locations"): size([len(d.locations) for d in directives]),
         }
-        return cls(schema, connections, edges, lists)
+        return cls(schema, fields, wrappers, lists)
 
 
 @dataclass(frozen=True)
@@ -243,6 +287,25 @@ def _run(step: _Step) -> Measure:
             sent = None
 
 
+class _Descent(NamedTuple):
+    """Where a field leads: its type, and inside introspection how many objects its
+    selection is selected on."""
+
+    type: GraphQLNamedType | None
+    # The field's own value in each object it is selected on (introspection only).
+    here: int
+    child_state: _State
+    # What the child's `introspection` is multiplied by (1 when it is already a total).
+    scale: int
+    # A leaf's values: its own, and a scalar list's items.
+    leaf_values: int
+
+
+# A field the schema does not have (graphql-core's validation refuses the document later).
+_UNKNOWN: tuple[GraphQLNamedType | None, bool] = (None, False)
+_LIST_UNKNOWN = ListSize(SATURATED, SATURATED)
+
+
 @dataclass
 class _Walk:
     shape: SchemaShape
@@ -258,20 +321,43 @@ class _Walk:
     def selection_set(
         self, node: SelectionSetNode | None, parent: GraphQLNamedType | None, state: _State
     ) -> _Step:
-        total = EMPTY
+        total = _Sum()
         for selection in node.selections if node else ():
             self.visited += 1
             if isinstance(selection, FieldNode):
-                part = yield self.field(selection, parent, state)
+                name = selection.name.value
+                total.fields += 1
+                total.aliases += 1 if selection.alias else 0
+                total.pages = total.pages or name in ("edges", "nodes")
+                total.roots += 1 if name in _INTROSPECTION_ROOTS else 0
+                descent = self._descend(parent, name, state)
+                if selection.selection_set is None:
+                    total.introspection += descent.leaf_values
+                    continue
+                inner = yield self.selection_set(
+                    selection.selection_set, descent.type, descent.child_state
+                )
+                wrapper = parent is not None and (parent.name, name) in self.shape.wrappers
+                page = self._page(selection, inner.pages)
+                total.depth = max(
+                    total.depth, inner.depth + (0 if wrapper or name == "ofType" else 1)
+                )
+                total.type_depth = max(
+                    total.type_depth, inner.type_depth + (1 if name == "ofType" else 0)
+                )
+                total.fields += inner.fields
+                total.aliases += inner.aliases
+                total.nodes += inner.nodes if page is None else page + page * inner.nodes
+                total.roots += inner.introspection_roots
+                total.introspection += descent.here + descent.scale * inner.introspection
             elif isinstance(selection, InlineFragmentNode):
                 condition = selection.type_condition
-                inner = parent if condition is None else self._type(condition.name.value)
-                part = yield self.selection_set(selection.selection_set, inner, state)
+                inner_type = parent if condition is None else self._type(condition.name.value)
+                total.add((yield self.selection_set(selection.selection_set, inner_type, state)))
             else:
                 assert isinstance(selection, FragmentSpreadNode)
-                part = yield self.fragment(selection.name.value, state)
-            total = total.plus(part)
-        return total
+                total.add((yield self.fragment(selection.name.value, state)))
+        return total.measure()
 
     def fragment(self, name: str, state: _State) -> _Step:
         key = (name, state)
@@ -290,68 +376,31 @@ class _Walk:
         self.memo[key] = measure
         return measure
 
-    def field(self, node: FieldNode, parent: GraphQLNamedType | None, state: _State) -> _Step:
-        name = node.name.value
-        own = Measure(fields=1, aliases=1 if node.alias else 0, pages=name in ("edges", "nodes"))
-        child_type, is_list = self._field_type(parent, name)
-        root = name in _INTROSPECTION_ROOTS
-        if root:
-            state = (1, True)
-            own = own.plus(Measure(introspection_roots=1))
-        # The field's own value in each object it is selected on (introspection only).
-        here = 1 if root else 0 if state is None else state[0]
-        # Inside introspection: how many objects the field's selection is selected on.
-        count, distinct = state if state is not None else (0, False)
-        if state is not None and not root:
-            if is_list and parent is not None:
-                size = self.shape.lists.get((parent.name, name), ListSize(0, 0))
-                count = _mul(count, size.largest)
-                if distinct:
-                    count = min(count, size.total)
-                distinct = distinct and (parent.name, name) in _DISTINCT_LISTS
-            else:
-                distinct = distinct and count == 1
-        if node.selection_set is None:
-            values = _add(here, count if is_list and state is not None else 0)
-            return own.plus(Measure(introspection=values))
-        child_state: _State = None
-        scale = 1
-        if state is not None:
-            child_state = (count, True) if distinct else _PER_OBJECT
-            scale = 1 if distinct else count
-        inner = yield self.selection_set(node.selection_set, child_type, child_state)
-        wrapper = parent is not None and (
-            (parent.name in self.shape.connections and name in ("edges", "nodes"))
-            or (parent.name in self.shape.edges and name == "node")
+    def _descend(self, parent: GraphQLNamedType | None, name: str, state: _State) -> _Descent:
+        if name in _INTROSPECTION_ROOTS:
+            return _Descent(self._type(_INTROSPECTION_ROOTS[name]), 1, (1, True), 1, 1)
+        child, is_list = (
+            _UNKNOWN if parent is None else self.shape.fields.get((parent.name, name), _UNKNOWN)
         )
-        page = self._page(node, inner.pages)
-        nodes = inner.nodes if page is None else _add(page, _mul(page, inner.nodes))
-        return own.plus(
-            Measure(
-                depth=inner.depth + (0 if wrapper or name == "ofType" else 1),
-                type_depth=inner.type_depth + (1 if name == "ofType" else 0),
-                fields=inner.fields,
-                aliases=inner.aliases,
-                nodes=nodes,
-                introspection_roots=inner.introspection_roots,
-                introspection=_add(here, _mul(scale, inner.introspection)),
-            )
-        )
+        if state is None:
+            return _Descent(child, 0, None, 1, 0)
+        here, distinct = state
+        count = here
+        if is_list:
+            assert parent is not None
+            size = self.shape.lists.get((parent.name, name), _LIST_UNKNOWN)
+            count = _cap(count * size.largest)
+            if distinct:
+                count = min(count, size.total)
+            distinct = distinct and (parent.name, name) in _DISTINCT_LISTS
+        else:
+            distinct = distinct and count == 1
+        if distinct:
+            return _Descent(child, here, (count, True), 1, here + (count if is_list else 0))
+        return _Descent(child, here, _PER_OBJECT, count, here + (count if is_list else 0))
 
     def _type(self, name: str) -> GraphQLNamedType | None:
         return self.shape.schema.get_type(name)
-
-    def _field_type(
-        self, parent: GraphQLNamedType | None, name: str
-    ) -> tuple[GraphQLNamedType | None, bool]:
-        if name in _INTROSPECTION_ROOTS:
-            return self._type(_INTROSPECTION_ROOTS[name]), False
-        if not isinstance(parent, GraphQLObjectType | GraphQLInterfaceType):
-            return None, False
-        definition = parent.fields.get(name)
-        if definition is None:
-            return None, False
-        return get_named_type(definition.type), is_list_type(get_nullable_type(definition.type))
 
     def _page(self, node: FieldNode, pages: bool) -> int | None:
         """The page a field asks for: its `first`, or the default page for a connection
@@ -367,7 +416,7 @@ class _Walk:
                 digits = value.value.lstrip("-")
                 value = SATURATED if len(digits) > _MAX_DIGITS else int(value.value)
             # A bool is an int to Python, not to GraphQL; null or anything else: the default.
-            return max(value, 0) if type(value) is int else self.default_page_size
+            return _cap(max(value, 0)) if type(value) is int else self.default_page_size
         return self.default_page_size if pages else None
 
 
@@ -394,16 +443,17 @@ def analyse(
         d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
     }
     walk = _Walk(shape, fragments, variables or {}, _defaults(operation), default_page_size)
-    total = EMPTY
+    sums = _Sum()
     nodes = 0
     for definition in document.definitions:
         if not isinstance(definition, OperationDefinitionNode):
             continue
         root = shape.schema.get_root_type(definition.operation)
         measure = _run(walk.selection_set(definition.selection_set, root, None))
-        total = total.plus(measure)
+        sums.add(measure)
         if definition is operation:
             nodes = measure.nodes
+    total = sums.measure()
     return Analysis(
         depth=total.depth,
         type_depth=total.type_depth,
