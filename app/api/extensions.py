@@ -155,6 +155,11 @@ class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
             raise ValidationAbortedError(refusal.message, original_error=refusal) from None
 
 
+_INTROSPECTION_DISABLED = (
+    "GraphQL introspection is disabled on this server: `__schema` and `__type` are refused."
+)
+
+
 class DocumentValidator:
     """Refuses documents over the static limits, then validates the rest with graphql-core
     (cached per document). Built once at start-up; what it needs of the schema is derived
@@ -162,6 +167,7 @@ class DocumentValidator:
 
     def __init__(self, limits: Limits, *, introspection: bool) -> None:
         self.limits = limits
+        self.introspection = introspection
         # "Did you mean …?" maps a hidden schema as well as introspection does.
         self.hide_suggestions = not introspection
         overlap = type(
@@ -196,6 +202,10 @@ class DocumentValidator:
         refusal = self._limits.refusal(analysis)
         if refusal is not None:
             return [GraphQLError(refusal.message, original_error=refusal)]
+        # Refused here, before validation (tens of milliseconds for a full introspection
+        # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
+        if analysis.introspection_roots and not self.introspection:
+            return [GraphQLError(_INTROSPECTION_DISABLED)]
         return self._validate(schema, document)
 
     def _validate_uncached(

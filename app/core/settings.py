@@ -51,9 +51,10 @@ class Limits:
     max_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2000
-    # For requests without a token: graphql-core's validation costs tens of microseconds per
-    # token, and signing in or GraphiQL's introspection query (~180 tokens) need far fewer.
-    max_anonymous_tokens: int = 500
+    # For requests without a token: graphql-core's parsing and validation cost tens of
+    # microseconds per token, and signing in (~30) or GraphiQL's introspection query (~170)
+    # need far fewer.
+    max_anonymous_tokens: int = 250
     # Field selections once every fragment spread is expanded.
     max_fields: int = 1000
     # `__schema` / `__type` per document, and how deep `ofType` may nest (GraphiQL asks 9).

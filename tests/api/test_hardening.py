@@ -1149,6 +1149,29 @@ async def test_production_rejects_introspection(
     assert statements == []
 
 
+async def test_production_refuses_introspection_before_validating_the_document(
+    production: httpx.AsyncClient,
+) -> None:
+    # given: introspection hidden in a fragment, beside a field that does not exist
+    document = '{ ...I nope } fragment I on Query { __type(name: "Query") { name } }'
+
+    # when: anonymous, as scanners ask
+    response = await production.post("/graphql", json={"query": document})
+
+    # then: one refusal, from the limits pass (graphql-core's validation would have reported
+    # the unknown field, and words its own introspection refusal differently)
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "GraphQL introspection is disabled on this server: `__schema` and"
+                " `__type` are refused.",
+                "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+            }
+        ],
+    }
+
+
 async def test_production_gives_no_field_suggestions(
     production: httpx.AsyncClient, org: Org
 ) -> None:
