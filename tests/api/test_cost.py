@@ -67,6 +67,7 @@ def _nodes(document: str, variables: dict[str, Any] | None, name: str | None = N
         (WITH_DEFAULTS, {"f": 2}, 2 + 4 + 8),  # a given value wins over the default
         (WITH_DEFAULTS, {"f": True}, 20 + 400 + 8000),  # a Boolean is no Int
         ("{ projects(first: 99999999999999999999999) { totalCount } }", {}, 10**15),
+        ("{ projects(first: -99999999999999999999999) { totalCount } }", {}, 0),
     ],
 )
 def test_estimate(document: str, variables: dict[str, Any], expected: int) -> None:
