@@ -237,6 +237,7 @@ ExtensionFactory = Callable[[], SchemaExtension]
 
 
 def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFactory]:
+    """The schema's extensions, in the order their hooks run; shared parts built here, once."""
     validator = DocumentValidator(limits, introspection=introspection)
     return [
         ErrorMasking,
