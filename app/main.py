@@ -23,6 +23,7 @@ from app.api.cors import CorsMiddleware
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
+    AnonymousRateLimitMiddleware,
     AuthenticationMiddleware,
     BodyLimitMiddleware,
     RequestIdMiddleware,
@@ -31,6 +32,7 @@ from app.api.middleware import (
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
 from app.core.keys import KeyRing
+from app.core.ratelimit import Rate, TokenBuckets
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.core.store import Store
@@ -148,7 +150,18 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 base_domain=settings.base_domain,
                 tenant_origins=cors_origins_of,
             ),
-            Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                anonymous_max_bytes=settings.limits.max_anonymous_body_bytes,
+            ),
+            # Before any token, tenant or GraphQL work.
+            Middleware(
+                AnonymousRateLimitMiddleware,
+                buckets=TokenBuckets(store),
+                rate=Rate(settings.limits.anonymous_burst, settings.limits.anonymous_per_minute),
+                paths=frozenset({"/graphql"}),
+            ),
             Middleware(
                 AuthenticationMiddleware,
                 tokens=tokens,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -81,6 +81,16 @@ class TenantrySchema(strawberry.Schema):
     ) -> None:
         """Nothing: Strawberry would log every client mistake at ERROR level. Unexpected
         errors are logged in full, with the request id, by app/api/errors.py."""
+
+    def _get_custom_context_kwargs(
+        self, operation_extensions: dict[str, Any] | None = None, *, sync: bool = False
+    ) -> dict[str, Any]:
+        # Execution's own "Did you mean …?" (variables naming an enum value or input field
+        # wrongly) goes with the validation's: hidden where the schema is (no introspection).
+        # Strawberry passes these keyword arguments on to graphql-core's `execute`.
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        kwargs["hide_suggestions"] = self.config.disable_field_suggestions
+        return kwargs
 
 
 def build_schema(limits: Limits | None = None, *, introspection: bool = True) -> strawberry.Schema:

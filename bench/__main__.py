@@ -10,7 +10,7 @@ import asyncio
 import json
 import time
 
-from . import latency, load, provisioning
+from . import dos, latency, load, provisioning
 from ._env import add_arguments, environment, log
 
 
@@ -18,6 +18,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     add_arguments(parser)
     latency.add_latency_arguments(parser)
+    dos.add_dos_arguments(parser)
     load.add_load_arguments(parser)
     provisioning.add_provisioning_arguments(parser)
     args = parser.parse_args()
@@ -26,6 +27,7 @@ def main() -> None:
         latency_report = asyncio.run(
             latency.measure(env, iterations=args.iterations, warmup=args.warmup)
         )
+        dos_report = asyncio.run(dos.measure(env, repeat=args.repeat))
         load_report = load.run(env, args)
         # Last: it adds tenants, which the other two must not see.
         provisioning_report = asyncio.run(
@@ -37,6 +39,8 @@ def main() -> None:
         print()
         print(latency_report.markdown())
         print()
+        print(dos_report.markdown())
+        print()
         print(load_report.markdown())
         print()
         print(provisioning_report.markdown())
@@ -46,6 +50,7 @@ def main() -> None:
                     {
                         "env": env.describe(),
                         "latency": latency_report.as_dict(),
+                        "dos": dos_report.as_dict(),
                         "load": load_report.as_dict(),
                         "provisioning": provisioning_report.as_dict(),
                     },

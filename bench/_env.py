@@ -95,6 +95,10 @@ class Env:
     def watched(self) -> Watched:
         return Watched(self.server_pid, self.database)
 
+    def watched_pid(self, pid: int) -> Watched:
+        """Another server process on the bench database (`extra_server`)."""
+        return Watched(pid, self.database)
+
     @property
     def measured(self) -> TenantData:
         return self.tenants[0]
@@ -110,8 +114,9 @@ class Env:
             f"- Dataset: {_dataset.describe()}",
             *self.machine.lines(),
             f"- Server: `tenantry serve` in its own process: one uvicorn worker ({_loop()}), "
-            "TENANTRY_ENV=production, sign-in throttling per IP and tenant off, every other "
-            "setting at its default (pool 1-10)",
+            "TENANTRY_ENV=production, sign-in throttling per IP and tenant and the per-address "
+            "limit of requests without a token off, every other setting at its default "
+            "(pool 1-10)",
             "- Client: httpx in the bench process (another process), 127.0.0.1, keep-alive",
             f"- Background CPU just before the run: {_busy(self.background_cpu)}"
             + (f" {_BUSY_WARNING}" if _too_busy(self.background_cpu) else ""),
@@ -202,6 +207,10 @@ def _server_env(urls: dbadmin.DatabaseUrls, keys_file: Path, data_dir: Path) -> 
         # failures by design: without this the throttle would measure itself.
         "TENANTRY_THROTTLE_PER_IP": "1000000000",
         "TENANTRY_THROTTLE_PER_TENANT": "1000000000",
+        # Likewise the per-address limit of requests without a token (sign-ins, the
+        # anonymous documents of bench/dos.py).
+        "TENANTRY_ANONYMOUS_BURST": "1000000000",
+        "TENANTRY_ANONYMOUS_PER_MINUTE": "1000000000",
     }
     return env
 
@@ -246,6 +255,23 @@ def _stop_server(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@contextmanager
+def extra_server(env: Env, **overrides: str) -> Iterator[tuple[str, int]]:
+    """Another server process on the bench database, its settings changed by `overrides`
+    (environment variables): its URL and pid, until the block exits."""
+    assert env.settings.database_url is not None
+    assert env.settings.migration_database_url is not None
+    urls = dbadmin.DatabaseUrls(env.settings.database_url, env.settings.migration_database_url)
+    server_env = _server_env(urls, env.settings.keys_file, env.settings.data_dir) | overrides
+    log_file = env.settings.data_dir.parent / f"server-{secrets.token_hex(3)}.log"
+    process, base_url = _spawn_server(server_env, log_file)
+    try:
+        _wait_ready(process, base_url, log_file)
+        yield base_url, process.pid
+    finally:
+        _stop_server(process)
 
 
 def _vacuum_analyze(owner_url: str) -> None:

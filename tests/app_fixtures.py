@@ -26,7 +26,7 @@ import uvicorn
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import TokenService
-from app.core.settings import AuthSettings, Settings
+from app.core.settings import AuthSettings, Limits, Settings
 from app.main import create_app
 from app.tenants.service import create_tenant
 from app.users.service import create_user
@@ -64,6 +64,9 @@ def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Sett
         # Every test signs in from 127.0.0.1; throttling per IP is tested on its own server
         # (tests/auth/test_throttle.py) with clients told apart by X-Forwarded-For.
         auth=AuthSettings(throttle_per_ip=1_000_000),
+        # Likewise every anonymous request: the per-address limit is tested on its own
+        # servers (tests/api/test_anonymous_limit.py).
+        limits=Limits(anonymous_burst=1_000_000_000, anonymous_per_minute=1_000_000_000),
     )
 
 

@@ -1,31 +1,45 @@
 """Schema extensions and validation rules, built once at start-up.
 
-Validation rule *classes* are created here once; per request only a trivial extension
-object carrying the same tuple is made, so Strawberry's shared validation cache keeps
-hitting (a rule class created per request misses it every time: ~10x slower).
+Validation rule *classes* and the validation cache are created here once; per request only a
+trivial extension object pointing at them is made, so the cache keeps hitting (a rule class
+created per request misses it every time: ~10x slower).
+
+A document is measured against the static limits (app/api/limits.py, linear in its length)
+before graphql-core validates it, so validation only ever sees documents within them; the one
+rule whose work can still grow faster than the document (OverlappingFieldsCanBeMerged) runs on
+a budget of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
+from functools import lru_cache
+from typing import Any
 
-from graphql import ASTValidationRule, FieldNode, GraphQLError, get_operation_ast
-from graphql.type import GraphQLSchema
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    SchemaExtension,
-    ValidationCache,
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    GraphQLError,
+    ValidationContext,
+    get_operation_ast,
+    specified_rules,
+    validate,
 )
+from graphql.type import GraphQLSchema
+from graphql.validation import (
+    NoSchemaIntrospectionCustomRule,
+    OverlappingFieldsCanBeMergedRule,
+)
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
 from app.api.context import Context, OperationSummary
-from app.api.cost import CostLimit
 from app.api.errors import ErrorMasking
+from app.api.limits import DocumentLimits, TooComplex
 from app.core.settings import Limits
 
 
@@ -94,25 +108,143 @@ class ReportingParserCache(ParserCache):
         yield
 
 
+class TokenLimit(SchemaExtension):
+    """The parser's token limit, smaller for anonymous requests.
+
+    graphql-core's validation costs tens of microseconds per token, so the token limit is
+    what bounds the CPU a document within every other limit can take. An anonymous caller
+    can reach little (signing in, introspection where it is on): its documents are small.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context.context
+        signed_in = isinstance(context, Context) and (
+            context.principal is not None or context.platform is not None
+        )
+        limit = self.limits.max_tokens if signed_in else self.limits.max_anonymous_tokens
+        self.execution_context.parse_options["max_tokens"] = limit
+        yield
+
+
+class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+    """graphql-core's field-merging rule with a smaller work budget (graphql-core's own is
+    500 000 units, about a second here): comparing every pair of same-named fields grows
+    with the square of their number, which no linear limit bounds."""
+
+    budget: int = 2000
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = self.budget
+
+    def enter_selection_set(self, *args: Any) -> None:
+        try:
+            super().enter_selection_set(*args)
+        except ValidationAbortedError:
+            if self.rule_context.remaining_complexity_budget >= 0:
+                raise  # too many errors: graphql-core's own abort
+            refusal = TooComplex(
+                "This document repeats the same fields too often to be checked; select each"
+                " field once per level.",
+                limit="validation",
+                maximum=self.budget,
+            )
+            raise ValidationAbortedError(refusal.message, original_error=refusal) from None
+
+
+_INTROSPECTION_DISABLED = (
+    "GraphQL introspection is disabled on this server: `__schema` and `__type` are refused."
+)
+
+
+class DocumentValidator:
+    """Refuses documents over the static limits, then validates the rest with graphql-core
+    (cached per document). Built once at start-up; what it needs of the schema is derived
+    at the first request."""
+
+    def __init__(self, limits: Limits, *, introspection: bool) -> None:
+        self.limits = limits
+        self.introspection = introspection
+        # "Did you mean …?" maps a hidden schema as well as introspection does.
+        self.hide_suggestions = not introspection
+        overlap = type(
+            "BudgetedOverlappingFields",
+            (BudgetedOverlappingFields,),
+            {"budget": limits.validation_budget},
+        )
+        rules: list[type[ASTValidationRule]] = [
+            overlap if rule is OverlappingFieldsCanBeMergedRule else rule
+            for rule in specified_rules
+        ]
+        # Strawberry's own rules, which its validation adds to graphql-core's.
+        rules += [MaybeNullValidationRule, OneOfInputValidationRule]
+        if not introspection:
+            rules.append(NoSchemaIntrospectionCustomRule)
+        self.rules = tuple(rules)
+        self._limits: DocumentLimits | None = None
+        self._validate = lru_cache(maxsize=256)(self._validate_uncached)
+
+    def errors(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> list[GraphQLError]:
+        """The document's errors: one for the first limit it exceeds, else graphql-core's."""
+        if self._limits is None or self._limits.shape.schema is not schema:
+            self._limits = DocumentLimits.of(self.limits, schema)
+        operation = get_operation_ast(document, operation_name)
+        analysis = self._limits.analyse(document, operation, variables)
+        refusal = self._limits.refusal(analysis)
+        if refusal is not None:
+            return [GraphQLError(refusal.message, original_error=refusal)]
+        # Refused here, before validation (tens of milliseconds for a full introspection
+        # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
+        if analysis.introspection_roots and not self.introspection:
+            return [GraphQLError(_INTROSPECTION_DISABLED)]
+        return self._validate(schema, document)
+
+    def _validate_uncached(
+        self, schema: GraphQLSchema, document: DocumentNode
+    ) -> list[GraphQLError]:
+        return validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
+
+
+class DocumentValidation(SchemaExtension):
+    """Validation through the shared `DocumentValidator` (in place of Strawberry's)."""
+
+    def __init__(self, validator: DocumentValidator) -> None:
+        self.validator = validator
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        assert context.graphql_document is not None
+        # Set in every case: Strawberry then skips its own validation.
+        context.pre_execution_errors = self.validator.errors(
+            context.schema._schema,
+            context.graphql_document,
+            context.operation_name,
+            context.variables,
+        )
+        yield
+
+
 ExtensionFactory = Callable[[], SchemaExtension]
 
 
 def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFactory]:
-    rules: list[type[ASTValidationRule]] = [
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-    ]
-    if not introspection:
-        rules.append(NoSchemaIntrospectionCustomRule)
-    frozen_rules = list(rules)
+    """The schema's extensions, in the order their hooks run; shared parts built here, once."""
+    validator = DocumentValidator(limits, introspection=introspection)
     return [
         ErrorMasking,
         OperationTransaction,
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: CostLimit(max_nodes=limits.max_nodes, default_page_size=limits.default_page_size),
+        lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
-        lambda: AddValidationRules(frozen_rules),
-        lambda: ValidationCache(maxsize=256),
+        lambda: DocumentValidation(validator),
     ]
 
 

@@ -6,6 +6,7 @@ nothing executes. A request without a token proceeds anonymously (sign-in needs 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -20,9 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.context import NamedTenant, Principal
 from app.core.db import Database
 from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
+from app.core.ratelimit import Rate, TokenBuckets
 from app.core.request_meta import RequestMeta
 from app.core.security import AccessClaims, TokenService
-from app.core.store import Store, tenant_key
+from app.core.store import Store, platform_key, tenant_key
 
 logger = logging.getLogger("tenantry.auth")
 
@@ -97,18 +99,30 @@ class RequestIdMiddleware:
 
 
 class BodyLimitMiddleware:
-    """413 for bodies over the limit, declared or streamed, before anything parses them."""
+    """413 for bodies over the limit, declared or streamed, before anything parses them.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    Requests without an Authorization header get `anonymous_max_bytes`: what they can do
+    (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
+    list variable costs graphql-core hundreds of milliseconds to lex or coerce.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, anonymous_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.anonymous_max_bytes = anonymous_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        headers = Headers(scope=scope)
+        limit = self.max_bytes
+        if self.anonymous_max_bytes is not None and "authorization" not in headers:
+            limit = min(limit, self.anonymous_max_bytes)
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             await _send_json(send, 413, "PAYLOAD_TOO_LARGE", "Request body too large")
             return
         received = 0
@@ -119,7 +133,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -137,6 +151,60 @@ class BodyLimitMiddleware:
 
 class _TooLarge(Exception):
     pass
+
+
+class AnonymousRateLimitMiddleware:
+    """Requests to `paths` without an Authorization header take a token from their client
+    address's bucket; with none left they get 429 (RATE_LIMITED, Retry-After) before anything
+    else runs. The address is the peer's, or X-Forwarded-For's when uvicorn trusts the proxy
+    (TENANTRY_FORWARDED_ALLOW_IPS); IPv6 addresses count per /64, the block one subscriber
+    usually holds. Requests with a token are counted per tenant (AuthenticationMiddleware).
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, buckets: TokenBuckets, rate: Rate, paths: frozenset[str]
+    ) -> None:
+        self.app = app
+        self.buckets = buckets
+        self.rate = rate
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] not in self.paths
+            or "authorization" in Headers(scope=scope)
+        ):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        key = platform_key("anonymous", client_network(client[0] if client else None))
+        taken = await self.buckets.take(key, self.rate)
+        if not taken.allowed:
+            await _send_json(
+                send,
+                429,
+                "RATE_LIMITED",
+                "Too many requests without a token from this address; try again in"
+                f" {taken.retry_after} seconds",
+                [(b"retry-after", str(taken.retry_after).encode())],
+                {"retryAfterSeconds": taken.retry_after},
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+def client_network(host: str | None) -> str:
+    """What per-address limits count: an IPv4 address, or an IPv6 address's /64."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class AuthenticationMiddleware:

@@ -74,15 +74,34 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 class Limits:
     """Request hardening limits, built into the schema once at start-up."""
 
+    # Checked together in one pass before graphql-core validates a document (app/api/limits.py).
+    # Depth counts object levels: a connection with its edges/node or nodes is one.
     max_depth: int = 10
     max_aliases: int = 30
     max_tokens: int = 2000
+    # For requests without a token: graphql-core's parsing and validation cost tens of
+    # microseconds per token, and signing in (~30) or GraphiQL's introspection query (~170)
+    # need far fewer.
+    max_anonymous_tokens: int = 250
+    # Field selections once every fragment spread is expanded.
+    max_fields: int = 1000
+    # `__schema` / `__type` per document, and how deep `ofType` may nest (GraphiQL asks 9).
+    max_introspection_roots: int = 3
+    max_introspection_type_depth: int = 9
+    # Work units graphql-core may spend comparing same-named fields (app/api/extensions.py).
+    validation_budget: int = 2000
     default_page_size: int = 20
     max_page_size: int = 100
     max_body_bytes: int = 1_000_000
-    # The most objects one operation's connections could return together (app/api/cost.py).
+    # Without a token: signing in or GraphiQL's introspection request (~3 KB) fit easily.
+    max_anonymous_body_bytes: int = 16_384
+    # The most objects one operation's connections could return together (app/api/limits.py).
     max_nodes: int = 20_000
     statement_timeout_ms: int = 5000
+    # Requests to /graphql without a token, per client address (an IPv6 address's /64): a
+    # token bucket of `anonymous_burst` refilled at `anonymous_per_minute` (app/core/ratelimit.py).
+    anonymous_burst: int = 60
+    anonymous_per_minute: int = 60
 
 
 @dataclass(frozen=True)
@@ -281,12 +300,23 @@ class Settings:
             max_depth=_int(env, "TENANTRY_MAX_DEPTH", Limits.max_depth),
             max_aliases=_int(env, "TENANTRY_MAX_ALIASES", Limits.max_aliases),
             max_tokens=_int(env, "TENANTRY_MAX_TOKENS", Limits.max_tokens),
+            max_anonymous_tokens=_int(
+                env, "TENANTRY_MAX_ANONYMOUS_TOKENS", Limits.max_anonymous_tokens
+            ),
+            max_fields=_int(env, "TENANTRY_MAX_FIELDS", Limits.max_fields),
             default_page_size=_int(env, "TENANTRY_DEFAULT_PAGE_SIZE", Limits.default_page_size),
             max_page_size=_int(env, "TENANTRY_MAX_PAGE_SIZE", Limits.max_page_size),
             max_body_bytes=_int(env, "TENANTRY_MAX_BODY_BYTES", Limits.max_body_bytes),
+            max_anonymous_body_bytes=_int(
+                env, "TENANTRY_MAX_ANONYMOUS_BODY_BYTES", Limits.max_anonymous_body_bytes
+            ),
             max_nodes=_int(env, "TENANTRY_MAX_NODES", Limits.max_nodes),
             statement_timeout_ms=_int(
                 env, "TENANTRY_STATEMENT_TIMEOUT_MS", Limits.statement_timeout_ms
+            ),
+            anonymous_burst=_int(env, "TENANTRY_ANONYMOUS_BURST", Limits.anonymous_burst),
+            anonymous_per_minute=_int(
+                env, "TENANTRY_ANONYMOUS_PER_MINUTE", Limits.anonymous_per_minute
             ),
         )
         if limits.default_page_size > limits.max_page_size:

@@ -122,6 +122,16 @@ class Store:
         """Whether other server processes see the same values (Redis)."""
         return bool(self._cache.NAME != "memory")
 
+    @property
+    def redis(self) -> Any:
+        """The Redis client (redis.asyncio.Redis) when the store is Redis, else None: for the
+        atomic scripts of other core modules (app/core/ratelimit.py)."""
+        return self._cache.client if self.shared else None
+
+    def backend_key(self, key: StoreKey) -> str:
+        """`key` as the backend holds it, with the store's namespace (for scripts)."""
+        return str(self._cache.build_key(key.value))
+
     async def close(self) -> None:
         # aiocache 0.12 closes Redis with the deprecated `close()`; `aclose()` is current.
         client = getattr(self._cache, "client", None)

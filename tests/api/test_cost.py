@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
-from graphql import parse
+from typing import Any
 
-from app.api.cost import estimated_nodes
+import pytest
+from graphql import get_operation_ast, parse
+
+from app.api.limits import DocumentLimits
 from app.core.settings import Limits
+from app.schema import build_schema
 from tests.app_fixtures import GraphQL, Org
 
 
@@ -19,6 +22,7 @@ async def org(org: Org, gql: GraphQL) -> Org:
 
 
 LIMIT = Limits().max_nodes  # 20 000
+CHECKER = DocumentLimits.of(Limits(), build_schema()._schema)
 NESTED = """
 query($p: Int, $t: Int, $c: Int) {
   projects(first: $p) {
@@ -32,6 +36,20 @@ fragment P on Query { projects(first: 100) { nodes { ...T } } }
 fragment T on Project { tasks(first: 100) { edges { node { ...C } } } }
 fragment C on Task { comments(first: 2) { nodes { id } } }
 """
+# The probe's finding: a variable's default counted as the default page (20), so this one,
+# 100 + 100² + 100³ objects, ran.
+WITH_DEFAULTS = """
+query($f: Int = 100) {
+  projects(first: $f) {
+    nodes { tasks(first: $f) { nodes { comments(first: $f) { totalCount } } } }
+  }
+}
+"""
+
+
+def _nodes(document: str, variables: dict[str, Any] | None, name: str | None = None) -> int:
+    parsed = parse(document)
+    return CHECKER.analyse(parsed, get_operation_ast(parsed, name), variables).nodes
 
 
 @pytest.mark.parametrize(
@@ -42,18 +60,27 @@ fragment C on Task { comments(first: 2) { nodes { id } } }
         ("{ projects(first: 7) { totalCount } }", {}, 7),
         (NESTED, {"p": 10, "t": 10, "c": 10}, 10 + 100 + 1000),
         (NESTED, {"p": 10}, 10 + 200 + 4000),  # missing variables: the default page
+        (NESTED, {"p": 10, "t": None, "c": "3"}, 10 + 200 + 4000),  # null or not an Int
         (NESTED, {"p": -5, "t": 100, "c": 100}, 0),
         (IN_FRAGMENTS, {}, 100 + 10_000 + 20_000),
+        (WITH_DEFAULTS, {}, 100 + 10_000 + 1_000_000),
+        (WITH_DEFAULTS, {"f": 2}, 2 + 4 + 8),  # a given value wins over the default
+        (WITH_DEFAULTS, {"f": True}, 20 + 400 + 8000),  # a Boolean is no Int
+        ("{ projects(first: 99999999999999999999999) { totalCount } }", {}, 10**15),
+        ("{ projects(first: -99999999999999999999999) { totalCount } }", {}, 0),
     ],
 )
-def test_estimate(document: str, variables: dict[str, int], expected: int) -> None:
-    assert estimated_nodes(parse(document), None, variables, default_page_size=20) == expected
+def test_estimate(document: str, variables: dict[str, Any], expected: int) -> None:
+    assert _nodes(document, variables) == expected
 
 
-def test_estimate_picks_the_named_operation() -> None:
-    document = parse("query A { projects(first: 3) { totalCount } } query B { viewer { id } }")
-    assert estimated_nodes(document, "A", None, default_page_size=20) == 3
-    assert estimated_nodes(document, "B", None, default_page_size=20) == 0
+def test_estimate_picks_the_named_operation_and_its_defaults() -> None:
+    document = """
+        query A($n: Int = 3) { projects(first: $n) { totalCount } }
+        query B($n: Int = 5) { viewer { id } projects(first: $n) { totalCount } }
+    """
+    assert _nodes(document, None, "A") == 3
+    assert _nodes(document, None, "B") == 5
 
 
 async def test_over_the_limit_is_rejected_before_any_sql(
@@ -64,7 +91,7 @@ async def test_over_the_limit_is_rejected_before_any_sql(
 
     assert body["data"] is None
     [error] = body["errors"]
-    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "limit": "nodes", "maximum": LIMIT}
     assert "20100" in error["message"]
     assert statements == []
 
@@ -72,6 +99,20 @@ async def test_over_the_limit_is_rejected_before_any_sql(
 async def test_hidden_in_fragments_is_rejected_too(gql: GraphQL, org: Org) -> None:
     body = await gql(IN_FRAGMENTS, token=org.token)
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+
+
+async def test_variable_defaults_count_as_given(
+    gql: GraphQL, org: Org, statements: list[str]
+) -> None:
+    # when: no variables sent, so `$f` is its default, 100, on all three connections
+    body = await gql(WITH_DEFAULTS, token=org.token)
+
+    # then
+    assert body["data"] is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert "1010100" in error["message"]
+    assert statements == []
 
 
 async def test_at_the_limit_runs(gql: GraphQL, org: Org) -> None:

@@ -10,7 +10,7 @@ from app.api.mutations import ErrorCode
 from app.core.errors import DomainError
 
 # Raised while validating the document, before any resolver: a top-level error only.
-TOP_LEVEL_ONLY = {"QUERY_TOO_COMPLEX"}
+TOP_LEVEL_ONLY = {"QUERY_TOO_COMPLEX", "QUERY_TOO_DEEP", "QUERY_TOO_LARGE", "TOO_MANY_ALIASES"}
 
 
 def subclasses(cls: type[DomainError]) -> Iterator[type[DomainError]]:

@@ -69,25 +69,57 @@ mutation ($id: ID!, $name: String!) {
 PROJECT_NAME = "query ($id: ID!) { project(id: $id) { name } }"
 CREATE_VIA_FORM = 'mutation { createProject(input: {name: "csrf"}) { errors { code } } }'
 
-# Depth is counted from 0 at the root field; the deepest field here (`id`) is at depth 10.
-# Small pages keep it under the cost limit (app/api/cost.py), which is tested on its own.
-AT_DEPTH_LIMIT = """
-{ projects(first: 2) { nodes { tasks(first: 2) { nodes { project { tasks(first: 2) { nodes {
-  project { tasks(first: 2) { nodes { id } } } } } } } } } } }
-"""
-# One level deeper: `id` at depth 11.
-OVER_DEPTH_LIMIT = """
-{ projects { nodes { tasks { nodes { project { tasks { nodes { project { tasks { nodes {
-  project { id }
-} } } } } } } } } } }
-"""
+
+def _chain(levels: int, *, edges: bool = False) -> str:
+    """`projects → tasks → project → tasks → …`, `levels` object levels deep, ending in `id`.
+
+    Depth counts object levels: a connection with its `nodes` (or `edges { node }`) is one
+    level. `first: 1` keeps every chain far under the cost limit, which is tested on its own.
+    """
+    inner = "id"
+    for level in reversed(range(levels)):
+        page = f"edges {{ node {{ {inner} }} }}" if edges else f"nodes {{ {inner} }}"
+        if level == 0:
+            inner = f"projects(first: 1) {{ {page} }}"
+        elif level % 2:
+            inner = f"tasks(first: 1) {{ {page} }}"
+        else:
+            inner = f"project {{ {inner} }}"
+    return f"{{ {inner} }}"
+
+
+def _object_levels_to(value: Any, leaf: dict[str, str]) -> int | None:
+    """How many object fields (not counting `nodes`, `edges`, `node`) lead to `leaf`."""
+    if value == leaf:
+        return 0
+    children: list[tuple[str | None, Any]] = []
+    if isinstance(value, dict):
+        children = list(value.items())
+    elif isinstance(value, list):
+        children = [(None, item) for item in value]
+    for key, child in children:
+        below = _object_levels_to(child, leaf)
+        if below is not None:
+            return below + (0 if key in (None, "nodes", "edges", "node") else 1)
+    return None
+
+
+AT_DEPTH_LIMIT = _chain(LIMITS.max_depth)
+AT_DEPTH_LIMIT_WITH_EDGES = _chain(LIMITS.max_depth, edges=True)
+OVER_DEPTH_LIMIT = _chain(LIMITS.max_depth + 1)
 # The same depth 11, spread over named and inline fragments so no single selection looks deep.
 OVER_DEPTH_LIMIT_IN_FRAGMENTS = """
-query { projects { ...P } }
-fragment P on ProjectConnection { nodes { tasks { ...T } } }
-fragment T on TaskConnection { nodes { project { ...Q } } }
-fragment Q on Project { tasks { nodes { ... on Task { project { tasks { ...U } } } } } }
-fragment U on TaskConnection { nodes { project { id } } }
+query { projects(first: 1) { ...P } }
+fragment P on ProjectConnection { nodes { tasks(first: 1) { ...T } } }
+fragment T on TaskConnection { edges { node { project { ...Q } } } }
+fragment Q on Project {
+  tasks(first: 1) { nodes { ... on Task { project { tasks(first: 1) { ...U } } } } }
+}
+fragment U on TaskConnection {
+  nodes { project { tasks(first: 1) { nodes { project { tasks(first: 1) { nodes {
+    project { id }
+  } } } } } } }
+}
 """
 
 
@@ -225,23 +257,32 @@ async def test_query_deeper_than_the_limit_is_rejected_before_any_sql(
     # then
     assert body["data"] is None
     error = _only_error(body)
-    assert f"exceeds maximum operation depth of {LIMITS.max_depth}" in error["message"]
-    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert f"nests {LIMITS.max_depth + 1} levels deep" in error["message"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_DEEP",
+        "limit": "depth",
+        "maximum": LIMITS.max_depth,
+    }
     assert statements == []
 
 
-async def test_query_exactly_at_the_depth_limit_is_answered(gql: GraphQL, org: Org) -> None:
+@pytest.mark.parametrize(
+    "document", [AT_DEPTH_LIMIT, AT_DEPTH_LIMIT_WITH_EDGES], ids=["nodes", "edges-node"]
+)
+async def test_query_exactly_at_the_depth_limit_is_answered(
+    gql: GraphQL, org: Org, document: str
+) -> None:
     # given a project with a task, so the deepest selection reaches real rows
     project_id = await _create_project(gql, org)
     created = await gql.data(CREATE_TASK, {"projectId": project_id, "title": "T"}, token=org.token)
     task_id = created["createTask"]["task"]["id"]
 
     # when
-    data = await gql.data(AT_DEPTH_LIMIT, token=org.token)
+    data = await gql.data(document, token=org.token)
 
-    # then
-    inner = data["projects"]["nodes"][0]["tasks"]["nodes"][0]["project"]["tasks"]["nodes"][0]
-    assert inner["project"]["tasks"]["nodes"] == [{"id": task_id}]
+    # then: the task's id, ten object levels down (its project's tasks, and so on)
+    assert json.dumps(data).count(task_id) == 1
+    assert _object_levels_to(data, {"id": task_id}) == LIMITS.max_depth
 
 
 @pytest.mark.parametrize(
@@ -255,7 +296,13 @@ async def test_too_many_aliases_are_rejected_before_any_sql(
 
     # then
     assert body["data"] is None
-    assert "aliases" in _only_error(body)["message"]
+    error = _only_error(body)
+    assert f"uses {LIMITS.max_aliases + 1} aliases" in error["message"]
+    assert error["extensions"] == {
+        "code": "TOO_MANY_ALIASES",
+        "limit": "aliases",
+        "maximum": LIMITS.max_aliases,
+    }
     assert statements == []
 
 
@@ -534,6 +581,21 @@ async def test_streamed_body_over_the_limit_without_content_length_is_413(
     assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
     assert statements == []
     assert await _count_projects(database, org.id) == 0
+
+
+async def test_anonymous_bodies_have_a_smaller_limit(http: httpx.AsyncClient, org: Org) -> None:
+    # given: a body just over the anonymous limit, far under the signed-in one
+    content = json.dumps({"query": VIEWER + " " * LIMITS.max_anonymous_body_bytes}).encode()
+    json_type = {"content-type": "application/json"}
+
+    # when
+    anonymous = await http.post("/graphql", content=content, headers=json_type)
+    signed_in = await http.post("/graphql", content=content, headers=json_type | _bearer(org.token))
+
+    # then
+    assert anonymous.status_code == 413
+    assert anonymous.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    assert signed_in.json()["data"]["viewer"]["email"] == org.members[0].email
 
 
 async def test_body_just_under_the_limit_is_accepted(http: httpx.AsyncClient, org: Org) -> None:
@@ -1085,6 +1147,29 @@ async def test_production_rejects_introspection(
     assert "introspection" in body["errors"][0]["message"].lower()
     assert "Project" not in response.text
     assert statements == []
+
+
+async def test_production_refuses_introspection_before_validating_the_document(
+    production: httpx.AsyncClient,
+) -> None:
+    # given: introspection hidden in a fragment, beside a field that does not exist
+    document = '{ ...I nope } fragment I on Query { __type(name: "Query") { name } }'
+
+    # when: anonymous, as scanners ask
+    response = await production.post("/graphql", json={"query": document})
+
+    # then: one refusal, from the limits pass (graphql-core's validation would have reported
+    # the unknown field, and words its own introspection refusal differently)
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "GraphQL introspection is disabled on this server: `__schema` and"
+                " `__type` are refused.",
+                "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+            }
+        ],
+    }
 
 
 async def test_production_gives_no_field_suggestions(

@@ -118,3 +118,22 @@ def test_any_origin_is_only_allowed_without_credentials() -> None:
 def test_a_cors_origin_that_is_not_one_origin_is_refused_by_name(entry: str) -> None:
     with pytest.raises(SettingsError, match=f"TENANTRY_CORS_ORIGINS: {re.escape(repr(entry))}"):
         Settings.from_env({"TENANTRY_CORS_ORIGINS": entry})
+
+
+def test_request_limits_are_read_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "TENANTRY_MAX_FIELDS": "500",
+            "TENANTRY_MAX_ANONYMOUS_TOKENS": "300",
+            "TENANTRY_MAX_ANONYMOUS_BODY_BYTES": "4096",
+            "TENANTRY_ANONYMOUS_BURST": "20",
+            "TENANTRY_ANONYMOUS_PER_MINUTE": "30",
+        }
+    )
+
+    limits = settings.limits
+    assert (limits.max_fields, limits.max_anonymous_tokens) == (500, 300)
+    assert limits.max_anonymous_body_bytes == 4096
+    assert (limits.anonymous_burst, limits.anonymous_per_minute) == (20, 30)
+    defaults = Settings.from_env({}).limits
+    assert (defaults.anonymous_burst, defaults.anonymous_per_minute) == (60, 60)
