@@ -73,9 +73,11 @@ class Telemetry:
         ]
 
     def shutdown(self) -> None:
-        """Flush the spans not yet exported (of a provider made here)."""
+        """Flush the spans not yet exported (of a provider made here), and take this
+        process's gauges out of the sums of live processes."""
         if self.tracer_provider is not None and self._owns_provider:
             self.tracer_provider.shutdown()
+        self.metrics.process_ended()
 
 
 def _without_query(span: trace.Span, scope: dict[str, Any]) -> None:

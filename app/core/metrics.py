@@ -238,6 +238,13 @@ class Metrics:
         self.pool_connections.labels("max").set(usage.max_size)
         self.pool_waiting.set(usage.waiting)
 
+    def process_ended(self) -> None:
+        """In multiprocess mode, drop this process's gauges (pool use) from the live sums; a
+        process that dies without this leaves its last values until the directory is
+        emptied (docs/observability.md)."""
+        if multiprocess_mode():
+            prometheus_multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
     def render(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition (Prometheus text, or OpenMetrics when asked) and its content type:
         of every process in multiprocess mode, of this one otherwise."""
