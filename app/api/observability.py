@@ -145,6 +145,10 @@ class ObservabilityMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                # Now: the HTTP span ends with the response's last byte, before we do.
+                span = trace.get_current_span()
+                if span.is_recording():
+                    span.set_attributes(request_attributes(observation))
             await send(message)
 
         with telemetry.observing(observation):
@@ -181,9 +185,6 @@ class ObservabilityMiddleware:
         database = scope.get("state", {}).get("database")
         if database is not None:
             metrics.pool(database.pool_usage())
-        span = trace.get_current_span()
-        if span.is_recording():
-            span.set_attributes(request_attributes(observation))
         self._log(method, path, status, outcome, observation, seconds, route)
 
     def _log(
