@@ -43,6 +43,7 @@ async def metered(
     settings = replace(
         app_settings,
         signup_enabled=True,
+        signup_per_ip_per_hour=1_000_000,
         auth=replace(app_settings.auth, throttle_per_account=2),
         observability=ObservabilitySettings(
             metrics_tenants=SEATS, metrics_operations=SEATS, metrics_min_requests=MIN_REQUESTS
