@@ -13,6 +13,7 @@ docs/observability.md lists every series and what to build on them.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Literal
@@ -256,6 +257,7 @@ class Metrics:
         return encoder(registry), content_type
 
 
+@functools.lru_cache(maxsize=1024)
 def statement_verb(sql: str) -> str:
     """The first keyword of a statement (select, insert, ...): a label with a fixed set."""
     word = sql.lstrip()[:7].split(maxsplit=1)

@@ -74,7 +74,11 @@ class Observation:
 
     @property
     def slowest_sql(self) -> str | None:
-        return None if self.slowest_statement is None else self.slowest_statement[1]
+        """The slowest statement's SQL on one line (never its parameters: statements are SQL
+        with $n placeholders, so no value reaches a log)."""
+        if self.slowest_statement is None:
+            return None
+        return " ".join(self.slowest_statement[1].split())[:_SQL_SHOWN]
 
 
 _current: ContextVar[Observation | None] = ContextVar("tenantry_observation", default=None)
@@ -103,8 +107,7 @@ def statement(sql: str, seconds: float) -> None:
     observation.database_seconds += seconds
     slowest = observation.slowest_statement
     if slowest is None or seconds > slowest[0]:
-        # Statements are SQL with $n parameters: no value ever reaches the log.
-        observation.slowest_statement = (seconds, " ".join(sql.split())[:_SQL_SHOWN])
+        observation.slowest_statement = (seconds, sql)
     observation.metrics.statement_duration.labels(statement_verb(sql)).observe(seconds)
 
 
