@@ -4,10 +4,16 @@ secret on any."""
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -15,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from app.core import tracing
 from app.core.db import Database
-from app.core.settings import Settings
+from app.core.settings import ObservabilitySettings, Settings
 from tests.app_fixtures import Org, start_server, stop_server
 
 NESTED = """
@@ -158,3 +164,68 @@ async def test_statements_outside_a_request_are_not_traced(
         await session.fetchval("SELECT count(*) FROM projects")
 
     assert exporter.get_finished_spans() == ()
+
+
+class Collector:
+    """An OpenTelemetry collector's OTLP/HTTP traces endpoint, on loopback in a thread."""
+
+    def __init__(self) -> None:
+        self.span_names: list[str] = []
+        collector = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource_spans in request.resource_spans:
+                    for scope_spans in resource_spans.scope_spans:
+                        collector.span_names.extend(s.name for s in scope_spans.spans)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+async def test_spans_are_exported_over_otlp_where_the_variables_say(
+    app_settings: Settings, database: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = Collector()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "tenantry-test")
+        settings = replace(
+            app_settings,
+            observability=ObservabilitySettings.from_env(dict(os.environ), dev=True),
+        )
+        assert settings.observability.traces_exporter == "otlp"
+        server, url = await start_server(settings, database)
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                response = await http.post(
+                    "/graphql",
+                    json={"query": NESTED},
+                    headers={"authorization": f"Bearer {org.token}"},
+                )
+                assert response.status_code == 200
+        finally:
+            # The app's provider flushes its batch when the server stops.
+            await stop_server(server)
+    finally:
+        collector.close()
+
+    assert "query Board" in collector.span_names
+    assert any(name.startswith("POST") for name in collector.span_names)
+    assert "SELECT" in collector.span_names
