@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,8 @@ class Process:
             self.process.wait(timeout=30)
 
 
-@contextmanager
-def serving(test_db: TestDatabase, data_dir: Path, metrics_dir: Path) -> Iterator[Process]:
+def start(test_db: TestDatabase, data_dir: Path, metrics_dir: Path) -> Process:
+    """`tenantry serve` on the test database, JSON logs, metrics in `metrics_dir`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TENANTRY_", "OTEL_"))}
     env.pop("REDIS_URL", None)
     env.update(
@@ -61,20 +61,37 @@ def serving(test_db: TestDatabase, data_dir: Path, metrics_dir: Path) -> Iterato
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-    served = Process(f"http://127.0.0.1:{port}", process, stderr)
+    return Process(f"http://127.0.0.1:{port}", process, stderr)
+
+
+def wait_ready(served: Process) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        if served.process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"not ready:\n{served.stderr.read_text()}")
+        try:
+            if httpx.get(f"{served.base}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+
+
+@contextmanager
+def serving(test_db: TestDatabase, tmp_path: Path, *names: str) -> Iterator[list[Process]]:
+    """One `tenantry serve` per name, started together, sharing one metrics directory."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    processes: list[Process] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"not ready:\n{stderr.read_text()}")
-            try:
-                if httpx.get(f"{served.base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield served
+        for name in names:
+            (tmp_path / name).mkdir()
+            processes.append(start(test_db, tmp_path / name, metrics_dir))
+        for served in processes:
+            wait_ready(served)
+        yield processes
     finally:
-        served.stop()
+        for served in processes:
+            served.stop()
 
 
 def metric(base: str, name: str, **labels: str) -> float:
@@ -90,13 +107,7 @@ def metric(base: str, name: str, **labels: str) -> float:
 def test_two_processes_log_json_and_share_their_metrics(
     test_db: TestDatabase, tmp_path: Path
 ) -> None:
-    metrics_dir = tmp_path / "metrics"
-    metrics_dir.mkdir()
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with ExitStack() as stack:
-        a = stack.enter_context(serving(test_db, tmp_path / "a", metrics_dir))
-        b = stack.enter_context(serving(test_db, tmp_path / "b", metrics_dir))
+    with serving(test_db, tmp_path, "a", "b") as (a, b):
         for base, times in ((a.base, 3), (b.base, 2)):
             for _ in range(times):
                 assert httpx.post(f"{base}/graphql", json=QUERY).status_code == 200

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.types import Receive, Scope, Send
 
+from app.api.middleware import _send_json
 from app.api.observability import ObservabilityMiddleware, Telemetry
 from app.core.db import Database
 from app.core.metrics import CACHES, OTHER, TopLabels
@@ -227,3 +228,23 @@ async def test_openmetrics_is_served_when_asked() -> None:
     )
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.rstrip().endswith("# EOF")
+
+
+async def over_the_plan(scope: Scope, receive: Receive, send: Send) -> None:
+    """What the authentication middleware answers a tenant over its requests per minute."""
+    await _send_json(send, 429, "QUOTA_EXCEEDED", "Over the plan", [(b"retry-after", b"7")])
+
+
+async def test_a_429_counts_as_rate_limited_with_its_code() -> None:
+    observing = Telemetry(ObservabilitySettings())
+    app = ObservabilityMiddleware(over_the_plan, telemetry=observing)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        response = await client.post("/graphql", json={"query": "{ viewer { email } }"})
+        samples = scrape((await client.get("/metrics")).text)
+
+    assert response.status_code == 429
+    assert value(samples, "tenantry_rate_limited_requests_total", code="QUOTA_EXCEEDED") == 1
+    assert value(samples, "tenantry_errors_total", code="QUOTA_EXCEEDED") == 1
+    assert value(samples, "tenantry_http_request_duration_seconds_count", status="429") == 1
