@@ -9,6 +9,7 @@ collects its error codes and wraps it in a span. docs/observability.md shows the
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import re
@@ -37,9 +38,10 @@ from app.core.tracing import request_attributes, tracer_provider
 logger = logging.getLogger("tenantry.access")
 
 METRICS_PATH = "/metrics"
-_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", METRICS_PATH, "/.well-known/jwks.json"})
-# Probes and scrapes come every few seconds: their lines only at DEBUG.
-_QUIET_ROUTES = frozenset({"/healthz", "/readyz", METRICS_PATH})
+# Scrapes of /metrics are answered before any of this: they are not observed.
+_ROUTES = frozenset({"/graphql", "/healthz", "/readyz", "/.well-known/jwks.json"})
+# Probes come every few seconds: their lines only at DEBUG.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz"})
 _METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"})
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _PATH_SHOWN = 200
@@ -154,7 +156,11 @@ class ObservabilityMiddleware:
         with telemetry.observing(observation):
             try:
                 await self.app(scope, receive, observed_send)
-            except BaseException:
+            except asyncio.CancelledError:
+                # The client went away (or the server is stopping) before the answer.
+                observation.codes.append("CANCELLED")
+                raise
+            except Exception:
                 # Answered 500 by Starlette's outermost handler; logged in full there.
                 observation.codes.append("INTERNAL_SERVER_ERROR")
                 raise

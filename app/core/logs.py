@@ -160,8 +160,3 @@ def configure(settings: ObservabilitySettings, stream: IO[str] | None = None) ->
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers.clear()
         uvicorn_logger.propagate = True
-
-
-def event(logger: logging.Logger, level: int, message: str, **fields: Any) -> None:
-    """Log a notable event: `message` for people, `fields` as JSON keys for machines."""
-    logger.log(level, message, extra=fields)
