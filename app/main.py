@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -29,6 +30,7 @@ from app.api.middleware import (
     RequestIdMiddleware,
     TenantResolutionMiddleware,
 )
+from app.api.observability import ObservabilityMiddleware, Telemetry
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.core.db import Database
 from app.core.keys import KeyRing
@@ -73,11 +75,17 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings, *, database: Database | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    database: Database | None = None,
+    tracer_provider: TracerProvider | None = None,
+) -> Starlette:
     """The application; with `database`, that pool is used (and left open) instead of a new one.
 
     Tests pass their own pool so the server and the test share one event loop and one set of
-    statement listeners.
+    statement listeners; and a `tracer_provider` to trace into (else the OTEL_* variables
+    decide, app/core/tracing.py).
     """
     if settings.database_url is None and database is None:
         raise SettingsError("no database URL: set DATABASE_URL or use `tenantry serve`")
@@ -91,6 +99,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_url(settings.redis_url)
+    telemetry = Telemetry(settings.observability, provider=tracer_provider)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -107,6 +116,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 yield {"database": given, "store": store}
             finally:
                 await store.close()
+                telemetry.shutdown()
             return
         assert settings.database_url is not None
         database = await Database.connect(
@@ -120,6 +130,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         finally:
             await store.close()
             await database.close()
+            telemetry.shutdown()
 
     async def jwks(request: Request) -> JSONResponse:
         """Public keys that verify access tokens, for other services."""
@@ -136,11 +147,15 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     app = Starlette(
         routes=routes,
         middleware=[
+            # The HTTP span when tracing, outermost, so every other step is inside it.
+            *telemetry.outer_middleware(),
             Middleware(
                 SecurityHeadersMiddleware,
                 hsts_max_age_seconds=settings.browsers.hsts_max_age_seconds,
             ),
             Middleware(RequestIdMiddleware),
+            # Access log, metrics and GET /metrics: before anything can refuse the request.
+            Middleware(ObservabilityMiddleware, telemetry=telemetry),
             # Outside every middleware that answers on its own (413, 401, 403, 429), so a page
             # of an allowed origin can read those answers too.
             Middleware(

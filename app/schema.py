@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 from app.accounts.resolvers import AccountMutations
 from app.api.context import Info
 from app.api.extensions import build_extensions
+from app.api.observability import OperationObserver
 from app.api.permissions import signed_in
 from app.api.relay import Node, resolve_global_id
 from app.audit.resolvers import AuditQueries
@@ -100,7 +101,11 @@ def build_schema(limits: Limits | None = None, *, introspection: bool = True) ->
         mutation=Mutation,
         # Node types reachable only through `node(id:)` must still be in the schema.
         types=[Comment, Tenant],
-        extensions=build_extensions(limits or Limits(), introspection=introspection),
+        # The observer outermost: it sees the errors masked and the transaction closed.
+        extensions=[
+            OperationObserver,
+            *build_extensions(limits or Limits(), introspection=introspection),
+        ],
         # "Did you mean …?" hints map a hidden schema as well as introspection does.
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
     )

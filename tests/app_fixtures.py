@@ -84,10 +84,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def start_server(settings: Settings, database: Database) -> tuple[uvicorn.Server, str]:
+async def start_server(
+    settings: Settings, database: Database, **options: Any
+) -> tuple[uvicorn.Server, str]:
+    """The app of `settings` (and `create_app`'s `options`) served on a free loopback port."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, database=database),
+        create_app(settings, database=database, **options),
         host="127.0.0.1",
         port=port,
         log_level="warning",

@@ -2,21 +2,25 @@
 
 `send` takes the action's database session. The development mailer writes the message to
 the tenant's `outbox` table in that same transaction, so an action that rolls back has
-sent nothing (and tests read what was "sent" there). The SMTP mailer delivers at once,
-with the standard library off the event loop; services call it as their last step, after
-every write that could still fail.
+sent nothing (and tests read what was "sent" there); in development also to a file. The
+SMTP mailer delivers at once, with the standard library off the event loop; services call
+it as their last step, after every write that could still fail.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import secrets
 import smtplib
 import ssl
+import time
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -40,25 +44,56 @@ class Mailer(Protocol):
 
 
 class DevelopmentMailer:
-    """Logs each message and keeps it in the tenant's outbox table (no mail leaves)."""
+    """Keeps each message in the tenant's outbox table (no mail leaves) and logs that it did.
 
-    def __init__(self, *, log_body: bool = True) -> None:
-        # The body holds a live secret link: logged for a developer to follow by hand,
-        # never in production, where logs are read by more people than the recipient.
-        self.log_body = log_body
+    The body holds a live secret link, so it never reaches a log line, where more people
+    than the recipient read it (docs/observability.md). In development, with `outbox_dir`,
+    the whole message is also written there as a file only its owner may read, once the
+    action's transaction has committed, so a developer can follow the link by hand.
+    """
+
+    def __init__(self, *, outbox_dir: Path | None = None) -> None:
+        self.outbox_dir = outbox_dir
 
     async def send(self, session: Session, message: MailMessage) -> None:
         await queries.insert_outbox(session, message)
-        if self.log_body:
+        if self.outbox_dir is None:
             logger.info(
-                "mail %s to %s: %s\n%s",
+                "mail %s to %s kept in the outbox",
                 message.kind,
                 message.recipient,
-                message.subject,
-                message.body,
+                extra={"event": "mail", "kind": message.kind},
             )
-        else:
-            logger.info("mail %s to %s kept in the outbox", message.kind, message.recipient)
+            return
+        path = self.outbox_dir / f"{_stamp()}-{message.kind}-{secrets.token_hex(4)}.txt"
+        logger.info(
+            "mail %s to %s kept in the outbox: %s",
+            message.kind,
+            message.recipient,
+            path,
+            extra={"event": "mail", "kind": message.kind},
+        )
+
+        async def write() -> None:
+            await asyncio.to_thread(_write_private, path, _as_text(message))
+
+        # Never for an action that rolled back: it sent nothing.
+        session.after_commit(write)
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def _as_text(message: MailMessage) -> str:
+    return f"To: {message.recipient}\nSubject: {message.subject}\n\n{message.body}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
 
 
 @dataclass(frozen=True)
@@ -143,4 +178,5 @@ def mailer_for(settings: Settings) -> Mailer:
         return SmtpMailer(
             SmtpConfig.from_url(settings.auth.smtp_url), sender=settings.auth.mail_from
         )
-    return DevelopmentMailer(log_body=settings.environment == "development")
+    development = settings.environment == "development"
+    return DevelopmentMailer(outbox_dir=settings.data_dir / "outbox" if development else None)

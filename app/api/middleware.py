@@ -19,6 +19,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import NamedTenant, Principal
+from app.core import telemetry
 from app.core.db import Database
 from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.ratelimit import Rate, TokenBuckets
@@ -60,6 +61,7 @@ async def _send_json(
     headers: list[tuple[bytes, bytes]] | None = None,
     details: dict[str, object] | None = None,
 ) -> None:
+    telemetry.error_code(code)
     extensions = {"code": code, **(details or {})}
     body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
     await send(

@@ -18,6 +18,7 @@ import asyncpg
 import strawberry
 
 from app.api.context import Info
+from app.core import telemetry
 from app.core.actor import Actor, PlatformActor
 from app.core.db import Session
 from app.core.errors import DomainError, Invalid, translate_database_error
@@ -67,6 +68,8 @@ class UserError:
 
     @classmethod
     def of(cls, error: DomainError) -> UserError:
+        # Every expected failure of a mutation becomes one: the request's outcome code.
+        telemetry.error_code(error.code)
         return cls(
             code=ErrorCode(error.code),
             message=error.message,

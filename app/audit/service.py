@@ -8,11 +8,22 @@ from uuid import UUID
 
 from app.audit import queries
 from app.audit.models import ActorKind, AuditOutcome, RequestMeta
+from app.core import telemetry
 from app.core.db import Session
 
 logger = logging.getLogger("tenantry.audit")
 
 _USER_AGENT_MAX = 512
+# Audit actions that are a sign-in step, and the method each stands for in the sign-in
+# metric (tenantry_sign_ins_total); a failed second factor names its method in metadata.
+_SIGN_IN_METHODS = {
+    "auth.sign_in": "password",
+    "auth.token_exchange": "external",
+    "platform.sign_in": "platform",
+    "mfa.totp.verified": "totp",
+    "mfa.recovery_code.used": "recovery_code",
+}
+_MFA_METHODS = {"otp": "totp", "recovery": "recovery_code"}
 
 
 async def record(
@@ -66,4 +77,25 @@ async def record(
         target_type,
         target_id,
         meta.request_id,
+        extra={
+            "event": "audit",
+            "action": action,
+            "audit_outcome": outcome.value,
+            "actor_kind": actor_kind.value,
+            "actor_id": None if actor_id is None else str(actor_id),
+            "target": None if target_type is None else f"{target_type}:{target_id}",
+            "platform_log": platform,
+        },
     )
+    method = _SIGN_IN_METHODS.get(action)
+    details = metadata or {}
+    if action == "mfa.verification.failed" and details.get("purpose") == "sign_in":
+        method = _MFA_METHODS.get(str(details.get("method")), "mfa")
+    if method is not None:
+        result = outcome.value.lower()
+
+        async def count() -> None:
+            telemetry.sign_in(method, result)
+
+        # Counted once recorded for good: an entry rolled back with its action is not one.
+        session.after_commit(count)

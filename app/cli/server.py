@@ -65,8 +65,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from app.core import logs
     from app.main import create_app
 
+    # JSON lines or readable text, with every request's ids (docs/observability.md).
+    logs.configure(settings.observability)
     started = time.perf_counter()
     refused = settings.development_defaults()
     if settings.environment == "production" and args.demo:
@@ -139,7 +142,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 app,
                 host=host,
                 port=port,
-                log_level="info",
+                log_level=settings.observability.log_level.lower(),
+                # uvicorn's lines go through our handler (logs.configure), and our access line
+                # (app/api/observability.py) replaces its own.
+                log_config=None,
+                access_log=False,
                 # Client addresses (audit, sessions, per-IP throttling) come from
                 # X-Forwarded-For only when it is set by a proxy we were told to trust.
                 proxy_headers=trusted is not None,

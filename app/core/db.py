@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,9 @@ from uuid import UUID
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
+
+from app.core import telemetry
+from app.core.metrics import PoolUsage
 
 StatementListener = Callable[[str], None]
 T = TypeVar("T")
@@ -53,6 +57,8 @@ class Database:
         self._statement_timeout = f"{statement_timeout_ms}ms"
         # Observers of every statement a session runs (statement-count tests, tracing).
         self.statement_listeners: list[StatementListener] = []
+        # Sessions waiting for a pooled connection now (asyncpg keeps its queue private).
+        self._waiting = 0
 
     @classmethod
     async def connect(
@@ -70,6 +76,16 @@ class Database:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    def pool_usage(self) -> PoolUsage:
+        """Connections open and in use, the pool's maximum, and sessions waiting for one."""
+        size = self._pool.get_size()
+        return PoolUsage(
+            size=size,
+            in_use=size - self._pool.get_idle_size(),
+            max_size=self._pool.get_max_size(),
+            waiting=self._waiting,
+        )
 
     async def ping(self) -> None:
         """One round trip on a pooled connection; raises when the database is unreachable."""
@@ -165,7 +181,11 @@ class Session:
         if self._closed:
             raise RuntimeError("session already closed")
         if self._conn is None:
-            conn = await self._db._pool.acquire()
+            self._db._waiting += 1
+            try:
+                conn = await self._db._pool.acquire()
+            finally:
+                self._db._waiting -= 1
             try:
                 tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
                 await tx.start()
@@ -182,6 +202,7 @@ class Session:
         async with self._lock:
             conn = await self._connection()
             self._db._notify(sql)
+            started = time.perf_counter()
             try:
                 return await call(conn)
             except asyncpg.PostgresError:
@@ -190,6 +211,9 @@ class Session:
                 if self._savepoints == 0:
                     self._failed = True
                 raise
+            finally:
+                # The request's statement count and database time (its log line, metrics).
+                telemetry.statement(sql, time.perf_counter() - started)
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
         return await self._run(lambda c: c.fetch(sql, *args), sql)

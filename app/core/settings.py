@@ -14,6 +14,8 @@ import platformdirs
 from app.core.origins import OriginError, origin
 
 Environment = Literal["development", "production"]
+LogFormat = Literal["json", "text"]
+TracesExporter = Literal["otlp", "console"]
 MAX_IMPERSONATION_TTL_SECONDS = 900
 
 
@@ -185,6 +187,88 @@ class BrowserSettings:
 
 
 @dataclass(frozen=True)
+class ObservabilitySettings:
+    """Logs, metrics and traces (app/core/logs.py, metrics.py, tracing.py and
+    docs/observability.md)."""
+
+    # json: one JSON object per line, for a log pipeline; text: readable lines.
+    log_format: LogFormat = "text"
+    log_level: str = "INFO"
+    # A request slower than this gets a WARNING line naming its slowest statement; 0: never.
+    slow_request_ms: int = 1000
+    # GET /metrics answers `Authorization: Bearer <token>` only; without a token it is open
+    # when `metrics_public` (the development default) and not served otherwise.
+    metrics_token: str | None = None
+    metrics_public: bool = True
+    # Per-tenant and per-operation series: at most this many tenants and operation names per
+    # process get their own label value, once they have made `metrics_min_requests`
+    # requests there; all others count as `other` (a label set that cannot grow unbounded).
+    metrics_tenants: int = 20
+    metrics_operations: int = 50
+    metrics_min_requests: int = 50
+    # Where traces go: set by the standard OTEL_* variables; None: no tracing at all.
+    traces_exporter: TracesExporter | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], *, dev: bool) -> ObservabilitySettings:
+        log_format = env.get("TENANTRY_LOG_FORMAT", "") or ("text" if dev else "json")
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"TENANTRY_LOG_FORMAT must be json or text, got {log_format!r}")
+        level = (env.get("TENANTRY_LOG_LEVEL", "") or cls.log_level).upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise SettingsError(
+                f"TENANTRY_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}"
+            )
+        token = env.get("TENANTRY_METRICS_TOKEN") or None
+        # A bearer token is the only thing between the internet and every tenant's activity.
+        if token is not None and len(token) < 16:
+            raise SettingsError("TENANTRY_METRICS_TOKEN must be at least 16 characters")
+        return cls(
+            log_format="json" if log_format == "json" else "text",
+            log_level=level,
+            slow_request_ms=_int(env, "TENANTRY_SLOW_REQUEST_MS", cls.slow_request_ms, minimum=0),
+            metrics_token=token,
+            metrics_public=_bool(env, "TENANTRY_METRICS_PUBLIC", dev),
+            metrics_tenants=_int(env, "TENANTRY_METRICS_TENANTS", cls.metrics_tenants, minimum=0),
+            metrics_operations=_int(
+                env, "TENANTRY_METRICS_OPERATIONS", cls.metrics_operations, minimum=0
+            ),
+            metrics_min_requests=_int(
+                env, "TENANTRY_METRICS_MIN_REQUESTS", cls.metrics_min_requests
+            ),
+            traces_exporter=_traces_exporter(env),
+        )
+
+
+def _traces_exporter(env: Mapping[str, str]) -> TracesExporter | None:
+    """The exporter the standard OpenTelemetry variables ask for; None: tracing off."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    exporter = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if exporter == "none" or (not exporter and not endpoint):
+        return None
+    if exporter == "console":
+        return "console"
+    if exporter not in ("", "otlp"):
+        raise SettingsError(f"OTEL_TRACES_EXPORTER must be otlp, console or none, got {exporter!r}")
+    protocol = (
+        env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    )
+    # The gRPC exporter would bring grpcio; every collector also takes OTLP over HTTP (4318).
+    if protocol != "http/protobuf":
+        raise SettingsError(
+            f"OTLP over {protocol} is not supported: set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+            " (the collector's port 4318)"
+        )
+    return "otlp"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server is configured with. Build with `Settings.from_env()`."""
 
@@ -226,6 +310,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     @property
     def embedded(self) -> bool:
@@ -415,6 +500,7 @@ class Settings:
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),
+            observability=ObservabilitySettings.from_env(env, dev=dev),
         )
 
 

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from app.audit.service import record
-from app.core import validation
+from app.core import telemetry, validation
 from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Session
 from app.core.errors import Conflict, Forbidden, Invalid, NotFound
@@ -78,7 +78,9 @@ async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:
     entry_key = tenant_key(session.tenant_id, "authz", "user", str(user_id))
     generation, entry = await store.get_many([_generation_key(session), entry_key])
     generation = generation or 0
-    if isinstance(entry, dict) and entry.get("g") == generation:
+    hit = isinstance(entry, dict) and entry.get("g") == generation
+    telemetry.cache("permissions", hit=hit)
+    if isinstance(entry, dict) and hit:
         return Actor(user_id, frozenset(entry["p"]), frozenset(entry["r"]))
     # The generation was read before the rows: a change committed in between bumps it after
     # its commit, so this entry is stale at once rather than served until it expires.

@@ -12,6 +12,7 @@ from uuid import UUID
 from app.api.context import NamedTenant, Principal
 from app.audit.models import AuditOutcome
 from app.audit.service import record
+from app.core import telemetry
 from app.core.db import Database
 from app.core.errors import Invalid, TenantMismatch
 from app.core.request_meta import RequestMeta
@@ -41,6 +42,7 @@ async def tenant_id_of(database: Database, store: Store, name: str) -> UUID | No
         return None
     key = _slug_key(canonical)
     cached = await store.get(key)
+    telemetry.cache("tenant_slug", hit=cached is not None)
     if cached is None:
         ref = await lookup_slug(database, canonical)
         cached = "" if ref is None else str(ref.id)

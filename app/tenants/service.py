@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, replace
 from uuid import UUID, uuid4
 
 import asyncpg
 
 from app.audit.service import record
-from app.core import validation
+from app.core import telemetry, validation
 from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
@@ -67,8 +68,15 @@ async def provision(
 ) -> Tenant:
     """The tenant row and its system roles, in a transaction bound to `tenant_id` (checked
     input; a taken slug raises asyncpg's UniqueViolationError, see `slug_taken`)."""
+    started = time.perf_counter()
     tenant = await queries.insert(session, tenant_id, slug, name, plan)
     await rbac.provision(session)
+
+    async def provisioned() -> None:
+        # Until the commit: the rest of the transaction (the owner's account) is part of it.
+        telemetry.provisioned(time.perf_counter() - started)
+
+    session.after_commit(provisioned)
     return tenant
 
 
@@ -148,6 +156,7 @@ async def tenant_access(
     if session_id is not None:
         keys.append(revoked_key(tenant_id, session_id))
     cached, *revoked = await store.get_many(keys)
+    telemetry.cache("tenant_access", hit=isinstance(cached, dict))
     if isinstance(cached, dict):
         access = TenantAccess(str(cached["status"]), cached.get("plan"))
     else:
@@ -285,6 +294,7 @@ async def cors_origins(database: Database, store: Store, tenant_id: UUID) -> fro
     """The browser origins the tenant allows (none for a tenant that no longer exists), from
     the store when cached there: asked by requests from origins the server does not list."""
     cached = await store.get(_cors_key(tenant_id))
+    telemetry.cache("tenant_cors_origins", hit=isinstance(cached, list))
     if not isinstance(cached, list):
         async with database.transaction(tenant_id, readonly=True) as session:
             cached = await queries.cors_origins(session) or []

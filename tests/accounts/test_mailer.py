@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,30 +107,52 @@ async def test_smtp_mailer_refuses_header_injection(smtp_server: tuple[Inbox, in
     assert inbox.received == []
 
 
-def test_development_mailer_without_an_smtp_url() -> None:
-    development = mailer_for(Settings())
-    production = mailer_for(Settings(environment="production"))
+def test_development_mailer_without_an_smtp_url(tmp_path: Path) -> None:
+    development = mailer_for(Settings(data_dir=tmp_path))
+    production = mailer_for(Settings(environment="production", data_dir=tmp_path))
 
     assert isinstance(development, DevelopmentMailer)
-    assert development.log_body
+    assert development.outbox_dir == tmp_path / "outbox"
     assert isinstance(production, DevelopmentMailer)
-    assert not production.log_body
+    assert production.outbox_dir is None
 
 
-async def test_production_logs_never_hold_the_link(
-    database: Database, caplog: pytest.LogCaptureFixture
+async def test_no_log_line_ever_holds_the_link(
+    database: Database, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     tenant = await seed_tenant(database)
-    caplog.set_level(logging.INFO, logger="tenantry.mail")
+    caplog.set_level(logging.DEBUG, logger="tenantry.mail")
 
     async with database.transaction(tenant) as session:
         await mailer_for(Settings(environment="production")).send(session, MESSAGE)
-        await mailer_for(Settings()).send(session, MESSAGE)
+        await mailer_for(Settings(data_dir=tmp_path)).send(session, MESSAGE)
 
     production, development = (r.getMessage() for r in caplog.records)
-    assert "token=" not in production
-    assert "ada@example.com" in production
-    assert "token=inv.x.y" in development
+    for line in (production, development):
+        assert "inv.x.y" not in line
+        assert "ada@example.com kept in the outbox" in line
+    # In development the message waits in a file only its owner can read.
+    [written] = (tmp_path / "outbox").iterdir()
+    assert str(written) in development
+    assert written.read_text() == (
+        f"To: ada@example.com\nSubject: {MESSAGE.subject}\n\n{MESSAGE.body}"
+    )
+    assert written.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "outbox").stat().st_mode & 0o777 == 0o700
+
+
+async def test_a_rolled_back_action_writes_no_mail_file(database: Database, tmp_path: Path) -> None:
+    tenant = await seed_tenant(database)
+
+    async def mail_then_fail() -> None:
+        async with database.transaction(tenant) as session:
+            await mailer_for(Settings(data_dir=tmp_path)).send(session, MESSAGE)
+            raise RuntimeError("action failed")
+
+    with pytest.raises(RuntimeError, match="action failed"):
+        await mail_then_fail()
+
+    assert not (tmp_path / "outbox").exists()
 
 
 @pytest.mark.parametrize(

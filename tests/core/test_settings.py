@@ -137,3 +137,46 @@ def test_request_limits_are_read_from_the_environment() -> None:
     assert (limits.anonymous_burst, limits.anonymous_per_minute) == (20, 30)
     defaults = Settings.from_env({}).limits
     assert (defaults.anonymous_burst, defaults.anonymous_per_minute) == (60, 60)
+
+
+def test_logs_are_text_in_development_and_json_in_production() -> None:
+    development = Settings.from_env({}).observability
+    production = Settings.from_env({"TENANTRY_ENV": "production"}).observability
+
+    assert (development.log_format, production.log_format) == ("text", "json")
+    assert Settings.from_env({"TENANTRY_LOG_FORMAT": "json"}).observability.log_format == "json"
+    # /metrics: open in development, not served in production unless asked for.
+    assert (development.metrics_public, production.metrics_public) == (True, False)
+
+
+def test_tracing_is_off_unless_the_otel_variables_name_an_exporter() -> None:
+    def exporter(env: dict[str, str]) -> str | None:
+        return Settings.from_env(env).observability.traces_exporter
+
+    assert exporter({}) is None
+    assert exporter({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}) == "otlp"
+    assert exporter({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318/v1/traces"}) == "otlp"
+    assert exporter({"OTEL_TRACES_EXPORTER": "console"}) == "console"
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
+    assert exporter({**endpoint, "OTEL_TRACES_EXPORTER": "none"}) is None
+    assert exporter({**endpoint, "OTEL_SDK_DISABLED": "true"}) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TENANTRY_LOG_FORMAT": "xml"}, "TENANTRY_LOG_FORMAT"),
+        ({"TENANTRY_LOG_LEVEL": "loud"}, "TENANTRY_LOG_LEVEL"),
+        ({"TENANTRY_METRICS_TOKEN": "short"}, "TENANTRY_METRICS_TOKEN"),
+        ({"TENANTRY_METRICS_TENANTS": "-1"}, "TENANTRY_METRICS_TENANTS"),
+        ({"TENANTRY_SLOW_REQUEST_MS": "soon"}, "TENANTRY_SLOW_REQUEST_MS"),
+        ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ),
+    ],
+)
+def test_bad_observability_settings_are_refused_by_name(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
