@@ -23,6 +23,7 @@ from app.api.graphiql import STATIC_DIR
 from app.api.middleware import (
     AuthenticationMiddleware,
     BodyLimitMiddleware,
+    ErrorBoundaryMiddleware,
     RequestIdMiddleware,
     TenantResolutionMiddleware,
 )
@@ -110,6 +111,9 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             statement_timeout_ms=settings.limits.statement_timeout_ms,
+            lock_timeout_ms=settings.limits.lock_timeout_ms,
+            acquire_timeout_ms=settings.pool_acquire_timeout_ms,
+            tenant_max_size=settings.pool_tenant_max_size,
         )
         try:
             yield {"database": database, "store": store}
@@ -133,6 +137,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         routes=routes,
         middleware=[
             Middleware(RequestIdMiddleware),
+            Middleware(ErrorBoundaryMiddleware),
             Middleware(BodyLimitMiddleware, max_bytes=settings.limits.max_body_bytes),
             Middleware(
                 AuthenticationMiddleware,

@@ -12,7 +12,7 @@ import psycopg
 
 from app.cli import admin, keys, server, tenants
 from app.core import migrate as migrations
-from app.core.errors import DomainError
+from app.core.errors import DomainError, OperationAborted
 from app.core.settings import Settings, SettingsError
 
 __all__ = ["main", "parser"]
@@ -36,8 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.run(settings, args))
-    except DomainError as exc:
-        # An operator's input mistake (admin commands): the same clear message as the API's.
+    except (DomainError, OperationAborted) as exc:
+        # An operator's input mistake (admin commands), or the database out of reach: the
+        # same clear message as the API's.
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except (SettingsError, FileNotFoundError, migrations.WrongRole) as exc:

@@ -55,6 +55,8 @@ class Limits:
     # The most objects one operation's connections could return together (app/api/cost.py).
     max_nodes: int = 20_000
     statement_timeout_ms: int = 5000
+    # How long a statement waits for a row or table lock another transaction holds.
+    lock_timeout_ms: int = 2000
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,12 @@ class Settings:
     introspection: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # How long a request waits for a pooled connection before it is answered 503.
+    pool_acquire_timeout_ms: int = 2000
+    # Connections the requests of one tenant may hold at once; None: half the pool.
+    pool_tenant_max_size: int | None = None
+    # The budget of each readiness check (GET /readyz).
+    ready_timeout_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
 
@@ -170,6 +178,7 @@ class Settings:
             statement_timeout_ms=_int(
                 env, "TENANTRY_STATEMENT_TIMEOUT_MS", Limits.statement_timeout_ms
             ),
+            lock_timeout_ms=_int(env, "TENANTRY_LOCK_TIMEOUT_MS", Limits.lock_timeout_ms),
         )
         if limits.default_page_size > limits.max_page_size:
             raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
@@ -193,6 +202,13 @@ class Settings:
             raise SettingsError(
                 f"TENANTRY_IMPERSONATION_TTL must be at most {MAX_IMPERSONATION_TTL_SECONDS},"
                 f" got {impersonation_ttl}"
+            )
+        pool_max_size = _int(env, "TENANTRY_POOL_MAX_SIZE", defaults.pool_max_size)
+        tenant_max = _int(env, "TENANTRY_POOL_TENANT_MAX_SIZE", 0, minimum=0) or None
+        if tenant_max is not None and tenant_max > pool_max_size:
+            raise SettingsError(
+                f"TENANTRY_POOL_TENANT_MAX_SIZE ({tenant_max}) exceeds TENANTRY_POOL_MAX_SIZE"
+                f" ({pool_max_size})"
             )
         mfa_keys = env.get("TENANTRY_MFA_KEYS_FILE")
         a = AuthSettings
@@ -257,7 +273,12 @@ class Settings:
             graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),
             pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),
-            pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
+            pool_max_size=pool_max_size,
+            pool_acquire_timeout_ms=_int(
+                env, "TENANTRY_POOL_ACQUIRE_TIMEOUT_MS", defaults.pool_acquire_timeout_ms
+            ),
+            pool_tenant_max_size=tenant_max,
+            ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
             limits=limits,
             auth=auth,
         )
