@@ -1,4 +1,5 @@
-"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant."""
+"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant,
+idempotency."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 import asyncpg
 import psycopg
 
-from app.cli import admin, keys, server, tenants
+from app.cli import admin, idempotency, keys, server, tenants
 from app.core import migrate as migrations
 from app.core.errors import DomainError, OperationAborted
 from app.core.settings import Settings, SettingsError
@@ -22,7 +23,7 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="tenantry", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
     # In this order in `tenantry --help`.
-    for group in (server, keys, admin, tenants):
+    for group in (server, keys, admin, tenants, idempotency):
         group.register(commands)
     return root
 
