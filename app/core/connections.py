@@ -28,10 +28,19 @@ def connection_lost(exc: BaseException, conn: asyncpg.Connection | object | None
     """Whether `exc` means the database (or the connection to it) is gone."""
     if isinstance(exc, _SERVER_GONE):
         return True
-    # asyncpg reports using a connection it already knows is dead as an InterfaceError
-    # ("the underlying connection is closed"); other InterfaceErrors are misuse, not outages.
+    if not isinstance(exc, asyncpg.InterfaceError):
+        return False
+    # asyncpg reports using a connection it already knows is dead as an InterfaceError: "the
+    # underlying connection is closed", or, once the pool has taken the dead connection back,
+    # "released back to the pool" (the proxy is detached: even is_closed() raises). Other
+    # InterfaceErrors are misuse, not outages.
     is_closed = getattr(conn, "is_closed", None)
-    return isinstance(exc, asyncpg.InterfaceError) and callable(is_closed) and bool(is_closed())
+    if not callable(is_closed):
+        return False
+    try:
+        return bool(is_closed())
+    except asyncpg.InterfaceError:
+        return True
 
 
 def describe(exc: BaseException) -> str:

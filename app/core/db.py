@@ -58,6 +58,15 @@ LOCK_TIMEOUT_MS = Limits.lock_timeout_ms
 ACQUIRE_TIMEOUT_MS = Settings.pool_acquire_timeout_ms
 
 
+def _dead(conn: PoolConnectionProxy[Any]) -> bool:
+    """Whether asyncpg already knows the connection is gone (closed, or taken back by the
+    pool, which detaches the proxy: then even is_closed() raises)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
 class _QuietPoolFloor(logging.Filter):
     """Drops asyncpg's "Failed to restore the pool connection floor" warnings: while the
     database is down the pool retries in the background and logs a traceback each time,
@@ -378,8 +387,8 @@ class Session:
         """
         async with self._lock:
             conn = await self._connection()
-            savepoint = conn.transaction()
             try:
+                savepoint = conn.transaction()
                 await savepoint.start()
             except Exception as exc:
                 self._check(exc, conn)
@@ -464,6 +473,11 @@ class Session:
                 self._broken = True
                 self._db.outage.failed(describe(exc))
             return
+        if _dead(conn):
+            # Lost before COMMIT was sent (the pool noticed): certainly not committed.
+            self._broken = True
+            self._db.outage.failed("connection lost before COMMIT")
+            raise DatabaseUnavailable
         if not self.readonly:
             for listener in self._db.commit_listeners:
                 listener()
