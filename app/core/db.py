@@ -155,6 +155,22 @@ class Database:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def schema_version(self) -> str | None:
+        """The newest migration applied to the database (readable by the server's role
+        through app.schema_version()), on a pooled connection bound to nothing."""
+        try:
+            return await self._schema_version()
+        except Exception as exc:
+            if not connection_lost(exc, None):
+                raise
+            # A pooled connection the server closed while idle: once more, on a new one.
+            return await self._schema_version()
+
+    async def _schema_version(self) -> str | None:
+        async with self._pool.acquire() as conn:
+            version: str | None = await conn.fetchval("SELECT app.schema_version()")
+            return version
+
     async def ping(self) -> None:
         """One round trip on a pooled connection; raises when the database is unreachable."""
         async with self._pool.acquire() as conn:

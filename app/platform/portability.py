@@ -47,13 +47,9 @@ EXCLUDED_TABLES = {
 def schema_versions() -> list[str]:
     """The migrations this code knows, oldest first; the last is the schema it runs on
     (`tenantry serve` refuses to start with migrations pending)."""
-    from app.core.migrate import MIGRATIONS_DIR
+    from app.core.migrate import known_versions
 
-    return sorted(
-        p.name.removesuffix(".sql")
-        for p in MIGRATIONS_DIR.glob("*.sql")
-        if not p.name.endswith(".rollback.sql")
-    )
+    return known_versions()
 
 
 @dataclass(frozen=True)

@@ -138,3 +138,27 @@ async def test_a_stopped_database_is_answered_unavailable_on_a_connection_kept_o
     assert records[1][2].startswith("database available again after ")
     assert records[1][2].endswith("; 3 requests failed meanwhile")
     assert not any(r.exc_info for r in logged.records)
+
+
+async def test_readiness_reports_a_stopped_database_within_its_budget(
+    cluster: PrivateCluster, cluster_url: str, cluster_gql: GraphQL, cluster_org: Org
+) -> None:
+    # given a server that has answered
+    assert (await cluster_gql.data(TENANT, token=cluster_org.token))["tenant"]["name"]
+    await asyncio.to_thread(cluster.stop, "immediate")
+    try:
+        # when
+        response = await cluster_gql.http.get("/readyz")
+    finally:
+        await asyncio.to_thread(cluster.start)
+
+    # then not ready, naming the database as the reason (and only its error's class)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    database = body["checks"]["database"]
+    assert database["status"] == "unavailable"
+    assert database["error"] in ("ConnectionRefusedError", "timeout")
+    assert body["checks"]["store"]["status"] == "ok"
+    # and ready again once it is back
+    assert (await cluster_gql.http.get("/readyz")).status_code == 200
