@@ -439,3 +439,35 @@ def test_the_purge_command_deletes_expired_keys_and_says_how_many(
     assert out.startswith("deleted ")
     assert out.endswith(" expired idempotency key(s)")
     assert int(out.split()[1]) >= 1
+
+
+async def test_a_key_costs_two_statements_and_a_replay_runs_no_mutation(
+    http: httpx.AsyncClient, gql: GraphQL, org: Org, statements: list[str]
+) -> None:
+    # given
+    project = await new_project(gql, org)
+    key = new_key()
+
+    def keys(seen: list[str]) -> list[str]:
+        return [s for s in seen if "idempotency_keys" in s]
+
+    # when a task is created without a key, with one, and then retried
+    statements.clear()
+    variables = {"input": {"projectId": project, "title": "Counted without"}}
+    await post(http, CREATE_TASK, variables, token=org.token)
+    unkeyed = list(statements)
+    statements.clear()
+    variables = {"input": {"projectId": project, "title": "Counted with"}}
+    await post(http, CREATE_TASK, variables, token=org.token, key=key)
+    keyed = list(statements)
+    statements.clear()
+    replay = await post(http, CREATE_TASK, variables, token=org.token, key=key)
+    replayed = list(statements)
+
+    # then the key is one INSERT (the claim) and one UPDATE (the result) more
+    assert keys(unkeyed) == []
+    assert [s.split()[0] for s in keys(keyed)] == ["INSERT", "UPDATE"]
+    # and the replay only claims and reads the key: no statement of the mutation runs
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert [s.split()[0] for s in keys(replayed)] == ["INSERT", "SELECT"]
+    assert not any("tasks" in s for s in replayed)
