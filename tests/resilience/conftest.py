@@ -4,7 +4,6 @@ and the real server (uvicorn in this event loop, as tests/app_fixtures.py runs i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -35,7 +34,7 @@ async def cluster_db(cluster: PrivateCluster) -> AsyncIterator[Database]:
 @pytest.fixture(scope="module")
 def cluster_settings(app_settings: Settings, cluster: PrivateCluster) -> Settings:
     assert cluster.urls is not None
-    return replace(app_settings).with_database(cluster.urls.app, cluster.urls.owner)
+    return app_settings.with_database(cluster.urls.app, cluster.urls.owner)
 
 
 @pytest.fixture(scope="module")
