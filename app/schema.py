@@ -20,6 +20,7 @@ from app.auth.resolvers import AuthMutations
 from app.comments.resolvers import CommentMutations
 from app.comments.types import Comment
 from app.core.settings import Limits
+from app.idempotency.extension import IdempotentMutations, idempotent
 from app.identity.resolvers import IdentityMutations, IdentityQueries
 from app.mfa.resolvers import MfaMutations, MfaQueries
 from app.platform.resolvers import PlatformMutations, PlatformQueries
@@ -105,7 +106,10 @@ def build_schema(limits: Limits | None = None, *, introspection: bool = True) ->
         extensions=[
             OperationObserver,
             *build_extensions(limits or Limits(), introspection=introspection),
+            # After OperationTransaction: it runs inside the operation's transaction.
+            IdempotentMutations,
         ],
+        directives=[idempotent],
         # "Did you mean …?" hints map a hidden schema as well as introspection does.
         config=StrawberryConfig(auto_camel_case=True, disable_field_suggestions=not introspection),
     )

@@ -189,6 +189,8 @@ _AUTH_ROWS = {
     "tenant_features": "INSERT INTO tenant_features (tenant_id, key, enabled)"
     " SELECT $1, 'f' || left(encode($3, 'hex'), 12), true WHERE $2::uuid IS NOT NULL"
     " RETURNING id",
+    "idempotency_keys": "INSERT INTO idempotency_keys (tenant_id, user_id, key, request_digest,"
+    " response) VALUES ($1, $2, encode($3, 'hex'), $3, '{}') RETURNING id",
 }
 
 

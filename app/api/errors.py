@@ -3,6 +3,11 @@
 Domain errors keep their message and code. Syntax and validation errors keep graphql-core's
 message (it describes the client's own document). Anything else is logged in full with the
 request id and reaches the client only as "Internal server error".
+
+An error that aborts the operation (the database out of reach, an unknown commit outcome)
+becomes the response's only error, with no data, HTTP 503 and `Retry-After`: whatever the
+fields had computed was not saved. Errors raised by extensions (the transaction's commit, the
+idempotency check) pass through the same translation, never unmasked.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ from typing import Any
 
 import asyncpg
 from graphql import GraphQLError
+from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from app.core.errors import DomainError, translate_database_error
+from app.core.errors import DomainError, OperationAborted, translate_database_error
 
 logger = logging.getLogger("tenantry.errors")
 
@@ -27,6 +34,12 @@ def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError
     original = error.original_error
     if isinstance(original, asyncpg.PostgresError):
         original = translate_database_error(original) or original
+    if isinstance(original, OperationAborted):
+        # A failure of the server's, not of the request: the id finds it in the log.
+        return GraphQLError(
+            original.message,
+            extensions={"code": original.code, **original.details(), "requestId": request_id},
+        )
     if isinstance(original, DomainError):
         extensions: dict[str, Any] = {"code": original.code}
         if original.field:
@@ -56,15 +69,46 @@ def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError
 
 
 class ErrorMasking(SchemaExtension):
-    """Rewrites every error of the result through `to_client_error`."""
+    """Rewrites every error of the result through `to_client_error`, including an exception
+    another extension raised (Strawberry would otherwise answer its bare message)."""
 
     def on_operation(self) -> Iterator[None]:
-        yield
+        context = self.execution_context.context
+        rid = getattr(getattr(getattr(context, "request", None), "state", None), "request_id", None)
+        try:
+            yield
+        except _HTTP_ERRORS:
+            raise  # Strawberry's view answers these as HTTP errors (400, 405)
+        except Exception as exc:
+            error = (
+                exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
+            )
+            _answer_unavailable(context, error)
+            raise to_client_error(error, rid) from None
         result = self.execution_context.result
         errors = getattr(result, "errors", None)
         if not errors:
             return
-        context = self.execution_context.context
-        request_id = getattr(getattr(context, "request", None), "state", None)
-        rid = getattr(request_id, "request_id", None)
+        aborting = next((e for e in errors if _aborts(e)), None)
+        if aborting is not None:
+            # Nothing of the operation was saved: no field's data may suggest otherwise.
+            result.data = None  # type: ignore[union-attr]
+            errors = [aborting]
+            _answer_unavailable(context, aborting)
         result.errors = [to_client_error(e, rid) for e in errors]  # type: ignore[union-attr]
+
+
+_HTTP_ERRORS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
+
+
+def _aborts(error: GraphQLError) -> bool:
+    return isinstance(error.original_error, OperationAborted)
+
+
+def _answer_unavailable(context: object, error: GraphQLError) -> None:
+    """HTTP 503 with `Retry-After` for an error that aborts the operation."""
+    response = getattr(context, "response", None)
+    if not _aborts(error) or response is None:
+        return
+    response.status_code = 503
+    response.headers["retry-after"] = str(getattr(error.original_error, "retry_after", 1))

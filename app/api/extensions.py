@@ -80,12 +80,21 @@ class OperationTransaction(SchemaExtension):
         )
 
     async def on_operation(self) -> AsyncIterator[None]:
-        yield
         context = self.execution_context.context
         if not isinstance(context, Context):
+            yield
             return
+        try:
+            yield
+        except BaseException:
+            # Execution itself failed (the error becomes the response's): nothing is kept,
+            # and the connection goes back to the pool.
+            await context.session.close(commit=False)
+            raise
         result = self.execution_context.result
         failed = bool(getattr(result, "errors", None))
+        # A commit that fails (the database gone: DatabaseUnavailable, or lost during COMMIT:
+        # CommitOutcomeUnknown) raises here; ErrorMasking answers it as the operation's error.
         await context.session.close(commit=not failed)
 
 

@@ -21,13 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.api.context import NamedTenant, Principal
 from app.core import telemetry
 from app.core.db import Database
-from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
+from app.core.errors import OperationAborted, QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.request_meta import RequestMeta
 from app.core.security import AccessClaims, TokenService
 from app.core.store import Store, platform_key, tenant_key
 
 logger = logging.getLogger("tenantry.auth")
+errors_logger = logging.getLogger("tenantry.errors")
 
 
 class TenantAccess(Protocol):
@@ -98,6 +99,57 @@ class RequestIdMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+class ErrorBoundaryMiddleware:
+    """Whatever fails before or around GraphQL (the tenant check reading the database, the
+    pool) is answered as JSON with a stable code and the request id, and the connection stays
+    open: Starlette's last resort would answer text/plain 500 and re-raise, and uvicorn then
+    closes the connection and logs a traceback per request.
+
+    The database out of reach is 503 UNAVAILABLE with `Retry-After`, logged once per outage
+    by app/core/db.py; anything else is 500 INTERNAL_SERVER_ERROR, logged in full.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise  # half a response cannot be mended; the server closes the connection
+            request_id = scope.get("state", {}).get("request_id")
+            if isinstance(exc, OperationAborted):
+                await _send_json(
+                    send,
+                    503,
+                    exc.code,
+                    exc.message,
+                    [(b"retry-after", str(exc.retry_after).encode())],
+                    {**exc.details(), "requestId": request_id},
+                )
+                return
+            errors_logger.error("unexpected error (request %s)", request_id, exc_info=exc)
+            await _send_json(
+                send,
+                500,
+                "INTERNAL_SERVER_ERROR",
+                "Internal server error",
+                None,
+                {"requestId": request_id},
+            )
 
 
 class BodyLimitMiddleware:

@@ -35,7 +35,12 @@ class ErrorCode(enum.Enum):
     INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
     CONFLICT = "CONFLICT"
     INVALID = "INVALID"
-    UNAVAILABLE = "UNAVAILABLE"
+    UNAVAILABLE = strawberry.enum_value(
+        "UNAVAILABLE",
+        description="Not now: too slow, busy or out of reach; nothing was changed. With the "
+        "database out of reach it is the response's only error, with HTTP 503 and "
+        "`Retry-After` (also `extensions.retryAfter`, seconds).",
+    )
     INVALID_TOKEN = "INVALID_TOKEN"  # noqa: S105 (an error code)
     TOO_MANY_ATTEMPTS = "TOO_MANY_ATTEMPTS"
     INVALID_REFRESH_TOKEN = "INVALID_REFRESH_TOKEN"  # noqa: S105 (an error code)
@@ -45,6 +50,13 @@ class ErrorCode(enum.Enum):
     QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
     TENANT_MISMATCH = "TENANT_MISMATCH"
     IMPERSONATION_RESTRICTED = "IMPERSONATION_RESTRICTED"
+    COMMIT_OUTCOME_UNKNOWN = strawberry.enum_value(
+        "COMMIT_OUTCOME_UNKNOWN",
+        description="The connection to the database was lost while the operation's changes "
+        "were being saved: they may or may not have been. Retry with the same "
+        "`Idempotency-Key`: the answer is then the first result if they were saved, and the "
+        "operation runs once if they were not.",
+    )
 
 
 @strawberry.type(description="An expected failure of a mutation; nothing was changed.")

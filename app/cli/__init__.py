@@ -1,4 +1,5 @@
-"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant."""
+"""The `tenantry` command: serve, migrate, export-schema, db bootstrap, keys, admin, tenant,
+idempotency."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from collections.abc import Sequence
 import asyncpg
 import psycopg
 
-from app.cli import admin, keys, server, tenants
+from app.cli import admin, idempotency, keys, server, tenants
 from app.cli.common import CannotConnect, one_line
 from app.core import migrate as migrations
-from app.core.errors import DomainError
+from app.core.errors import DomainError, OperationAborted
 from app.core.settings import Settings, SettingsError
 
 __all__ = ["main", "parser"]
@@ -24,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
     # In this order in `tenantry --help`.
-    for group in (server, keys, admin, tenants):
+    for group in (server, keys, admin, tenants, idempotency):
         group.register(commands)
     return root
 
@@ -48,8 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return int(args.run(settings, args))
-    except DomainError as exc:
-        # An operator's input mistake (admin commands): the same clear message as the API's.
+    except (DomainError, OperationAborted) as exc:
+        # An operator's input mistake (admin commands), or the database out of reach: the
+        # same clear message as the API's.
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     except (SettingsError, FileNotFoundError, migrations.WrongRole) as exc:

@@ -9,12 +9,20 @@ and every row-level-security policy matches zero rows (fail closed).
 The same statement binds the platform scope (`app.platform`): 'on' only in sessions opened
 with `platform=True` for platform administrators and operator commands, '' otherwise, so the
 platform tables (sql/migrations/0005) read as empty to every tenant request.
+
+Every wait is bounded: a connection must be had within the acquire timeout (the pool's, and
+the tenant's share of it, app/core/connections.py), every statement within the statement
+timeout, every row lock within the lock timeout. A database that cannot be used raises
+`DatabaseUnavailable` (nothing was written); a connection lost during COMMIT raises
+`CommitOutcomeUnknown`. Driver errors of that kind never leave this module, and an outage is
+logged as one line when it starts and one when it ends (app/core/outage.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -26,19 +34,60 @@ from asyncpg.pool import PoolConnectionProxy
 from asyncpg.transaction import Transaction
 
 from app.core import telemetry
+from app.core.connections import TenantSlots, connection_lost, describe
+from app.core.errors import CommitOutcomeUnknown, DatabaseUnavailable
 from app.core.metrics import PoolUsage
+from app.core.outage import OutageLog
+from app.core.settings import Limits, Settings
+
+logger = logging.getLogger("tenantry.db")
 
 StatementListener = Callable[[str], None]
+CommitListener = Callable[[], None]
 T = TypeVar("T")
 # PostgreSQL's isolation levels; None: the server's default (read committed).
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
-# One round trip binds the tenant, the platform scope and the statement budget, all
+# One round trip binds the tenant, the platform scope and the statement and lock budgets, all
 # transaction-local.
 _BIND_SQL = (
     "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true),"
-    " set_config('statement_timeout', $3, true)"
+    " set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true)"
 )
+
+# Defaults of the bounded waits: the settings' (TENANTRY_LOCK_TIMEOUT_MS,
+# TENANTRY_POOL_ACQUIRE_TIMEOUT_MS, TENANTRY_POOL_TENANT_MAX_SIZE).
+LOCK_TIMEOUT_MS = Limits.lock_timeout_ms
+ACQUIRE_TIMEOUT_MS = Settings.pool_acquire_timeout_ms
+
+
+def _dead(conn: PoolConnectionProxy[Any]) -> bool:
+    """Whether asyncpg already knows the connection is gone (closed, or taken back by the
+    pool, which detaches the proxy: then even is_closed() raises)."""
+    try:
+        return bool(conn.is_closed())
+    except asyncpg.InterfaceError:
+        return True
+
+
+class _QuietPoolFloor(logging.Filter):
+    """Drops asyncpg's "Failed to restore the pool connection floor" warnings: while the
+    database is down the pool retries in the background and logs a traceback each time,
+    which is the flood the outage log (one line at the start, one at the end) replaces."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to restore the pool connection floor")
+
+
+def _quiet_pool_floor() -> None:
+    pool_logger = logging.getLogger("asyncpg.pool")
+    if not any(isinstance(f, _QuietPoolFloor) for f in pool_logger.filters):
+        pool_logger.addFilter(_QuietPoolFloor())
+
+
+def default_tenant_share(max_size: int) -> int:
+    """Connections one tenant may hold at once by default: half the pool, at least one."""
+    return max(1, max_size // 2)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -52,18 +101,46 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class Database:
     """An asyncpg pool connected as the server's unprivileged role."""
 
-    def __init__(self, pool: asyncpg.Pool, *, statement_timeout_ms: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        statement_timeout_ms: int,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        acquire_timeout_ms: int = ACQUIRE_TIMEOUT_MS,
+        tenant_max_size: int | None = None,
+    ) -> None:
         self._pool = pool
         self._statement_timeout = f"{statement_timeout_ms}ms"
+        self._lock_timeout = f"{lock_timeout_ms}ms"
+        self.acquire_timeout_ms = acquire_timeout_ms
+        self.tenant_slots = TenantSlots(
+            tenant_max_size or default_tenant_share(pool.get_max_size())
+        )
+        # The database out of reach, and the pool out of connections: one line each when it
+        # starts and when it ends, however many requests fail meanwhile.
+        self.outage = OutageLog("database", logger)
+        self.saturation = OutageLog("database connections", logger)
         # Observers of every statement a session runs (statement-count tests, tracing).
         self.statement_listeners: list[StatementListener] = []
         # Sessions waiting for a pooled connection now (asyncpg keeps its queue private).
         self._waiting = 0
+        # Called just before a read-write transaction sends COMMIT (fault-injection tests).
+        self.commit_listeners: list[CommitListener] = []
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+        cls,
+        dsn: str,
+        *,
+        min_size: int,
+        max_size: int,
+        statement_timeout_ms: int,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
+        acquire_timeout_ms: int = ACQUIRE_TIMEOUT_MS,
+        tenant_max_size: int | None = None,
     ) -> Database:
+        _quiet_pool_floor()
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
@@ -72,7 +149,13 @@ class Database:
             server_settings={"application_name": "tenantry", "search_path": "public, pg_temp"},
             init=_init_connection,
         )
-        return cls(pool, statement_timeout_ms=statement_timeout_ms)
+        return cls(
+            pool,
+            statement_timeout_ms=statement_timeout_ms,
+            lock_timeout_ms=lock_timeout_ms,
+            acquire_timeout_ms=acquire_timeout_ms,
+            tenant_max_size=tenant_max_size,
+        )
 
     async def close(self) -> None:
         await self._pool.close()
@@ -86,6 +169,22 @@ class Database:
             max_size=self._pool.get_max_size(),
             waiting=self._waiting,
         )
+
+    async def schema_version(self) -> str | None:
+        """The newest migration applied to the database (readable by the server's role
+        through app.schema_version()), on a pooled connection bound to nothing."""
+        try:
+            return await self._schema_version()
+        except Exception as exc:
+            if not connection_lost(exc, None):
+                raise
+            # A pooled connection the server closed while idle: once more, on a new one.
+            return await self._schema_version()
+
+    async def _schema_version(self) -> str | None:
+        async with self._pool.acquire() as conn:
+            version: str | None = await conn.fetchval("SELECT app.schema_version()")
+            return version
 
     async def ping(self) -> None:
         """One round trip on a pooled connection; raises when the database is unreachable."""
@@ -173,30 +272,104 @@ class Session:
         self._conn: PoolConnectionProxy[Any] | None = None
         self._tx: Transaction | None = None
         self._closed = False
+        # The connection was lost: nothing more runs, and nothing is committed.
+        self._broken = False
         self._failed = False
         self._savepoints = 0
         self._after_commit: list[Callable[[], Awaitable[object]]] = []
 
     async def _connection(self) -> PoolConnectionProxy[Any]:
+        if self._broken:
+            # The connection died earlier in this operation: nothing more can run in it.
+            raise DatabaseUnavailable
         if self._closed:
             raise RuntimeError("session already closed")
         if self._conn is None:
-            self._db._waiting += 1
+            conn = await self._acquire()
             try:
-                conn = await self._db._pool.acquire()
-            finally:
-                self._db._waiting -= 1
-            try:
-                tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
-                await tx.start()
-                tenant = "" if self.tenant_id is None else str(self.tenant_id)
-                scope = "on" if self.platform else ""
-                await conn.execute(_BIND_SQL, tenant, scope, self._db._statement_timeout)
-            except BaseException:
-                await self._db._pool.release(conn)
-                raise
+                tx = await self._begin(conn)
+            except BaseException as exc:
+                await self._release(conn)
+                if not connection_lost(exc, conn):
+                    raise
+                # A pooled connection the server closed while it was idle (a restart): the
+                # operation has not begun, so it starts again once on a fresh connection.
+                conn = await self._acquire()
+                try:
+                    tx = await self._begin(conn)
+                except BaseException as again:
+                    await self._release(conn)
+                    if connection_lost(again, conn):
+                        self._db.outage.failed(describe(again))
+                        raise DatabaseUnavailable from None
+                    raise
+            self._db.outage.recovered()
             self._conn, self._tx = conn, tx
         return self._conn
+
+    async def _acquire(self) -> PoolConnectionProxy[Any]:
+        """A pooled connection within the acquire timeout, counted against the tenant's share;
+        DatabaseUnavailable when there is none in time or the server cannot be reached."""
+        db = self._db
+        slots = db.tenant_slots
+        deadline = asyncio.timeout(db.acquire_timeout_ms / 1000)
+        try:
+            async with deadline:
+                # Sessions waiting for a connection (metrics; asyncpg keeps its queue private).
+                db._waiting += 1
+                try:
+                    await slots.acquire(self.tenant_id)
+                    try:
+                        conn: PoolConnectionProxy[Any] = await db._pool.acquire()
+                    except BaseException:
+                        slots.release(self.tenant_id)
+                        raise
+                finally:
+                    db._waiting -= 1
+        except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                db.saturation.failed(
+                    f"no connection free within {db.acquire_timeout_ms} ms"
+                    f" (pool of {db._pool.get_max_size()}, at most {slots.limit} per tenant)"
+                )
+                raise DatabaseUnavailable from None
+            if not connection_lost(exc, None) and not isinstance(exc, asyncpg.PostgresError):
+                raise
+            # The pool opens connections on demand: the server refused or is restarting.
+            db.outage.failed(describe(exc))
+            raise DatabaseUnavailable from None
+        db.saturation.recovered()
+        return conn
+
+    async def _begin(self, conn: PoolConnectionProxy[Any]) -> Transaction:
+        tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
+        await tx.start()
+        tenant = "" if self.tenant_id is None else str(self.tenant_id)
+        scope = "on" if self.platform else ""
+        db = self._db
+        await conn.execute(_BIND_SQL, tenant, scope, db._statement_timeout, db._lock_timeout)
+        return tx
+
+    async def _release(self, conn: PoolConnectionProxy[Any]) -> None:
+        try:
+            await self._db._pool.release(conn)
+        except Exception:  # noqa: S110
+            # Resetting a connection that died fails; the pool has terminated it already and
+            # opens a new one when needed. The operation's own outcome is decided elsewhere.
+            pass
+        finally:
+            self._db.tenant_slots.release(self.tenant_id)
+
+    def _check(self, exc: BaseException, conn: PoolConnectionProxy[Any]) -> None:
+        """Classify a statement's failure: a lost connection breaks the session and becomes
+        DatabaseUnavailable; a database error outside a savepoint dooms the transaction (a
+        COMMIT would silently roll back, and close() must not report success)."""
+        if connection_lost(exc, conn):
+            self._broken = self._failed = True
+            self._db.outage.failed(describe(exc))
+            raise DatabaseUnavailable from None
+        if isinstance(exc, asyncpg.PostgresError) and self._savepoints == 0:
+            self._failed = True
 
     async def _run(self, call: Callable[[PoolConnectionProxy[Any]], Awaitable[T]], sql: str) -> T:
         async with self._lock:
@@ -205,11 +378,8 @@ class Session:
             started = time.perf_counter()
             try:
                 return await call(conn)
-            except asyncpg.PostgresError:
-                # Outside a savepoint a failed statement aborts the whole transaction, and a
-                # COMMIT would then silently roll back: close() must not report success.
-                if self._savepoints == 0:
-                    self._failed = True
+            except Exception as exc:
+                self._check(exc, conn)
                 raise
             finally:
                 # The request's statement count and database time (its log line, metrics).
@@ -244,9 +414,8 @@ class Session:
             try:
                 async for row in conn.cursor(sql, *args, prefetch=prefetch):
                     yield row
-            except asyncpg.PostgresError:
-                if self._savepoints == 0:
-                    self._failed = True
+            except Exception as exc:
+                self._check(exc, conn)
                 raise
 
     @asynccontextmanager
@@ -258,23 +427,37 @@ class Session:
         """
         async with self._lock:
             conn = await self._connection()
-            savepoint = conn.transaction()
-            await savepoint.start()
+            try:
+                savepoint = conn.transaction()
+                await savepoint.start()
+            except Exception as exc:
+                self._check(exc, conn)
+                raise
         self._savepoints += 1
         try:
             yield
         except BaseException:
-            async with self._lock:
-                await savepoint.rollback()
+            # With the connection gone there is nothing to roll back to: the error that
+            # broke the session (DatabaseUnavailable) fails the whole operation.
+            if not self._broken:
+                async with self._lock:
+                    try:
+                        await savepoint.rollback()
+                    except Exception as exc:
+                        self._check(exc, conn)
+                        raise
             raise
         finally:
             self._savepoints -= 1
         async with self._lock:
             try:
                 await savepoint.commit()
-            except asyncpg.PostgresError:
-                # An error inside the block was swallowed there; the transaction is aborted.
-                self._failed = self._failed or self._savepoints == 0
+            except Exception as exc:
+                self._check(exc, conn)
+                if isinstance(exc, asyncpg.PostgresError):
+                    # An error inside the block was swallowed there; the transaction is
+                    # aborted.
+                    self._failed = self._failed or self._savepoints == 0
                 raise
 
     def after_commit(self, callback: Callable[[], Awaitable[object]]) -> None:
@@ -288,7 +471,12 @@ class Session:
         self._after_commit.append(callback)
 
     async def close(self, *, commit: bool) -> None:
-        """Commit or roll back, and return the connection to the pool. Idempotent."""
+        """Commit or roll back, and return the connection to the pool. Idempotent.
+
+        Raises DatabaseUnavailable when a commit was asked of a session whose connection was
+        lost (nothing was committed), and CommitOutcomeUnknown when the connection was lost
+        during the COMMIT of a read-write transaction (it may or may not have committed).
+        """
         if self._closed:
             return
         self._closed = True
@@ -297,12 +485,11 @@ class Session:
         callbacks, self._after_commit = self._after_commit, []
         if conn is not None and tx is not None:
             try:
-                if commit and not self._failed:
-                    await tx.commit()
-                else:
-                    await tx.rollback()
+                await self._finish(conn, tx, commit=commit and not self._failed)
             finally:
-                await self._db._pool.release(conn)
+                await self._release(conn)
+        if commit and self._broken:
+            raise DatabaseUnavailable
         if commit and self._failed:
             raise asyncpg.InFailedSQLTransactionError(
                 "a statement of this transaction failed; it was rolled back, not committed"
@@ -310,3 +497,38 @@ class Session:
         if commit:
             for callback in callbacks:
                 await callback()
+
+    async def _finish(
+        self, conn: PoolConnectionProxy[Any], tx: Transaction, *, commit: bool
+    ) -> None:
+        if self._broken:
+            return  # a lost connection's transaction is rolled back by the server
+        if not commit:
+            try:
+                await tx.rollback()
+            except Exception as exc:
+                if not connection_lost(exc, conn):
+                    raise
+                # Lost while rolling back: nothing was committed either way.
+                self._broken = True
+                self._db.outage.failed(describe(exc))
+            return
+        if _dead(conn):
+            # Lost before COMMIT was sent (the pool noticed): certainly not committed.
+            self._broken = True
+            self._db.outage.failed("connection lost before COMMIT")
+            raise DatabaseUnavailable
+        if not self.readonly:
+            for listener in self._db.commit_listeners:
+                listener()
+        try:
+            await tx.commit()
+        except Exception as exc:
+            if not connection_lost(exc, conn):
+                raise  # e.g. a serialization failure: the server rolled it back
+            self._broken = True
+            self._db.outage.failed(describe(exc))
+            if self.readonly:
+                raise DatabaseUnavailable from None
+            # COMMIT was sent and no answer came back: only the server knows.
+            raise CommitOutcomeUnknown from None

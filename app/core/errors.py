@@ -87,6 +87,54 @@ class Unavailable(DomainError):
     code = "UNAVAILABLE"
 
 
+# Seconds a client should wait before retrying an operation refused while the database was
+# out of reach or busy (the `Retry-After` header and `extensions.retryAfter`).
+RETRY_AFTER_SECONDS = 1
+
+
+class OperationAborted(Exception):
+    """A failure of the operation as a whole, never of one field: the database out of reach,
+    or a commit whose outcome is unknown. Deliberately not a DomainError: the handlers that
+    turn domain errors into a mutation's typed result must not catch it. The API answers it
+    as the response's only error (HTTP 503, `Retry-After`); its message is shown to clients.
+    """
+
+    code: str = "UNAVAILABLE"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = RETRY_AFTER_SECONDS
+
+    def details(self) -> dict[str, object]:
+        return {"retryAfter": self.retry_after}
+
+
+class DatabaseUnavailable(OperationAborted):
+    """The database could not be used: unreachable, restarting, the connection lost before
+    anything was committed, or no pooled connection free in time. Nothing of the operation
+    was written; it may be retried as it is."""
+
+    code = "UNAVAILABLE"
+
+    def __init__(self) -> None:
+        super().__init__("The service is temporarily unavailable; try again")
+
+
+class CommitOutcomeUnknown(OperationAborted):
+    """The connection was lost while the database committed: the operation's writes may or
+    may not have been saved, and only a retry with the same idempotency key can tell (it
+    answers the stored result if they were, and runs once if they were not)."""
+
+    code = "COMMIT_OUTCOME_UNKNOWN"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The connection to the database was lost while saving; the changes may or may not"
+            " have been saved. Retry with the same Idempotency-Key to find out"
+        )
+
+
 def translate_database_error(
     exc: asyncpg.PostgresError, *, not_found: str = "Not found", conflict: str = "Conflict"
 ) -> DomainError | None:
@@ -103,6 +151,9 @@ def translate_database_error(
         return Forbidden("Not allowed")
     if isinstance(exc, asyncpg.QueryCanceledError):
         return Unavailable("The request took too long; try again with a smaller page")
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        # lock_timeout: another transaction holds the rows this one must change.
+        return Unavailable("The data is being changed by another request; try again")
     if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
         return Invalid("Invalid value")
     return None

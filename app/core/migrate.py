@@ -29,6 +29,15 @@ class MigrationStatus:
     pending: list[str]
 
 
+def known_versions() -> list[str]:
+    """The migrations this code knows, oldest first; the last is the schema it needs."""
+    return sorted(
+        p.name.removesuffix(".sql")
+        for p in MIGRATIONS_DIR.glob("*.sql")
+        if not p.name.endswith(".rollback.sql")
+    )
+
+
 def _yoyo_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("postgres", "postgresql", "postgresql+psycopg"):

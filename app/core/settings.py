@@ -104,6 +104,8 @@ class Limits:
     # token bucket of `anonymous_burst` refilled at `anonymous_per_minute` (app/core/ratelimit.py).
     anonymous_burst: int = 60
     anonymous_per_minute: int = 60
+    # How long a statement waits for a row or table lock another transaction holds.
+    lock_timeout_ms: int = 2000
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,12 @@ class Settings:
     introspection: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # How long a request waits for a pooled connection before it is answered 503.
+    pool_acquire_timeout_ms: int = 2000
+    # Connections the requests of one tenant may hold at once; None: half the pool.
+    pool_tenant_max_size: int | None = None
+    # The budget of each readiness check (GET /readyz).
+    ready_timeout_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
@@ -403,6 +411,7 @@ class Settings:
             anonymous_per_minute=_int(
                 env, "TENANTRY_ANONYMOUS_PER_MINUTE", Limits.anonymous_per_minute
             ),
+            lock_timeout_ms=_int(env, "TENANTRY_LOCK_TIMEOUT_MS", Limits.lock_timeout_ms),
         )
         if limits.default_page_size > limits.max_page_size:
             raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
@@ -426,6 +435,13 @@ class Settings:
             raise SettingsError(
                 f"TENANTRY_IMPERSONATION_TTL must be at most {MAX_IMPERSONATION_TTL_SECONDS},"
                 f" got {impersonation_ttl}"
+            )
+        pool_max_size = _int(env, "TENANTRY_POOL_MAX_SIZE", defaults.pool_max_size)
+        tenant_max = _int(env, "TENANTRY_POOL_TENANT_MAX_SIZE", 0, minimum=0) or None
+        if tenant_max is not None and tenant_max > pool_max_size:
+            raise SettingsError(
+                f"TENANTRY_POOL_TENANT_MAX_SIZE ({tenant_max}) exceeds TENANTRY_POOL_MAX_SIZE"
+                f" ({pool_max_size})"
             )
         mfa_keys = env.get("TENANTRY_MFA_KEYS_FILE")
         a = AuthSettings
@@ -496,7 +512,12 @@ class Settings:
             graphiql=_bool(env, "TENANTRY_GRAPHIQL", dev),
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),
             pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),
-            pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
+            pool_max_size=pool_max_size,
+            pool_acquire_timeout_ms=_int(
+                env, "TENANTRY_POOL_ACQUIRE_TIMEOUT_MS", defaults.pool_acquire_timeout_ms
+            ),
+            pool_tenant_max_size=tenant_max,
+            ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),

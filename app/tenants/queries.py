@@ -14,6 +14,11 @@ async def lookup_slug(session: Session, slug: str) -> TenantRef | None:
     return None if row is None else TenantRef(row["id"], TenantStatus(row["status"]))
 
 
+async def ids(session: Session) -> list[UUID]:
+    """Every tenant's id (in the platform scope with no tenant bound: app/core/db.py)."""
+    return [r["id"] for r in await session.fetch("SELECT id FROM tenants ORDER BY id")]
+
+
 async def insert(session: Session, tenant_id: UUID, slug: str, name: str, plan: str) -> Tenant:
     row = await session.fetchrow(
         f"INSERT INTO tenants AS t (id, slug, name, plan) VALUES ($1, $2, $3, $4) "

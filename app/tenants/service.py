@@ -101,6 +101,12 @@ async def lookup_slug(database: Database, slug: str) -> TenantRef | None:
         return await queries.lookup_slug(session, slug.strip().lower())
 
 
+async def tenant_ids(database: Database) -> list[UUID]:
+    """Every tenant's id, for operator jobs that visit each tenant in turn."""
+    async with database.transaction(None, readonly=True, platform=True) as session:
+        return await queries.ids(session)
+
+
 async def lookup(database: Database, name: str) -> TenantRef | None:
     """Id and status of the tenant a name stands for: its id, or its slug."""
     tenant_id = canonical_name(name)

@@ -70,6 +70,15 @@ CREATE OR REPLACE FUNCTION app.tenant_feature_flags(p_ids uuid[])
     ORDER BY f.tenant_id, f.key
     $$;
 
+-- The newest migration applied, for readiness (GET /readyz): yoyo's bookkeeping is the
+-- owner's alone, and this reads one value of it, nothing else. SECURITY DEFINER with a fixed
+-- search_path; EXECUTE granted explicitly.
+CREATE OR REPLACE FUNCTION app.schema_version() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT max(m.migration_id) FROM public._yoyo_migration AS m $$;
+
+REVOKE ALL ON FUNCTION app.schema_version() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.current_tenant_id() FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_feature_flags(uuid[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION app.tenant_usage(uuid[]) FROM PUBLIC;

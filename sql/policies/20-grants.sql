@@ -6,6 +6,7 @@ GRANT EXECUTE ON FUNCTION app.platform_scope() TO tenantry_app;
 GRANT EXECUTE ON FUNCTION app.tenant_by_slug(text) TO tenantry_app;
 GRANT EXECUTE ON FUNCTION app.tenant_usage(uuid[]) TO tenantry_app;
 GRANT EXECUTE ON FUNCTION app.tenant_feature_flags(uuid[]) TO tenantry_app;
+GRANT EXECUTE ON FUNCTION app.schema_version() TO tenantry_app;
 
 DO $$
 DECLARE

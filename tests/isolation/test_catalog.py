@@ -34,6 +34,7 @@ GLOBAL_TABLES = {
     "public.platform_sessions": "platform administrators' sign-ins",
     "public.platform_audit_log": "what platform principals and operators did",
     "public.tenant_provisioning": "idempotency keys of platform administrators' createTenant",
+    "public.platform_idempotency_keys": "platform administrators' Idempotency-Key results",
 }
 YOYO_TABLES = frozenset(name for name in GLOBAL_TABLES if "yoyo" in name)
 

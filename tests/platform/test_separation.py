@@ -310,23 +310,27 @@ async def test_tenant_sessions_read_and_write_no_platform_row(
     gql: GraphQL, database: Database, app_settings: Settings, owner: Org
 ) -> None:
     # A row in every platform table, whatever ran before: an administrator signed in
-    # (admin, session, audit entries) who provisioned a tenant with an idempotency key.
+    # (admin, session, audit entries) who provisioned a tenant with an idempotency key, in
+    # its input and in the Idempotency-Key header.
     admin = await new_admin(database, app_settings, permissions=["tenant:create"])
     token = await sign_in(gql, admin)
     slug = f"sep-{uuid4().hex[:10]}"
-    provisioned = await gql.data(
-        PROVISION,
-        {
-            "input": {
-                "slug": slug,
-                "name": "Sep",
-                "idempotencyKey": slug,
-                "owner": {"email": f"o@{slug}.example"},
-            }
+    response = await gql.http.post(
+        "/graphql",
+        json={
+            "query": PROVISION,
+            "variables": {
+                "input": {
+                    "slug": slug,
+                    "name": "Sep",
+                    "idempotencyKey": slug,
+                    "owner": {"email": f"o@{slug}.example"},
+                }
+            },
         },
-        token=token,
+        headers={"authorization": f"Bearer {token}", "idempotency-key": slug},
     )
-    assert provisioned["createTenant"]["errors"] == []
+    assert response.json()["data"]["createTenant"]["errors"] == []
     tables = await platform_tables(database)
     async with database.transaction(None, readonly=True, platform=True) as session:
         for table in tables:
