@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from app.api.context import Context, OperationSummary
 from app.api.cost import CostLimit
 from app.api.errors import ErrorMasking
+from app.api.permissions import only_read_refusals
 from app.core.settings import Limits
 
 
@@ -71,7 +72,9 @@ class OperationTransaction(SchemaExtension):
         if not isinstance(context, Context):
             return
         result = self.execution_context.result
-        failed = bool(getattr(result, "errors", None))
+        errors = getattr(result, "errors", None) or []
+        # A field refused below the root only hid data the caller may not read.
+        failed = not only_read_refusals(errors)
         await context.session.close(commit=not failed)
 
 
