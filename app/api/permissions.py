@@ -43,6 +43,7 @@ descriptions but not applied directives, show it too.
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,11 +51,11 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import FieldExtension
-from strawberry.permission import BasePermission, PermissionExtension
+from strawberry.extensions.field_extension import AsyncExtensionResolver
 from strawberry.schema_directive import Location
 from strawberry.types.field import StrawberryField
 
-from app.api.context import Info
+from app.api.context import Context, Info
 from app.core.errors import Forbidden, ImpersonationRestricted, Unauthenticated
 
 
@@ -233,11 +234,10 @@ _DIRECTIVES: dict[RuleKind, Callable[..., object]] = {
 }
 
 
-async def _allowed(rule: Rule, source: Any, info: Info) -> bool:
-    """Whether `rule` lets the caller have the field on `source`: True, or False for a
-    per-object refusal; a refusal of anything else raises Unauthenticated or Forbidden
-    (app/api/errors.py gives their stable codes)."""
-    context = info.context
+def _decided_now(rule: Rule, source: Any, context: Context) -> bool | None:
+    """`rule`'s decision when it needs nothing that is not resolved yet (None: it needs the
+    actor, resolved once per operation by `_allowed`). Relations ask it for every row, so
+    the common case costs no coroutine."""
     kind = rule.kind
     if kind is RuleKind.PUBLIC:
         return True
@@ -245,17 +245,24 @@ async def _allowed(rule: Rule, source: Any, info: Info) -> bool:
         context.require_principal()
         return True
     if kind is RuleKind.PERMISSION:
+        context.require_principal()
+        actor = context.resolved_actor()
+        if actor is None:
+            return None
         assert rule.permission is not None
-        (await context.actor()).require(rule.permission)
+        actor.require(rule.permission)
         return True
-    if kind is RuleKind.PLATFORM_SIGNED_IN:
-        # The live session is checked, not only the token: a signed-out token stops here.
-        await context.platform_actor()
-        return True
-    if kind is RuleKind.PLATFORM_PERMISSION:
-        assert rule.permission is not None
-        (await context.platform_actor()).require(rule.permission)
-        return True
+    if kind in (RuleKind.SELF, RuleKind.SELF_OR_PERMISSION):
+        principal = context.principal
+        if principal is None:
+            return False
+        # At the root (`viewer`) the field returns the caller's own record by construction.
+        if source is None or source.pk == principal.user_id:
+            return True
+        if kind is RuleKind.SELF:
+            return False
+        actor = context.resolved_actor()
+        return None if actor is None else actor.can(str(rule.permission))
     if kind is RuleKind.NOT_IMPERSONATING:
         principal = context.principal
         if principal is not None and principal.impersonated:
@@ -264,34 +271,31 @@ async def _allowed(rule: Rule, source: Any, info: Info) -> bool:
                 "security settings stay the user's own"
             )
         return True
-    principal = context.principal
-    if principal is None:
-        return False
-    # At the root (`viewer`) the field returns the caller's own record by construction.
-    if source is None or source.pk == principal.user_id:
+    return None  # platform rules check the live platform session
+
+
+async def _allowed(rule: Rule, source: Any, info: Info) -> bool:
+    """Whether `rule` lets the caller have the field on `source`: True, or False for a
+    per-object refusal; a refusal of anything else raises Unauthenticated or Forbidden
+    (app/api/errors.py gives their stable codes)."""
+    context = info.context
+    decided = _decided_now(rule, source, context)
+    if decided is not None:
+        return decided
+    if rule.kind is RuleKind.PLATFORM_SIGNED_IN:
+        # The live session is checked, not only the token: a signed-out token stops here.
+        await context.platform_actor()
         return True
-    if kind is RuleKind.SELF_OR_PERMISSION:
-        assert rule.permission is not None
-        return (await context.actor()).can(rule.permission)
-    return False
+    if rule.kind is RuleKind.PLATFORM_PERMISSION:
+        (await context.platform_actor()).require(str(rule.permission))
+        return True
+    await context.actor()  # resolved now: decided without waiting from here on
+    decided = _decided_now(rule, source, context)
+    assert decided is not None
+    return decided
 
 
-class _Check(BasePermission):
-    """One rule, as Strawberry's PermissionExtension asks it."""
-
-    def __init__(self, rule: Rule) -> None:
-        self.rule = rule
-        self._directive = rule.directive
-
-    @property
-    def schema_directive(self) -> object:
-        return self._directive
-
-    async def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
-        return await _allowed(self.rule, source, info)
-
-
-class RuleExtension(PermissionExtension):
+class RuleExtension(FieldExtension):
     """Enforces a field's rules before it resolves, shows them as directives in the SDL and
     as sentences in its description.
 
@@ -300,35 +304,43 @@ class RuleExtension(PermissionExtension):
     """
 
     def __init__(self, rules: Callable[[], Sequence[Rule]]) -> None:
-        super().__init__(permissions=[])
         self._source = rules
         self._rules: tuple[Rule, ...] | None = None
 
     @property
     def rules(self) -> tuple[Rule, ...]:
         if self._rules is None:
-            found = tuple(self._source())
             # Restrictions first: an impersonation token is refused before anything is asked.
-            self._rules = tuple(sorted(found, key=lambda r: r.is_access_rule))
-            self.permissions = [_Check(r) for r in self._rules]
+            found = sorted(self._source(), key=lambda r: r.is_access_rule)
+            self._rules = tuple(found)
         return self._rules
 
     def apply(self, field: StrawberryField) -> None:
-        self.rules  # noqa: B018 (resolves the rules and their checks)
-        super().apply(field)
+        for rule in self.rules:
+            # Idempotent: the same field object is applied again by every schema built.
+            if rule.directive not in field.directives:
+                field.directives.append(rule.directive)
         sentences = " ".join(
             r.sentence for r in sorted(self.rules, key=lambda r: not r.is_access_rule)
         )
-        # Idempotent: the same field object is applied again by every schema built.
         if sentences and not (field.description or "").endswith(sentences):
             field.description = (
                 f"{field.description}\n\n{sentences}" if field.description else sentences
             )
 
-    def _on_unauthorized(self, permission: BasePermission) -> Any:
-        if isinstance(permission, _Check) and permission.rule.per_row:
-            return None
-        return super()._on_unauthorized(permission)
+    async def resolve_async(
+        self, next_: AsyncExtensionResolver, source: Any, info: Info, **kwargs: Any
+    ) -> Any:
+        context = info.context
+        for rule in self.rules:
+            allowed = _decided_now(rule, source, context)
+            if allowed is None:
+                allowed = await _allowed(rule, source, info)
+            if not allowed:
+                assert rule.per_row  # every other refusal raised
+                return None
+        result = next_(source, info, **kwargs)
+        return await result if inspect.isawaitable(result) else result
 
 
 def rules_of(field: StrawberryField) -> tuple[Rule, ...]:

@@ -537,10 +537,13 @@ def must_be_refused(seen: Seen) -> set[str]:
     found = set()
     for s in below:
         where = f"{s.parent}.{s.name}"
-        if (s.rule is not None and s.rule.per_row) or (s.reaches is not None and any(
-            s.parent in readable and s.reaches not in readable
-            for readable in seen.readable.values()
-        )):
+        if (s.rule is not None and s.rule.per_row) or (
+            s.reaches is not None
+            and any(
+                s.parent in readable and s.reaches not in readable
+                for readable in seen.readable.values()
+            )
+        ):
             found.add(where)
     return found
 
