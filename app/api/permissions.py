@@ -368,8 +368,9 @@ def only_read_refusals(errors: Sequence[GraphQLError]) -> bool:
     """
 
     def read_refusal(error: GraphQLError) -> bool:
-        original = error.original_error
-        return len(error.path or ()) > 1 and isinstance(original, Forbidden | Unauthenticated)
+        # Exactly the rules' errors: not their subclasses (a suspended tenant, a quota).
+        original = type(error.original_error)
+        return len(error.path or ()) > 1 and original in (Forbidden, Unauthenticated)
 
     return all(read_refusal(e) for e in errors)
 
