@@ -1,11 +1,12 @@
 """Every role against every path of the read schema: a type is read through relations exactly
 when the role's root fields would give it (issue 12 §3).
 
-The paths are not listed by hand: `tree` walks the schema from the read roots (every root
-field of a tenant user; `node(id:)` once per node type) down to DEPTH relations below the
-root, through connections (`nodes`, `edges`, `pageInfo`, `totalCount`) and lists, selecting
-every scalar on the way. One document per role holds every path of the roots the role may
-call (a refused root is non-null: it would erase its siblings), run against one seeded tenant.
+The paths are not listed by hand: `roots` and `_select` walk the SDL from the read roots
+(every root field of a tenant user; `node(id:)` once per node type) down to DEPTH relations
+below the root, through connections (`nodes`, `edges { cursor }`, `pageInfo`, `totalCount`)
+and lists, selecting every scalar on the way. One document per role holds every path of the
+roots the role may call (a refused root is non-null: it would erase its siblings), run
+against one seeded tenant.
 
 For each role (the system roles, a custom role with a single permission for each
 permission, and no role at all):
@@ -13,14 +14,16 @@ permission, and no role at all):
 1. Its root fields decide what it may read: `node(id:)` of one object of each node type
    (null: not readable), and each root field returning that type must agree (FORBIDDEN
    exactly when the type is not readable; `viewer` aside, which is the caller's own record).
+   The platform's root fields are FORBIDDEN to every one of them.
 2. Its answer to the deep document is compared with an owner's answer to the same document
    (`viewer` read as `node(id:)` of the role's user): where a field reaches a readable type,
    the same data; where not, null and a FORBIDDEN error at exactly that path; per-object
    rules (`@selfOnly`, `@selfOrPermission`) null without an error on other users' records.
    No other error.
 
-The test also checks it saw both outcomes of every guarded field (one that can be refused
-where it is reached), so it cannot pass by reading nothing.
+Not vacuous: every field refused to some role was read with data by another, and every field
+that some role reaches without reading what it reaches (found from the roles' root fields)
+was refused.
 """
 
 from __future__ import annotations
