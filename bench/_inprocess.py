@@ -24,7 +24,7 @@ from starlette.responses import Response
 from strawberry.types import ExecutionResult
 
 from app.api.context import Context, Principal
-from app.comments.models import COMMENT_ORDERINGS, COMMENTS
+from app.comments.models import COMMENTS, OLDEST_FIRST
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import AccessClaims, TokenService
@@ -32,10 +32,10 @@ from app.core.settings import Settings
 from app.core.store import Store
 from app.core.tables import PageQuery, count_rows, fetch_by_ids, fetch_page
 from app.platform.service import actor_for as platform_actor_for
-from app.projects.models import PROJECT_ORDERINGS, PROJECTS
+from app.projects.models import PROJECTS, ProjectOrderField
 from app.rbac.service import actor_for
 from app.schema import build_schema
-from app.tasks.models import TASK_ORDERINGS, TASKS
+from app.tasks.models import TASKS, TaskOrderField
 from app.users.models import USERS
 
 from ._cpu import Usage, Watched
@@ -182,11 +182,11 @@ async def project_page_sql(database: Database, tenant_id: UUID) -> int:
     """The statements the executor runs for the nested page, batched as its loaders batch
     them, through the same functions; no GraphQL. Returns the number of rows read."""
     async with database.transaction(tenant_id, readonly=True) as s:
-        page = PageQuery(ordering=PROJECT_ORDERINGS["CREATED_AT"], first=20)
+        page = PageQuery(ordering=ProjectOrderField.CREATED_AT.value, first=20)
         projects = (await fetch_page(s, PROJECTS, page)).get(None, [])[:20]
         await count_rows(s, PROJECTS, ())
         parents = [r.model.id for r in projects]
-        task_page = PageQuery(ordering=TASK_ORDERINGS["POSITION"], first=10)
+        task_page = PageQuery(ordering=TaskOrderField.POSITION.value, first=10)
         tasks_by_project = await fetch_page(
             s, TASKS, task_page, partition="project_id", parents=parents
         )
@@ -195,7 +195,7 @@ async def project_page_sql(database: Database, tenant_id: UUID) -> int:
         # One users loader per operation: authors it already holds cost no statement.
         assignees = _unique(t.assignee_id for t in tasks)
         users = await fetch_by_ids(s, USERS, assignees) if assignees else {}
-        comment_page = PageQuery(ordering=COMMENT_ORDERINGS["CREATED_AT"], first=3)
+        comment_page = PageQuery(ordering=OLDEST_FIRST, first=3)
         comments = await fetch_page(
             s, COMMENTS, comment_page, partition="task_id", parents=[t.id for t in tasks]
         )

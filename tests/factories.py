@@ -73,6 +73,33 @@ async def set_role(database: Database, tenant_id: UUID, user_id: UUID, role: str
             await rbac.grant_system_role(session, user_id=user_id, key=role, granted_by=None)
 
 
+async def grant_custom_role(
+    database: Database, tenant_id: UUID, user_id: UUID, permissions: list[str]
+) -> UUID:
+    """Give the user a new custom role holding exactly `permissions`, straight in the
+    database (before their first request, as `set_role`)."""
+    async with database.transaction(tenant_id) as session:
+        role_id: UUID = await session.fetchval(
+            "INSERT INTO roles (tenant_id, name) VALUES ($1, $2) RETURNING id",
+            tenant_id,
+            f"Custom {secrets.token_hex(4)}",
+        )
+        for permission in permissions:
+            await session.execute(
+                "INSERT INTO role_permissions (tenant_id, role_id, permission) VALUES ($1, $2, $3)",
+                tenant_id,
+                role_id,
+                permission,
+            )
+        await session.execute(
+            "INSERT INTO user_roles (tenant_id, user_id, role_id) VALUES ($1, $2, $3)",
+            tenant_id,
+            user_id,
+            role_id,
+        )
+    return role_id
+
+
 async def seed_project(
     database: Database, tenant_id: UUID, *, name: str = "Project", created_by: UUID | None = None
 ) -> UUID:

@@ -34,7 +34,7 @@ T = TypeVar("T")
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(
-        description="Invite someone to this tenant by email (needs `user:invite`).",
+        description="Invite someone to this tenant by email.",
         extensions=not_while_impersonating(requires(Permission.USER_INVITE)),
     )
     async def invite_user(
@@ -59,7 +59,7 @@ class AccountMutations:
         return InviteUserPayload(user=User.maybe(outcome.value), errors=outcome.errors)
 
     @strawberry.mutation(
-        description="Accept an invitation: choose a password and sign in (no token needed).",
+        description="Accept an invitation: choose a password and sign in.",
         extensions=not_while_impersonating(public()),
     )
     async def accept_invitation(

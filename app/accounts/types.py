@@ -6,6 +6,7 @@ import strawberry
 
 from app.accounts.models import Role
 from app.api.mutations import UserError
+from app.api.relations import result
 from app.auth.types import SignInPayload
 from app.users.types import User
 
@@ -25,8 +26,8 @@ class InviteUserInput:
 
 @strawberry.type(description="The result of inviting a user.")
 class InviteUserPayload:
-    user: User | None = strawberry.field(
-        description="The invited user (status INVITED); null when `errors` is not empty."
+    user: User | None = result(
+        User, description="The invited user (status INVITED); null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nobody was invited.")
 

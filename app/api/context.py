@@ -114,6 +114,11 @@ class Context:
             assert isinstance(self._actor, Actor)
             return self._actor
 
+    def resolved_actor(self) -> Actor | None:
+        """The signed-in user's actor if this operation resolved it already, without waiting:
+        field rules ask it for every row (app/api/permissions.py)."""
+        return self._actor if isinstance(self._actor, Actor) else None
+
     async def platform_actor(self) -> PlatformActor:
         """The platform administrator in a live session with their platform permissions,
         resolved once per operation; Forbidden for a tenant user, Unauthenticated for

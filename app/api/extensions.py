@@ -40,6 +40,7 @@ from strawberry.types.graphql import OperationType
 from app.api.context import Context, OperationSummary
 from app.api.errors import ErrorMasking
 from app.api.limits import DocumentLimits, TooComplex
+from app.api.permissions import only_read_refusals
 from app.core.settings import Limits
 
 
@@ -92,7 +93,9 @@ class OperationTransaction(SchemaExtension):
             await context.session.close(commit=False)
             raise
         result = self.execution_context.result
-        failed = bool(getattr(result, "errors", None))
+        errors = getattr(result, "errors", None) or []
+        # A field refused below the root only hid data the caller may not read.
+        failed = not only_read_refusals(errors)
         # A commit that fails (the database gone: DatabaseUnavailable, or lost during COMMIT:
         # CommitOutcomeUnknown) raises here; ErrorMasking answers it as the operation's error.
         await context.session.close(commit=not failed)

@@ -17,6 +17,7 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import Info
+from app.api.permissions import Rule, admits
 from app.core.errors import Invalid
 from app.core.tables import (
     Filter,
@@ -48,9 +49,10 @@ def decode_global_id(value: str) -> tuple[str, UUID] | None:
 class Node:
     pk: strawberry.Private[UUID]
     table: ClassVar[Table[Any]]
-    # The permission `node(id:)` needs to return an object of this type (None: any signed-in
-    # user of the tenant). Without it the object reads as absent, like another tenant's.
-    read_permission: ClassVar[str | None] = None
+    # What reading an object of this type needs, wherever it is reached: `node(id:)` (where
+    # without it the object reads as absent, like another tenant's), relations and payloads
+    # (app/api/relations.py). None: nothing beyond the field that reached it (the tenant).
+    read_rule: ClassVar[Rule | None] = None
 
     @strawberry.field(description="The opaque global ID of this object, usable with `node(id:)`.")
     def id(self) -> strawberry.ID:
@@ -84,6 +86,7 @@ class TableBacked(Protocol):
     reach, such as the platform's audit entries)."""
 
     table: ClassVar[Table[Any]]
+    read_rule: ClassVar[Rule | None]
 
     @classmethod
     def from_model(cls, model: Any) -> Any: ...
@@ -108,8 +111,7 @@ async def resolve_global_id(info: Info, value: strawberry.ID) -> Node | None:
     node_type = _node_types().get(decoded[0]) if decoded is not None else None
     if decoded is None or node_type is None:
         return None
-    needed = node_type.read_permission
-    if needed is not None and not (await info.context.actor()).can(needed):
+    if not await admits(info, node_type.read_rule):
         return None
     return await load_node(info, node_type, decoded[1])
 
@@ -132,9 +134,12 @@ class OrderDirection(enum.Enum):
     DESC = "desc"
 
 
-def ordering(choices: dict[str, Ordering], field: enum.Enum, direction: OrderDirection) -> Ordering:
-    """The declared ordering named by a client's order-field enum, in the wanted direction."""
-    return dataclasses.replace(choices[field.name], descending=direction is OrderDirection.DESC)
+def ordering(field: enum.Enum, direction: OrderDirection) -> Ordering:
+    """The ordering a client's order-field enum member stands for (its value), in the
+    wanted direction."""
+    chosen = field.value
+    assert isinstance(chosen, Ordering)
+    return dataclasses.replace(chosen, descending=direction is OrderDirection.DESC)
 
 
 N = TypeVar("N")

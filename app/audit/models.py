@@ -13,7 +13,7 @@ from app.core.tables import Ordering, Table
 
 __all__ = [
     "AUDIT_LOG",
-    "AUDIT_ORDERINGS",
+    "NEWEST_FIRST",
     "ActorKind",
     "AuditEntry",
     "AuditOutcome",
@@ -61,5 +61,5 @@ class TenantAuditEntry(AuditEntry):
 
 AUDIT_LOG = Table("audit_log", TenantAuditEntry)
 
-# Newest first is what an admin reads; `descending` flips it per request.
-AUDIT_ORDERINGS = {"OCCURRED_AT": Ordering("t.occurred_at", "timestamptz")}
+# Both audit logs read newest first: what an administrator looks for.
+NEWEST_FIRST = Ordering("t.occurred_at", "timestamptz", descending=True)

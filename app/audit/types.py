@@ -8,9 +8,11 @@ from typing import Any, ClassVar
 import strawberry
 from strawberry.scalars import JSON
 
+from app.api.permissions import Rule, needs
+from app.api.relations import Argument, Listing, listing
 from app.api.relay import Node
-from app.audit.models import AUDIT_LOG, ActorKind, AuditOutcome
-from app.core.tables import Table
+from app.audit.models import AUDIT_LOG, NEWEST_FIRST, ActorKind, AuditOutcome
+from app.core.tables import Filter, Table
 from app.rbac.permissions import Permission
 
 strawberry.enum(AuditOutcome, description="How a recorded action ended.")
@@ -37,7 +39,7 @@ class AuditEntryFields:
 @strawberry.type(description="One recorded security event of the tenant (append-only).")
 class AuditLogEntry(Node, AuditEntryFields):
     table: ClassVar[Table[Any]] = AUDIT_LOG
-    read_permission: ClassVar[str | None] = Permission.AUDIT_READ
+    read_rule: ClassVar[Rule | None] = needs(Permission.AUDIT_READ)
 
     impersonator_id: strawberry.Private[Any]
 
@@ -52,3 +54,21 @@ class AuditLogEntry(Node, AuditEntryFields):
     )
     def impersonator_admin_id(self) -> strawberry.ID | None:
         return None if self.impersonator_id is None else strawberry.ID(str(self.impersonator_id))
+
+
+def _action(action: str | None) -> tuple[Filter, ...]:
+    return () if action is None else (("action", action),)
+
+
+def audit_listing(entry_type: type[Any]) -> Listing:
+    """How both audit logs (the tenant's, the platform's) are listed: newest first, optionally
+    only one action."""
+    return listing(
+        entry_type,
+        order=NEWEST_FIRST,
+        arguments=[Argument("action", str, "Only entries of this action.")],
+        filters=_action,
+    )
+
+
+AUDIT_LISTING = audit_listing(AuditLogEntry)

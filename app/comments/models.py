@@ -22,4 +22,5 @@ class Comment:
 
 COMMENTS = Table("comments", Comment)
 
-COMMENT_ORDERINGS = {"CREATED_AT": Ordering("t.created_at", "timestamptz")}
+# A task's comments read oldest first, as a conversation does.
+OLDEST_FIRST = Ordering("t.created_at", "timestamptz")

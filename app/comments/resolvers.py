@@ -9,6 +9,7 @@ import strawberry
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt
 from app.api.permissions import requires
+from app.api.relations import result
 from app.api.relay import ObjectId, parse_id
 from app.comments import service
 from app.comments.types import Comment
@@ -32,8 +33,8 @@ class EditCommentInput:
 
 @strawberry.type(description="The result of a comment mutation.")
 class CommentPayload:
-    comment: Comment | None = strawberry.field(
-        description="The comment as it is now; null when `errors` is not empty."
+    comment: Comment | None = result(
+        Comment, description="The comment as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 

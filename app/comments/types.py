@@ -8,8 +8,9 @@ from uuid import UUID
 
 import strawberry
 
-from app.api.context import Info
-from app.api.relay import Node, load_node
+from app.api.permissions import Rule, needs
+from app.api.relations import to_one
+from app.api.relay import Node
 from app.comments.models import COMMENTS
 from app.core.tables import Table
 from app.rbac.permissions import Permission
@@ -20,7 +21,7 @@ from app.users.types import User
 @strawberry.type(description="A comment on a task.")
 class Comment(Node):
     table: ClassVar[Table[Any]] = COMMENTS
-    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
+    read_rule: ClassVar[Rule | None] = needs(Permission.PROJECT_READ)
     body: str = strawberry.field(description="The comment text.")
     created_at: datetime = strawberry.field(description="When the comment was written.")
     updated_at: datetime = strawberry.field(description="When the comment last changed.")
@@ -30,14 +31,10 @@ class Comment(Node):
     task_id: strawberry.Private[UUID]
     author_id: strawberry.Private[UUID | None]
 
-    @strawberry.field(description="The task this comment is on.")
-    async def task(self, info: Info) -> Task:
-        task = await load_node(info, Task, self.task_id)
-        assert task is not None  # a composite foreign key guarantees it
-        return task  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Who wrote the comment (null if that user was deleted).")
-    async def author(self, info: Info) -> User | None:
-        if self.author_id is None:
-            return None
-        return await load_node(info, User, self.author_id)
+    task = to_one(Task, key="task_id", nullable=False, description="The task this comment is on.")
+    author = to_one(
+        User,
+        key="author_id",
+        nullable=True,
+        description="Who wrote the comment (null if that user was deleted).",
+    )

@@ -8,6 +8,8 @@ from typing import Any, ClassVar
 import strawberry
 
 from app.api.mutations import UserError
+from app.api.permissions import Rule, needs
+from app.api.relations import result
 from app.api.relay import Node
 from app.core.tables import Table
 from app.identity.models import IDENTITY_PROVIDERS, ProviderRole
@@ -22,7 +24,7 @@ strawberry.enum(ProviderRole, description="The role of users an identity provide
 )
 class IdentityProvider(Node):
     table: ClassVar[Table[Any]] = IDENTITY_PROVIDERS
-    read_permission: ClassVar[str | None] = Permission.TENANT_SETTINGS
+    read_rule: ClassVar[Rule | None] = needs(Permission.TENANT_SETTINGS)
     name: str = strawberry.field(description="A label for people, e.g. `Corporate SSO`.")
     issuer: str = strawberry.field(description="The exact `iss` of the provider's tokens.")
     audience: str = strawberry.field(
@@ -43,7 +45,7 @@ class IdentityProvider(Node):
 
 @strawberry.type(description="The result of adding or changing an identity provider.")
 class IdentityProviderPayload:
-    identity_provider: IdentityProvider | None = strawberry.field(
-        description="The provider as it is now; null when `errors` is not empty."
+    identity_provider: IdentityProvider | None = result(
+        IdentityProvider, description="The provider as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")

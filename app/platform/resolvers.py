@@ -18,14 +18,14 @@ from app.api.permissions import (
     public,
     requires_platform,
 )
-from app.api.relay import After, Connection, First, parse_id
-from app.audit.resolvers import ActionFilter, audit_connection
+from app.api.relations import connection
+from app.api.relay import parse_id
 from app.platform import impersonation, service
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
+    PLATFORM_AUDIT_LISTING,
     ImpersonateUserPayload,
     PlatformAdminType,
-    PlatformAuditLogEntry,
     PlatformSignInPayload,
     PlatformSignOutPayload,
 )
@@ -63,17 +63,11 @@ class PlatformQueries:
         actor = await info.context.platform_actor()
         return PlatformAdminType.of(await service.current_admin(info.context.session, actor))
 
-    @strawberry.field(
+    platform_audit_log = connection(
+        PLATFORM_AUDIT_LISTING,
         description="The platform audit log (sign-ins, operators' changes, tenant lifecycle), "
         "newest first.",
-        extensions=requires_platform(PlatformPermission.PLATFORM_AUDIT),
     )
-    async def platform_audit_log(
-        self, info: Info, first: First = None, after: After = None, action: ActionFilter = None
-    ) -> Connection[PlatformAuditLogEntry]:
-        return await audit_connection(
-            info, PlatformAuditLogEntry, first=first, after=after, action=action
-        )
 
 
 @strawberry.type

@@ -11,22 +11,20 @@ from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import patch, settle_platform
 from app.api.permissions import requires_platform
-from app.api.relay import After, Connection, First, ObjectId, parse_id, table_connection
-from app.core.tables import Ordering
+from app.api.relations import connection
+from app.api.relay import ObjectId, parse_id
 from app.platform import directory, lifecycle
 from app.platform.permissions import PlatformPermission
 from app.platform.types import (
+    TENANT_DIRECTORY,
     CreateTenantPayload,
     PlatformTenant,
     PurgeTenantPayload,
     TenantFeaturesPayload,
 )
-from app.tenants.models import TenantStatus
 from app.tenants.plans import DEFAULT_PLAN
 from app.tenants.resolvers import TenantPayload
 from app.tenants.types import FeatureFlagType, Tenant
-
-NEWEST_TENANTS = Ordering("t.created_at", "timestamptz", descending=True)
 
 
 @strawberry.input(description="The first owner of a new tenant.")
@@ -165,35 +163,11 @@ async def _change(
 
 @strawberry.type
 class TenantDirectoryQueries:
-    @strawberry.field(
+    tenants = connection(
+        TENANT_DIRECTORY,
         description="Every tenant, newest first, filtered by status, plan or a text in its name "
         "or slug.",
-        extensions=requires_platform(PlatformPermission.TENANT_READ),
     )
-    async def tenants(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        status: Annotated[
-            TenantStatus | None, strawberry.argument(description="Only tenants in this state.")
-        ] = None,
-        plan: Annotated[
-            str | None, strawberry.argument(description="Only tenants on this plan.")
-        ] = None,
-        search: Annotated[
-            str | None,
-            strawberry.argument(description="Text in the name or slug, in any case."),
-        ] = None,
-    ) -> Connection[PlatformTenant]:
-        return await table_connection(
-            info,
-            PlatformTenant,
-            ordering=NEWEST_TENANTS,
-            first=first,
-            after=after,
-            filters=directory.filters(status=status, plan=plan, search=search),
-        )
 
     @strawberry.field(
         description="One tenant by its global ID; null if there is none.",

@@ -10,12 +10,15 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError
+from app.api.permissions import Rule, needs_platform
+from app.api.relations import Argument, listing, result
 from app.api.relay import copy_model, encode_global_id
-from app.audit.types import AuditEntryFields
-from app.core.tables import Table
+from app.audit.types import AuditEntryFields, audit_listing
+from app.core.tables import Ordering, Table
 from app.platform import directory
 from app.platform.impersonation import Impersonation
 from app.platform.models import PLATFORM_AUDIT_LOG, AdminStatus, PlatformAdmin
+from app.platform.permissions import PlatformPermission
 from app.platform.service import PlatformSignIn
 from app.tenants.models import TENANTS, TenantStatus
 from app.tenants.types import FeatureFlagType, Tenant
@@ -51,6 +54,7 @@ class PlatformAdminType:
 class PlatformAuditLogEntry(AuditEntryFields):
     pk: strawberry.Private[UUID]
     table: ClassVar[Table[Any]] = PLATFORM_AUDIT_LOG
+    read_rule: ClassVar[Rule | None] = needs_platform(PlatformPermission.PLATFORM_AUDIT)
 
     @strawberry.field(description="The acting administrator's id (raw UUID), if one acted.")
     def actor_admin_id(self) -> strawberry.ID | None:
@@ -110,7 +114,7 @@ class ImpersonateUserPayload:
     token_type: str = strawberry.field(default="Bearer", description="Always `Bearer`.")
     expires_at: datetime | None = strawberry.field(description="When the token expires.")
     user: ImpersonatedUser | None = strawberry.field(description="Whom the token acts as.")
-    tenant: Tenant | None = strawberry.field(description="The user's tenant.")
+    tenant: Tenant | None = result(Tenant, description="The user's tenant.")
     admin_id: strawberry.ID | None = strawberry.field(
         description="The administrator acting (raw UUID), as the tenant's audit log names them."
     )
@@ -140,8 +144,8 @@ class ImpersonateUserPayload:
 
 @strawberry.type(description="The result of createTenant.")
 class CreateTenantPayload:
-    tenant: Tenant | None = strawberry.field(
-        description="The tenant; null when `errors` is not empty."
+    tenant: Tenant | None = result(
+        Tenant, description="The tenant; null when `errors` is not empty."
     )
     created: bool = strawberry.field(
         description="False when an earlier request with the same idempotency key created it "
@@ -179,6 +183,7 @@ class TenantUsage:
 class PlatformTenant:
     pk: strawberry.Private[UUID]
     table: ClassVar[Table[Any]] = TENANTS
+    read_rule: ClassVar[Rule | None] = needs_platform(PlatformPermission.TENANT_READ)
     slug: str = strawberry.field(description="URL-safe unique name.")
     name: str = strawberry.field(description="Display name of the organisation.")
     status: TenantStatus = strawberry.field(description="Lifecycle state.")
@@ -210,6 +215,21 @@ class PlatformTenant:
     @classmethod
     def from_model(cls, model: Any) -> Self:
         return copy_model(cls, model)
+
+
+PLATFORM_AUDIT_LISTING = audit_listing(PlatformAuditLogEntry)
+
+# The tenant directory: newest first, filtered by status, plan or a text in name or slug.
+TENANT_DIRECTORY = listing(
+    PlatformTenant,
+    order=Ordering("t.created_at", "timestamptz", descending=True),
+    arguments=[
+        Argument("status", TenantStatus, "Only tenants in this state."),
+        Argument("plan", str, "Only tenants on this plan."),
+        Argument("search", str, "Text in the name or slug, in any case."),
+    ],
+    filters=directory.filters,
+)
 
 
 @strawberry.type(description="A tenant's feature flags after a change.")

@@ -29,9 +29,11 @@ class Project:
 
 PROJECTS = Table("projects", Project)
 
-# Every ordering a client may ask for; expressions are NOT NULL (keyset pagination).
-PROJECT_ORDERINGS = {
-    "CREATED_AT": Ordering("t.created_at", "timestamptz"),
-    "NAME": Ordering("t.name", "text"),
-    "UPDATED_AT": Ordering("t.updated_at", "timestamptz"),
-}
+
+class ProjectOrderField(enum.Enum):
+    """Every order a client may ask for, each member's value its SQL ordering (expressions
+    NOT NULL, for keyset pagination). The GraphQL enum of the same name is this one."""
+
+    CREATED_AT = Ordering("t.created_at", "timestamptz")
+    UPDATED_AT = Ordering("t.updated_at", "timestamptz")
+    NAME = Ordering("t.name", "text")

@@ -9,28 +9,11 @@ import strawberry
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt, patch
 from app.api.permissions import requires
-from app.api.relay import (
-    After,
-    Connection,
-    First,
-    ObjectId,
-    load_node,
-    ordering,
-    parse_id,
-    table_connection,
-)
-from app.core.tables import Filter
+from app.api.relations import connection, result
+from app.api.relay import ObjectId, load_node, parse_id
 from app.projects import service
-from app.projects.models import PROJECT_ORDERINGS, ProjectStatus
-from app.projects.types import Project, ProjectOrder
+from app.projects.types import PROJECT_LISTING, Project
 from app.rbac.permissions import Permission
-
-
-@strawberry.input(description="Conditions a project must meet.")
-class ProjectFilter:
-    status: ProjectStatus | None = strawberry.field(
-        default=None, description="Only projects in this status."
-    )
 
 
 @strawberry.input(description="A new project.")
@@ -50,43 +33,15 @@ class UpdateProjectInput:
 
 @strawberry.type(description="The result of a project mutation.")
 class ProjectPayload:
-    project: Project | None = strawberry.field(
-        description="The project as it is now; null when `errors` is not empty."
+    project: Project | None = result(
+        Project, description="The project as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 
 
 @strawberry.type
 class ProjectQueries:
-    @strawberry.field(
-        description="Projects of the current tenant.",
-        extensions=requires(Permission.PROJECT_READ),
-    )
-    async def projects(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        filter: Annotated[
-            ProjectFilter | None, strawberry.argument(description="Only matching projects.")
-        ] = None,
-        order_by: Annotated[
-            ProjectOrder | None,
-            strawberry.argument(description="Order of the projects (default: oldest first)."),
-        ] = None,
-    ) -> Connection[Project]:
-        order = order_by or ProjectOrder()
-        filters: tuple[Filter, ...] = ()
-        if filter is not None and filter.status is not None:
-            filters = (("status", filter.status.value),)
-        return await table_connection(
-            info,
-            Project,
-            ordering=ordering(PROJECT_ORDERINGS, order.field, order.direction),
-            first=first,
-            after=after,
-            filters=filters,
-        )
+    projects = connection(PROJECT_LISTING, description="Projects of the current tenant.")
 
     @strawberry.field(
         description="A project by ID; null if there is none in this tenant.",

@@ -1,46 +1,56 @@
-"""GraphQL types for projects."""
+"""GraphQL types for projects, and the project listing."""
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 import strawberry
 
-from app.api.context import Info
-from app.api.relay import After, Connection, First, Node, OrderDirection, load_node
-from app.core.tables import Table
-from app.projects.models import PROJECTS, ProjectStatus
+from app.api.permissions import Rule, needs
+from app.api.relations import Argument, TypeRef, connection, listing, order_by, to_one
+from app.api.relay import Node
+from app.core.tables import Filter, Table
+from app.projects.models import PROJECTS, ProjectOrderField, ProjectStatus
 from app.rbac.permissions import Permission
-from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
+from app.tasks.types import TASK_LISTING
 from app.users.types import User
 
 strawberry.enum(ProjectStatus, description="Whether a project takes new work.")
 
 
-@strawberry.enum(description="Fields projects can be ordered by.")
-class ProjectOrderField(enum.Enum):
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    NAME = "NAME"
+@strawberry.input(description="Conditions a project must meet.")
+class ProjectFilter:
+    status: ProjectStatus | None = strawberry.field(
+        default=None, description="Only projects in this status."
+    )
 
 
-@strawberry.input(description="How to order projects.")
-class ProjectOrder:
-    field: ProjectOrderField = strawberry.field(
-        default=ProjectOrderField.CREATED_AT, description="The field to sort by."
-    )
-    direction: OrderDirection = strawberry.field(
-        default=OrderDirection.ASC, description="The sort direction."
-    )
+def project_filters(filter: ProjectFilter | None) -> tuple[Filter, ...]:
+    """The declarative equality filters a ProjectFilter stands for."""
+    if filter is None or filter.status is None:
+        return ()
+    return (("status", filter.status.value),)
+
+
+PROJECT_LISTING = listing(
+    TypeRef(__name__, "Project"),
+    order=order_by(
+        ProjectOrderField,
+        default=ProjectOrderField.CREATED_AT,
+        plural="projects",
+        argument="Order of the projects (default: oldest first).",
+    ),
+    arguments=[Argument("filter", ProjectFilter, "Only matching projects.")],
+    filters=project_filters,
+)
 
 
 @strawberry.type(description="A container of tasks.")
 class Project(Node):
     table: ClassVar[Table[Any]] = PROJECTS
-    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
+    read_rule: ClassVar[Rule | None] = needs(Permission.PROJECT_READ)
     name: str = strawberry.field(description="Name of the project.")
     description: str = strawberry.field(description="What the project is about, possibly empty.")
     status: ProjectStatus = strawberry.field(
@@ -53,34 +63,15 @@ class Project(Node):
     )
     created_by: strawberry.Private[UUID | None]
 
-    @strawberry.field(
-        name="createdBy", description="Who created the project (null if that user was deleted)."
+    creator = to_one(
+        User,
+        key="created_by",
+        nullable=True,
+        name="createdBy",
+        description="Who created the project (null if that user was deleted).",
     )
-    async def creator(self, info: Info) -> User | None:
-        if self.created_by is None:
-            return None
-        return await load_node(info, User, self.created_by)
-
-    @strawberry.field(description="Tasks of this project; by position unless ordered otherwise.")
-    async def tasks(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        filter: Annotated[
-            TaskFilter | None, strawberry.argument(description="Only tasks matching this filter.")
-        ] = None,
-        order_by: Annotated[
-            TaskOrder | None,
-            strawberry.argument(description="Order of the tasks (default: position)."),
-        ] = None,
-    ) -> Connection[Task]:
-        return await task_connection(
-            info,
-            first=first,
-            after=after,
-            filter=filter,
-            order_by=order_by,
-            partition="project_id",
-            parent=self.pk,
-        )
+    tasks = connection(
+        TASK_LISTING,
+        partition="project_id",
+        description="Tasks of this project; by position unless ordered otherwise.",
+    )

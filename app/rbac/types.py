@@ -9,6 +9,8 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError
+from app.api.permissions import Rule, needs
+from app.api.relations import result
 from app.api.relay import Node
 from app.core.tables import Table
 from app.rbac import service
@@ -22,7 +24,7 @@ from app.rbac.permissions import SYSTEM_ROLES, Permission
 )
 class Role(Node):
     table: ClassVar[Table[Any]] = ROLES
-    read_permission: ClassVar[str | None] = Permission.USER_READ
+    read_rule: ClassVar[Rule | None] = needs(Permission.USER_READ)
     key: str | None = strawberry.field(
         description="`owner`, `admin`, `member` or `viewer` for system roles; null for custom."
     )
@@ -56,7 +58,7 @@ class Role(Node):
 
 @strawberry.type(description="The result of creating or changing a role.")
 class RolePayload:
-    role: Role | None = strawberry.field(
-        description="The role as it is now; null when `errors` is not empty."
+    role: Role | None = result(
+        Role, description="The role as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")

@@ -44,15 +44,19 @@ class Task:
 TASKS = Table("tasks", Task)
 
 _PRIORITY_RANK = "array_position(ARRAY['low','medium','high','urgent']::text[], t.priority)"
-TASK_ORDERINGS = {
-    "POSITION": Ordering("t.position", "double precision"),
-    "CREATED_AT": Ordering("t.created_at", "timestamptz"),
-    "UPDATED_AT": Ordering("t.updated_at", "timestamptz"),
+
+
+class TaskOrderField(enum.Enum):
+    """Every order a client may ask for, each member's value its SQL ordering. The GraphQL
+    enum of the same name is this one."""
+
+    POSITION = Ordering("t.position", "double precision")
+    CREATED_AT = Ordering("t.created_at", "timestamptz")
+    UPDATED_AT = Ordering("t.updated_at", "timestamptz")
     # Tasks without a due date sort after every dated one, in both directions.
-    "DUE_DATE": Ordering(
+    DUE_DATE = Ordering(
         "COALESCE(t.due_date, 'infinity'::date)",
         "date",
         descending_expression="COALESCE(t.due_date, '-infinity'::date)",
-    ),
-    "PRIORITY": Ordering(_PRIORITY_RANK, "integer"),
-}
+    )
+    PRIORITY = Ordering(_PRIORITY_RANK, "integer")

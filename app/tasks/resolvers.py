@@ -11,12 +11,13 @@ import strawberry
 from app.api.context import Info
 from app.api.mutations import DeletePayload, UserError, attempt, patch, patch_nullable
 from app.api.permissions import requires
-from app.api.relay import After, Connection, First, ObjectId, parse_id
+from app.api.relations import connection, result
+from app.api.relay import ObjectId, parse_id
 from app.projects.types import Project
 from app.rbac.permissions import Permission
 from app.tasks import service
 from app.tasks.models import TaskPriority, TaskStatus
-from app.tasks.types import Task, TaskFilter, TaskOrder, task_connection
+from app.tasks.types import TASK_LISTING, Task
 from app.users.types import User
 
 
@@ -78,8 +79,8 @@ class MoveTaskInput:
 
 @strawberry.type(description="The result of a task mutation.")
 class TaskPayload:
-    task: Task | None = strawberry.field(
-        description="The task as it is now; null when `errors` is not empty."
+    task: Task | None = result(
+        Task, description="The task as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 
@@ -90,26 +91,7 @@ def _assignee(value: strawberry.ID | None) -> UUID | None:
 
 @strawberry.type
 class TaskQueries:
-    @strawberry.field(
-        description="Tasks of the current tenant, across projects.",
-        extensions=requires(Permission.PROJECT_READ),
-    )
-    async def tasks(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        filter: Annotated[
-            TaskFilter | None, strawberry.argument(description="Only tasks matching this filter.")
-        ] = None,
-        order_by: Annotated[
-            TaskOrder | None,
-            strawberry.argument(description="Order of the tasks (default: position)."),
-        ] = None,
-    ) -> Connection[Task]:
-        return await task_connection(
-            info, first=first, after=after, filter=filter, order_by=order_by
-        )
+    tasks = connection(TASK_LISTING, description="Tasks of the current tenant, across projects.")
 
 
 @strawberry.type

@@ -1,4 +1,4 @@
-"""GraphQL types for tasks, and the task connection shared by every field that lists tasks.
+"""GraphQL types for tasks, and the task listing every connection to tasks uses.
 
 Other domains' types are referenced lazily here: users, projects and comments import this
 module, never the reverse at import time.
@@ -6,56 +6,24 @@ module, never the reverse at import time.
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 import strawberry
 
-from app.api.context import Info
-from app.api.relay import (
-    After,
-    Connection,
-    First,
-    Node,
-    OrderDirection,
-    load_node,
-    ordering,
-    parse_id,
-    table_connection,
-)
-from app.comments.models import COMMENT_ORDERINGS
+from app.api.permissions import Rule, needs
+from app.api.relations import Argument, TypeRef, connection, listing, order_by, to_one
+from app.api.relay import Node, parse_id
+from app.comments.models import OLDEST_FIRST
 from app.core.tables import Filter, Table
 from app.rbac.permissions import Permission
-from app.tasks.models import TASK_ORDERINGS, TASKS, TaskPriority, TaskStatus
-
-if TYPE_CHECKING:
-    from app.comments.types import Comment
-    from app.projects.types import Project
-    from app.users.types import User
+from app.tasks.models import TASKS, TaskOrderField, TaskPriority, TaskStatus
 
 strawberry.enum(TaskStatus, description="Where a task is in its workflow.")
 strawberry.enum(TaskPriority, description="How urgent a task is.")
 
-
-@strawberry.enum(description="Fields tasks can be ordered by.")
-class TaskOrderField(enum.Enum):
-    POSITION = "POSITION"
-    CREATED_AT = "CREATED_AT"
-    UPDATED_AT = "UPDATED_AT"
-    DUE_DATE = "DUE_DATE"
-    PRIORITY = "PRIORITY"
-
-
-@strawberry.input(description="How to order tasks.")
-class TaskOrder:
-    field: TaskOrderField = strawberry.field(
-        default=TaskOrderField.POSITION, description="The field to sort by."
-    )
-    direction: OrderDirection = strawberry.field(
-        default=OrderDirection.ASC, description="The sort direction."
-    )
+USER = TypeRef("app.users.types", "User")
 
 
 @strawberry.input(description="Conditions a task must meet; all given conditions apply.")
@@ -100,33 +68,24 @@ def task_filters(filter: TaskFilter | None) -> tuple[Filter, ...]:
     return tuple(filters)
 
 
-async def task_connection(
-    info: Info,
-    *,
-    first: int | None,
-    after: str | None,
-    filter: TaskFilter | None,
-    order_by: TaskOrder | None,
-    partition: str | None = None,
-    parent: UUID | None = None,
-) -> Connection[Task]:
-    order = order_by or TaskOrder()
-    return await table_connection(
-        info,
-        Task,
-        ordering=ordering(TASK_ORDERINGS, order.field, order.direction),
-        first=first,
-        after=after,
-        filters=task_filters(filter),
-        partition=partition,
-        parent=parent,
-    )
+# Every connection to tasks (a project's, a user's, the tenant's) lists them so.
+TASK_LISTING = listing(
+    TypeRef(__name__, "Task"),
+    order=order_by(
+        TaskOrderField,
+        default=TaskOrderField.POSITION,
+        plural="tasks",
+        argument="Order of the tasks (default: position).",
+    ),
+    arguments=[Argument("filter", TaskFilter, "Only tasks matching this filter.")],
+    filters=task_filters,
+)
 
 
 @strawberry.type(description="A unit of work in a project.")
 class Task(Node):
     table: ClassVar[Table[Any]] = TASKS
-    read_permission: ClassVar[str | None] = Permission.PROJECT_READ
+    read_rule: ClassVar[Rule | None] = needs(Permission.PROJECT_READ)
     title: str = strawberry.field(description="Short summary of the work.")
     description: str = strawberry.field(description="Details, possibly empty.")
     status: TaskStatus = strawberry.field(description="Where the task is in its workflow.")
@@ -141,53 +100,27 @@ class Task(Node):
     assignee_id: strawberry.Private[UUID | None]
     created_by: strawberry.Private[UUID | None]
 
-    @strawberry.field(description="The project this task belongs to.")
-    async def project(
-        self, info: Info
-    ) -> Annotated[Project, strawberry.lazy("app.projects.types")]:
-        from app.projects.types import Project
-
-        project = await load_node(info, Project, self.project_id)
-        assert project is not None  # a composite foreign key guarantees it
-        return project  # type: ignore[no-any-return]
-
-    @strawberry.field(description="Who the task is assigned to, if anyone.")
-    async def assignee(
-        self, info: Info
-    ) -> Annotated[User, strawberry.lazy("app.users.types")] | None:
-        from app.users.types import User
-
-        if self.assignee_id is None:
-            return None
-        return await load_node(info, User, self.assignee_id)
-
-    @strawberry.field(
-        name="createdBy", description="Who created the task (null if that user was deleted)."
+    project = to_one(
+        TypeRef("app.projects.types", "Project"),
+        key="project_id",
+        nullable=False,
+        description="The project this task belongs to.",
     )
-    async def creator(
-        self, info: Info
-    ) -> Annotated[User, strawberry.lazy("app.users.types")] | None:
-        from app.users.types import User
-
-        if self.created_by is None:
-            return None
-        return await load_node(info, User, self.created_by)
-
-    @strawberry.field(description="Comments on this task, oldest first.")
-    async def comments(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-    ) -> Connection[Annotated[Comment, strawberry.lazy("app.comments.types")]]:
-        from app.comments.types import Comment
-
-        return await table_connection(
-            info,
-            Comment,
-            ordering=COMMENT_ORDERINGS["CREATED_AT"],
-            first=first,
-            after=after,
-            partition="task_id",
-            parent=self.pk,
-        )
+    assignee = to_one(
+        USER,
+        key="assignee_id",
+        nullable=True,
+        description="Who the task is assigned to, if anyone.",
+    )
+    creator = to_one(
+        USER,
+        key="created_by",
+        nullable=True,
+        name="createdBy",
+        description="Who created the task (null if that user was deleted).",
+    )
+    comments = connection(
+        listing(TypeRef("app.comments.types", "Comment"), order=OLDEST_FIRST),
+        partition="task_id",
+        description="Comments on this task, oldest first.",
+    )

@@ -10,6 +10,7 @@ from app.accounts.mailer import mailer_for
 from app.api.context import Info
 from app.api.mutations import UserError, attempt, patch, patch_nullable
 from app.api.permissions import not_while_impersonating, public, requires, signed_in
+from app.api.relations import result
 from app.api.relay import encode_global_id
 from app.auth.types import SignInPayload
 from app.core.errors import DomainError
@@ -29,8 +30,8 @@ class TenantQueries:
 
 @strawberry.type(description="The result of a mutation of a tenant (settings, lifecycle).")
 class TenantPayload:
-    tenant: Tenant | None = strawberry.field(
-        description="The tenant as it is now; null when `errors` is not empty."
+    tenant: Tenant | None = result(
+        Tenant, description="The tenant as it is now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import strawberry
 
 from app.api.context import Info
+from app.api.permissions import Rule
 from app.api.relay import Node
 from app.core.tables import Table
 from app.tasks.models import TaskStatus
@@ -39,8 +40,9 @@ class QuotaType:
 @strawberry.type(description="The organisation the caller belongs to.")
 class Tenant(Node):
     table: ClassVar[Table[Any]] = TENANTS
-    # Every signed-in user reads their own tenant (and only that one: RLS).
-    read_permission: ClassVar[str | None] = None
+    # Nothing beyond reaching it: every signed-in user reads their own tenant (and only that
+    # one: RLS); platform administrators the one a platform mutation acted on.
+    read_rule: ClassVar[Rule | None] = None
     slug: str = strawberry.field(description="URL-safe unique name, used to sign in.")
     name: str = strawberry.field(description="Display name of the organisation.")
     status: TenantStatus = strawberry.field(description="Lifecycle state.")

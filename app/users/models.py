@@ -49,8 +49,11 @@ class CredentialsLookup:
 
 USERS = Table("users", User)
 
-USER_ORDERINGS = {
-    "CREATED_AT": Ordering("t.created_at", "timestamptz"),
-    "EMAIL": Ordering("lower(t.email)", "text"),
-    "DISPLAY_NAME": Ordering("t.display_name", "text"),
-}
+
+class UserOrderField(enum.Enum):
+    """Every order a client may ask for, each member's value its SQL ordering. The GraphQL
+    enum of the same name is this one."""
+
+    CREATED_AT = Ordering("t.created_at", "timestamptz")
+    EMAIL = Ordering("lower(t.email)", "text")
+    DISPLAY_NAME = Ordering("t.display_name", "text")

@@ -8,59 +8,26 @@ import strawberry
 
 from app.api.context import Info
 from app.api.mutations import UserError, attempt
-from app.api.permissions import not_while_impersonating, public, requires
-from app.api.relay import (
-    After,
-    Connection,
-    First,
-    ObjectId,
-    load_node,
-    ordering,
-    parse_id,
-    table_connection,
-)
+from app.api.permissions import not_while_impersonating, own_record, requires
+from app.api.relations import connection, result
+from app.api.relay import ObjectId, load_node, parse_id
 from app.core.actor import Actor
 from app.core.db import Session
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.rbac.types import Role
 from app.users import service
-from app.users.models import USER_ORDERINGS
-from app.users.types import User, UserOrder
+from app.users.types import USER_LISTING, User
 
 
 @strawberry.type
 class UserQueries:
-    @strawberry.field(
-        description="The signed-in user; null when not signed in.", extensions=public()
-    )
+    @strawberry.field(description="The signed-in user.", extensions=own_record())
     async def viewer(self, info: Info) -> User | None:
-        principal = info.context.principal
-        if principal is None:
-            return None
+        principal = info.context.require_principal()
         return await load_node(info, User, principal.user_id)
 
-    @strawberry.field(
-        description="Users of the current tenant.", extensions=requires(Permission.USER_READ)
-    )
-    async def users(
-        self,
-        info: Info,
-        first: First = None,
-        after: After = None,
-        order_by: Annotated[
-            UserOrder | None,
-            strawberry.argument(description="Order of the users (default: oldest first)."),
-        ] = None,
-    ) -> Connection[User]:
-        order = order_by or UserOrder()
-        return await table_connection(
-            info,
-            User,
-            ordering=ordering(USER_ORDERINGS, order.field, order.direction),
-            first=first,
-            after=after,
-        )
+    users = connection(USER_LISTING, description="Users of the current tenant.")
 
 
 @strawberry.input(description="A user and one of the tenant's roles.")
@@ -71,8 +38,8 @@ class RoleAssignmentInput:
 
 @strawberry.type(description="The result of a user mutation.")
 class UserPayload:
-    user: User | None = strawberry.field(
-        description="The user as they are now; null when `errors` is not empty."
+    user: User | None = result(
+        User, description="The user as they are now; null when `errors` is not empty."
     )
     errors: list[UserError] = strawberry.field(description="Why nothing was changed.")
 
