@@ -117,6 +117,7 @@ def create_app(
             lock_timeout_ms=settings.limits.lock_timeout_ms,
             acquire_timeout_ms=settings.pool_acquire_timeout_ms,
             tenant_max_size=settings.pool_tenant_max_size,
+            transaction_pooler=settings.database_pooler == "transaction",
         )
         try:
             yield {"database": database, "store": store}

@@ -2,9 +2,14 @@
 
 Every request-path query runs inside `Database.session(...)`: a single transaction per
 GraphQL operation (read-only for queries) whose first statement binds `app.tenant_id` with
-`set_config(..., is_local => true)`. The setting dies with the transaction, so a pooled
-connection never carries a tenant into the next request; with no tenant the setting is ''
-and every row-level-security policy matches zero rows (fail closed).
+`SET LOCAL`. The setting dies with the transaction, so a pooled connection never carries a
+tenant into the next request; with no tenant the setting is '' and every row-level-security
+policy matches zero rows (fail closed).
+
+Nothing else is left on a server connection either: the hardened search_path is set in the
+same statement, so the server works unchanged behind a transaction pooler (PgBouncer's
+pool_mode=transaction), which hands each transaction to whichever server connection is free;
+there `transaction_pooler=True` also turns asyncpg's prepared-statement cache off.
 
 The same statement binds the platform scope (`app.platform`): 'on' only in sessions opened
 with `platform=True` for platform administrators and operator commands, '' otherwise, so the
@@ -48,17 +53,25 @@ T = TypeVar("T")
 # PostgreSQL's isolation levels; None: the server's default (read committed).
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
-# One round trip binds the tenant, the platform scope and the statement and lock budgets, all
-# transaction-local.
+# One round trip (the simple query protocol: several statements, nothing prepared) binds the
+# tenant, the platform scope, the statement and lock budgets and the search_path, all
+# transaction-local. SET LOCAL rather than set_config(): Citus forwards SET LOCAL to its worker
+# nodes (citus.propagate_set_commands = 'local'), where row-level security reads the tenant;
+# it takes no parameters, so every value is one this module made: a UUID's canonical text,
+# 'on' or '', a number of milliseconds. pg_temp last in the search_path: even a temporary
+# table could never shadow a tenant table.
 _BIND_SQL = (
-    "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true),"
-    " set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true)"
+    "SET LOCAL app.tenant_id = '{tenant}'; SET LOCAL app.platform = '{scope}';"
+    " SET LOCAL statement_timeout = '{statement_timeout}';"
+    " SET LOCAL lock_timeout = '{lock_timeout}'; SET LOCAL search_path = public, pg_temp"
 )
 
 # Defaults of the bounded waits: the settings' (TENANTRY_LOCK_TIMEOUT_MS,
 # TENANTRY_POOL_ACQUIRE_TIMEOUT_MS, TENANTRY_POOL_TENANT_MAX_SIZE).
 LOCK_TIMEOUT_MS = Limits.lock_timeout_ms
 ACQUIRE_TIMEOUT_MS = Settings.pool_acquire_timeout_ms
+# Prepared statements asyncpg keeps per connection (its default).
+_STATEMENT_CACHE_SIZE = 100
 
 
 def _dead(conn: PoolConnectionProxy[Any]) -> bool:
@@ -111,8 +124,8 @@ class Database:
         tenant_max_size: int | None = None,
     ) -> None:
         self._pool = pool
-        self._statement_timeout = f"{statement_timeout_ms}ms"
-        self._lock_timeout = f"{lock_timeout_ms}ms"
+        self._statement_timeout = f"{int(statement_timeout_ms)}ms"
+        self._lock_timeout = f"{int(lock_timeout_ms)}ms"
         self.acquire_timeout_ms = acquire_timeout_ms
         self.tenant_slots = TenantSlots(
             tenant_max_size or default_tenant_share(pool.get_max_size())
@@ -139,14 +152,21 @@ class Database:
         lock_timeout_ms: int = LOCK_TIMEOUT_MS,
         acquire_timeout_ms: int = ACQUIRE_TIMEOUT_MS,
         tenant_max_size: int | None = None,
+        transaction_pooler: bool = False,
     ) -> Database:
+        """A pool on `dsn`; with `transaction_pooler`, fit for a pooler in transaction mode."""
         _quiet_pool_floor()
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            # pg_temp last: even a temporary table could never shadow a tenant table.
-            server_settings={"application_name": "tenantry", "search_path": "public, pg_temp"},
+            # Only a startup parameter every pooler passes on (PgBouncer refuses search_path);
+            # the search_path is set with the tenant, per transaction.
+            server_settings={"application_name": "tenantry"},
+            # Behind a transaction pooler a statement prepared in one transaction is unknown
+            # to the server connection of the next: asyncpg then prepares each statement
+            # unnamed, in the round trips that run it.
+            statement_cache_size=0 if transaction_pooler else _STATEMENT_CACHE_SIZE,
             init=_init_connection,
         )
         return cls(
@@ -237,6 +257,18 @@ class Database:
             await session.close(commit=False)
             raise
         await session.close(commit=True)
+
+    def _binding(self, tenant_id: UUID | None, *, platform: bool) -> str:
+        """The statement that binds a transaction to `tenant_id` (None: no tenant)."""
+        # A UUID's text is hex digits and dashes: nothing in it can end the literal (parsed
+        # again, so a string passed by mistake is refused rather than spliced in).
+        tenant = "" if tenant_id is None else str(UUID(str(tenant_id)))
+        return _BIND_SQL.format(
+            tenant=tenant,
+            scope="on" if platform else "",
+            statement_timeout=self._statement_timeout,
+            lock_timeout=self._lock_timeout,
+        )
 
     def _notify(self, sql: str) -> None:
         for listener in self.statement_listeners:
@@ -344,10 +376,7 @@ class Session:
     async def _begin(self, conn: PoolConnectionProxy[Any]) -> Transaction:
         tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
         await tx.start()
-        tenant = "" if self.tenant_id is None else str(self.tenant_id)
-        scope = "on" if self.platform else ""
-        db = self._db
-        await conn.execute(_BIND_SQL, tenant, scope, db._statement_timeout, db._lock_timeout)
+        await conn.execute(self._db._binding(self.tenant_id, platform=self.platform))
         return tx
 
     async def _release(self, conn: PoolConnectionProxy[Any]) -> None:

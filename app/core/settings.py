@@ -15,6 +15,10 @@ from app.core.origins import OriginError, origin
 
 Environment = Literal["development", "production"]
 LogFormat = Literal["json", "text"]
+# What sits between the server and PostgreSQL: nothing (or a pooler in session mode), or a
+# pooler in transaction mode (PgBouncer's pool_mode=transaction), which hands every
+# transaction to whichever server connection is free (docs/scale-out.md).
+DatabasePooler = Literal["none", "transaction"]
 TracesExporter = Literal["otlp", "console"]
 MAX_IMPERSONATION_TTL_SECONDS = 900
 
@@ -242,6 +246,16 @@ class ObservabilitySettings:
         )
 
 
+def _pooler(env: Mapping[str, str]) -> DatabasePooler:
+    raw = env.get("TENANTRY_DATABASE_POOLER", "").strip().lower() or "none"
+    if raw not in ("none", "transaction"):
+        raise SettingsError(
+            f"TENANTRY_DATABASE_POOLER must be none or transaction, got {raw!r}"
+            " (a pooler in session mode needs none; statement mode cannot run transactions)"
+        )
+    return "transaction" if raw == "transaction" else "none"
+
+
 def _traces_exporter(env: Mapping[str, str]) -> TracesExporter | None:
     """The exporter the standard OpenTelemetry variables ask for; None: tracing off."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -315,6 +329,9 @@ class Settings:
     pool_tenant_max_size: int | None = None
     # The budget of each readiness check (GET /readyz).
     ready_timeout_ms: int = 1000
+    # "transaction": DATABASE_URL reaches PostgreSQL through a transaction pooler, so nothing
+    # may live on a server connection beyond one transaction (no prepared statements).
+    database_pooler: DatabasePooler = "none"
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
@@ -518,6 +535,7 @@ class Settings:
             ),
             pool_tenant_max_size=tenant_max,
             ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
+            database_pooler=_pooler(env),
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),

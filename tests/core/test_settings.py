@@ -48,6 +48,7 @@ def test_auth_settings_are_read_from_the_environment() -> None:
         ("TENANTRY_CHALLENGE_TTL", "-1"),
         ("TENANTRY_IMPERSONATION_TTL", "59"),
         ("TENANTRY_IMPERSONATION_TTL", "901"),
+        ("TENANTRY_DATABASE_POOLER", "statement"),
     ],
 )
 def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
@@ -180,3 +181,9 @@ def test_tracing_is_off_unless_the_otel_variables_name_an_exporter() -> None:
 def test_bad_observability_settings_are_refused_by_name(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_a_transaction_pooler_is_named_explicitly() -> None:
+    assert Settings.from_env({}).database_pooler == "none"
+    given = Settings.from_env({"TENANTRY_DATABASE_POOLER": "Transaction"})
+    assert given.database_pooler == "transaction"
