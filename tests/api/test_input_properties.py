@@ -12,12 +12,13 @@ import json
 import unicodedata
 from typing import Any
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.api.relay import decode_global_id
 from app.core.db import Database
 from tests.app_fixtures import GraphQL, Org
+from tests.properties import examples
 
 CREATE = """
 mutation($i: CreateProjectInput!) {
@@ -30,9 +31,7 @@ query($first: Int, $after: String, $order: ProjectOrder) {
 }
 """
 NODE = "query($id: ID!) { node(id: $id) { id } }"
-SETTINGS = settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(max_examples=examples(40))
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=300)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
@@ -22,6 +22,7 @@ from tests.app_fixtures import PASSWORD, GraphQL, Org, start_server, stop_server
 from tests.auth.helpers import sign_in
 from tests.platform.support import AUDIT, new_admin
 from tests.platform.support import sign_in as platform_sign_in
+from tests.properties import examples
 
 PER_IP = 3
 SIGN_UP = """
@@ -219,11 +220,7 @@ async def test_the_new_tenant_has_the_default_plans_quotas(open_server: GraphQL)
     assert codes == [[], [], [], ["QUOTA_EXCEEDED"]]
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=examples(25))
 @given(
     name=st.text(max_size=210),
     slug=st.text(alphabet="abcXYZ-09 _.é", max_size=70),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
@@ -13,10 +13,9 @@ from app.core.security import TokenService
 from app.core.settings import Settings
 from tests.app_fixtures import GraphQL, Org
 from tests.mfa.helpers import CONFIRM, START, VERIFY, challenge, now_code, seed_totp
+from tests.properties import examples
 
-SETTINGS = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+SETTINGS = settings(max_examples=examples(30))
 ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=200)
 REJECTIONS = {"INVALID", "INVALID_MFA_CODE", "TOO_MANY_ATTEMPTS", "UNAUTHENTICATED"}
 

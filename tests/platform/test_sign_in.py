@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
@@ -18,6 +18,7 @@ from app.platform.service import set_status
 from tests.app_fixtures import GraphQL
 from tests.factories import platform_fingerprint
 from tests.platform.support import AUDIT, SIGN_IN, VIEWER, new_admin, sign_in
+from tests.properties import examples
 
 FAILURE = {
     "accessToken": None,
@@ -171,11 +172,7 @@ async def test_sign_ins_are_in_the_platform_audit_log(
     )
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=examples(15))
 @given(
     email=st.text(max_size=40),
     password=st.text(max_size=40),

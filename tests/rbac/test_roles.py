@@ -18,6 +18,7 @@ from app.rbac.permissions import SYSTEM_ROLES
 from tests.accounts.support import audit
 from tests.app_fixtures import GraphQL, Member, Org, new_org
 from tests.factories import set_role
+from tests.properties import examples
 
 ERRORS = "errors { code field message }"
 ROLES = "{ roles { id key name system permissions userCount } }"
@@ -223,7 +224,11 @@ async def test_bad_role_input_is_a_clear_error_and_creates_nothing(
     assert await audit(database, team.id, "role.") == []
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+# A new tenant per example: slow on purpose (the profile's own suppression is replaced here).
+@settings(
+    max_examples=examples(25),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(name=st.text(max_size=120))
 async def test_any_role_name_is_created_as_given_or_refused_cleanly(
     gql: GraphQL, database: Database, tokens: TokenService, name: str
