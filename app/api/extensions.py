@@ -26,6 +26,7 @@ from strawberry.types.graphql import OperationType
 from app.api.context import Context, OperationSummary
 from app.api.cost import CostLimit
 from app.api.errors import ErrorMasking
+from app.api.inputs import StringInputs
 from app.core.settings import Limits
 
 
@@ -108,6 +109,7 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
     return [
         ErrorMasking,
         OperationTransaction,
+        StringInputs,
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: CostLimit(max_nodes=limits.max_nodes, default_page_size=limits.default_page_size),
         lambda: ReportingParserCache(maxsize=256),

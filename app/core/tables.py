@@ -27,6 +27,7 @@ import asyncpg
 
 from app.core.db import Session
 from app.core.errors import Invalid
+from app.core.validation import encodable
 
 M = TypeVar("M")
 
@@ -111,11 +112,7 @@ def _valid_float(sort: str) -> bool:
 
 def _valid_sort(sort: str, cast: str) -> bool:
     if cast == "text":
-        return (
-            len(sort) <= _MAX_TEXT_CURSOR
-            and "\x00" not in sort
-            and not any(0xD800 <= ord(c) <= 0xDFFF for c in sort)
-        )
+        return len(sort) <= _MAX_TEXT_CURSOR and encodable(sort)
     if cast == "timestamptz":
         return bool(_TIMESTAMPTZ.match(sort)) and bool(datetime.fromisoformat(sort))
     if cast == "date":
