@@ -7,6 +7,7 @@ request id and reaches the client only as "Internal server error".
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +22,13 @@ logger = logging.getLogger("tenantry.errors")
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 VALIDATION = "GRAPHQL_VALIDATION_FAILED"
+
+
+def error_body(code: str, message: str, details: dict[str, object] | None = None) -> bytes:
+    """A GraphQL-shaped error document for answers given outside GraphQL execution (the
+    middleware's refusals, a request body that is not a GraphQL request)."""
+    extensions = {"code": code, **(details or {})}
+    return json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
 
 
 def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError:

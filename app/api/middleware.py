@@ -6,7 +6,6 @@ nothing executes. A request without a token proceeds anonymously (sign-in needs 
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -18,6 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import NamedTenant, Principal
+from app.api.errors import error_body
 from app.core.db import Database
 from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
@@ -58,8 +58,7 @@ async def _send_json(
     headers: list[tuple[bytes, bytes]] | None = None,
     details: dict[str, object] | None = None,
 ) -> None:
-    extensions = {"code": code, **(details or {})}
-    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    body = error_body(code, message, details)
     await send(
         {
             "type": "http.response.start",

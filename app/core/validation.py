@@ -8,6 +8,7 @@ constraints).
 from __future__ import annotations
 
 import enum
+import json
 import re
 import unicodedata
 from typing import Final, Literal, TypeVar, Union
@@ -50,6 +51,21 @@ def encodable(value: str) -> bool:
 def not_allowed(field: str) -> Invalid:
     """The error for a string holding characters no input may contain."""
     return Invalid(f"`{field}` contains characters that are not allowed", field=field)
+
+
+def json_value(raw: str | bytes) -> object:
+    """`raw` parsed as JSON, or ValueError for anything that is not JSON: bytes that are not
+    UTF-8 (UnicodeDecodeError), malformed text (JSONDecodeError), and nesting deeper than the
+    parser's recursion limit (a RecursionError, which is no ValueError: uncaught, it would be
+    an internal error). For every JSON a client can send, opened or wrapped in a token."""
+    # Strict UTF-8, as RFC 8259 requires between systems (a leading byte order mark is
+    # ignored, as it allows): json.loads would also take UTF-16 and, with "surrogatepass",
+    # surrogates encoded in UTF-8 (which no UTF-8 text holds).
+    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def email(value: str, *, field: str = "email") -> str:

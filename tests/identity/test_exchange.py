@@ -3,6 +3,8 @@ ID tokens signed with real keys. Every rejection is the same answer and one audi
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
@@ -232,7 +234,19 @@ def _bad_tokens() -> dict[str, Callable[[FakeIdp, SigningKey], str]]:
         "wrong-iss": lambda idp, key: idp.token(key, idp.claims(iss="https://evil.example")),
         "ec-token-for-an-rsa-kid": lambda idp, key: idp.token(new_key("ES256", kid=key.kid)),
         "garbage": lambda idp, key: "not.a.token",
+        "nested-payload": _nested_payload,
     }
+
+
+def _nested_payload(idp: FakeIdp, key: SigningKey) -> str:
+    """A token whose payload nests deeper than the JSON parser can recurse (it was read,
+    before any verification, to find the issuer: an internal error)."""
+    header = {"alg": "ES256", "kid": key.kid, "typ": "JWT"}
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    return f"{part(json.dumps(header).encode())}.{part(b'[' * 5000)}.{part(b'signature')}"
 
 
 BAD_REASONS = {
@@ -247,6 +261,7 @@ BAD_REASONS = {
     "wrong-iss": "unknown_issuer",
     "ec-token-for-an-rsa-kid": "signature",
     "garbage": "malformed",
+    "nested-payload": "malformed",
 }
 
 
