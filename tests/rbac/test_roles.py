@@ -313,7 +313,9 @@ async def test_the_last_active_owner_keeps_the_role_and_cannot_be_disabled(
     disabled = (await gql.data(DISABLE, {"id": uid(owner)}, token=admin.token))["disableUser"]
 
     assert codes(step_down) == [("CONFLICT", "userId")]
-    assert codes(disabled) == [("CONFLICT", "id")]
+    # Only owners act on owners (tests/rbac/test_matrix.py), so an admin never gets as far as
+    # the last-owner rule; owners disabling each other at once meet it (below).
+    assert codes(disabled) == [("FORBIDDEN", "id")]
     assert (await gql.data(ME, token=owner.token))["viewer"]["roles"] == [{"name": "Owner"}]
     # with a second owner, the first may step down
     await assign(gql, owner.token, admin, owner_role)
@@ -350,6 +352,79 @@ async def test_two_owners_removing_each_other_at_once_leave_one_owner(
             " WHERE r.key = 'owner'"
         )
     assert owners == 1
+
+
+async def test_two_owners_disabling_each_other_at_once_leave_one_active_owner(
+    gql: GraphQL, team: Org, database: Database
+) -> None:
+    # given two owners
+    first, second = team.members[0], team.members[1]
+    owner_role = (await roles_by_key(gql, first.token))["owner"]["id"]
+    await assign(gql, first.token, second, owner_role)
+
+    # when each disables the other at once
+    responses = await asyncio.gather(
+        gql.post(DISABLE, {"id": uid(second)}, token=first.token),
+        gql.post(DISABLE, {"id": uid(first)}, token=second.token),
+    )
+
+    # then one wins; the other finds itself the last active owner (CONFLICT), or, arriving
+    # after the winner committed, is disabled already (its session revoked: 401; or its
+    # permissions gone: FORBIDDEN)
+    outcomes = sorted(_outcome(r) for r in responses)
+    assert outcomes in (["CONFLICT", "OK"], ["FORBIDDEN", "OK"], ["OK", "UNAUTHENTICATED"])
+    async with database.transaction(team.id, readonly=True) as s:
+        active_owners = await s.fetchval(
+            "SELECT count(*) FROM user_roles ur JOIN roles r ON r.id = ur.role_id"
+            " JOIN users u ON u.id = ur.user_id WHERE r.key = 'owner' AND u.status = 'active'"
+        )
+    assert active_owners == 1
+
+
+def _outcome(response: Any) -> str:
+    body = response.json()
+    if "errors" in body:
+        return str(body["errors"][0]["extensions"]["code"])
+    return str((body["data"]["disableUser"]["errors"] or [{"code": "OK"}])[0]["code"])
+
+
+async def test_acting_on_a_user_needs_every_permission_of_their_roles(
+    gql: GraphQL, team: Org, database: Database
+) -> None:
+    # given a user manager who can read projects and users, and nothing else
+    owner, manager, member = team.members[0], team.members[2], team.members[3]
+    managing = (
+        await create(
+            gql,
+            owner.token,
+            name="User manager",
+            permissions=["user:manage", "user:read", "project:read"],
+        )
+    )["role"]
+    await assign(gql, owner.token, manager, managing["id"])
+    viewer = (await roles_by_key(gql, owner.token))["viewer"]["id"]
+    await assign(gql, owner.token, manager, viewer)
+    await assign(
+        gql, owner.token, manager, (await roles_by_key(gql, owner.token))["member"]["id"], UNASSIGN
+    )
+    before = await audit(database, team.id, "user.")
+
+    # when they disable a member (whose role grants comment:write, which they lack)
+    refused = (await gql.data(DISABLE, {"id": uid(member)}, token=manager.token))["disableUser"]
+
+    # then they are refused, naming the permission, and nothing changed
+    assert codes(refused) == [("FORBIDDEN", "id")]
+    assert refused["errors"][0]["message"] == (
+        "The user's role Member grants comment:write, which you do not hold"
+    )
+    assert await audit(database, team.id, "user.") == before
+    # once the member holds only the viewer role, whose permissions the manager holds, they may
+    await assign(gql, owner.token, member, viewer)
+    await assign(
+        gql, owner.token, member, (await roles_by_key(gql, owner.token))["member"]["id"], UNASSIGN
+    )
+    allowed = (await gql.data(DISABLE, {"id": uid(member)}, token=manager.token))["disableUser"]
+    assert allowed == {"user": {"status": "DISABLED"}, "errors": []}
 
 
 async def test_another_tenants_roles_and_users_are_not_found_like_random_ids(
