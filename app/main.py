@@ -27,6 +27,7 @@ from app.api.middleware import (
     TenantResolutionMiddleware,
 )
 from app.api.view import STATIC_PREFIX, GraphQLView
+from app.auth.revocation import request_access
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import TokenService
@@ -39,7 +40,6 @@ from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
 from app.tenants.resolution import record_mismatch, tenant_id_of
-from app.tenants.service import tenant_access
 
 logger = logging.getLogger("tenantry")
 
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 AuthenticationMiddleware,
                 tokens=tokens,
                 store=store,
-                tenant_access=tenant_access,
+                tenant_access=request_access,
                 impersonation_live=impersonation_live,
             ),
             Middleware(

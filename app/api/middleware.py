@@ -40,8 +40,8 @@ class TenantAccess(Protocol):
     def session_revoked(self) -> bool: ...
 
 
-# The tenant's access and the request's session, in one store round trip (app/tenants/
-# service.py, injected by app/main.py).
+# The tenant's access and whether the request's session still stands, in one store round
+# trip when cached (app/auth/revocation.py, injected by app/main.py).
 TenantGate = Callable[[Database, Store, UUID, UUID], Awaitable[TenantAccess]]
 # Whether an impersonation token's administrator, platform session and impersonation session
 # are all still live (app/platform/impersonation.py, injected by app/main.py).

@@ -237,9 +237,12 @@ class Session:
             savepoint = conn.transaction()
             await savepoint.start()
         self._savepoints += 1
+        # Effects registered inside the block belong to it: undone with it.
+        callbacks = len(self._after_commit)
         try:
             yield
         except BaseException:
+            del self._after_commit[callbacks:]
             async with self._lock:
                 await savepoint.rollback()
             raise
@@ -258,8 +261,8 @@ class Session:
 
         For effects other sessions must not see before the data, e.g. invalidating a cache
         that a concurrent request could otherwise refill from the old rows. A callback
-        registered inside a savepoint that was rolled back still runs: callbacks must be
-        harmless when nothing changed.
+        registered inside a savepoint (`atomic`) that was rolled back is dropped with it, so
+        it may state what the block did (e.g. mark sessions revoked).
         """
         self._after_commit.append(callback)
 

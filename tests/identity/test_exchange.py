@@ -21,7 +21,7 @@ from app.core.settings import Settings
 from app.identity.jwks import JwksCache
 from app.tenants.plans import PLANS
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
-from tests.factories import SYSTEM_ROLE_COLUMN, seed_user
+from tests.factories import SYSTEM_ROLE_COLUMN, TEST_SESSION_AGENT, seed_user
 from tests.identity.support import (
     VIEWER,
     FakeIdp,
@@ -131,8 +131,12 @@ async def _user(database: Database, tenant_id: UUID, email: str) -> dict[str, An
 
 
 async def _sessions(database: Database, tenant_id: UUID) -> list[tuple[UUID, int, list[str]]]:
+    """The sessions signed in (not those new_org opened for the members' tokens)."""
     async with database.transaction(tenant_id, readonly=True) as session:
-        rows = await session.fetch("SELECT user_id, aal, amr FROM auth_sessions ORDER BY 1")
+        rows = await session.fetch(
+            "SELECT user_id, aal, amr FROM auth_sessions WHERE user_agent <> $1 ORDER BY 1",
+            TEST_SESSION_AGENT,
+        )
     return [(r["user_id"], r["aal"], list(r["amr"])) for r in rows]
 
 

@@ -129,7 +129,7 @@ async def test_a_round_trip_restores_every_row_under_a_new_tenant_id(
 ) -> None:
     # Given a tenant with rows in every table the API reaches, and a user with TOTP.
     await fill(gql, customer)
-    secret, _ = await enrol(gql, customer.members[1].token)
+    secret = (await enrol(gql, customer.members[1].token)).secret
     async with database.transaction(customer.id) as session:  # what the API cannot reach here
         await session.execute(
             "INSERT INTO tenant_features (tenant_id, key, enabled) VALUES ($1, 'beta', true)",

@@ -46,7 +46,7 @@ from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant
 from app.users.service import create_user
 from tests.app_fixtures import GraphQL
-from tests.factories import fingerprint, mint_access_token, set_role
+from tests.factories import fingerprint, open_session, set_role
 
 P = Permission
 # The system roles, and None: a signed-in user of the tenant holding no role at all.
@@ -154,13 +154,14 @@ async def build_world(database: Database, tokens: TokenService, role: str | None
             await rbac.assign_role(session, store, meta, actor=boss, user_id=other_id, role_id=held)
             # Straight into the table: the audit log's role.assigned entry stays `other`'s.
             await rbac_queries.assign(session, boss_id, held, None)
+            token = await open_session(session, tokens, user_id=actor_id)
     finally:
         await store.close()
     if role is None:
         await set_role(database, tenant.id, actor_id, None)
     return World(
         tenant_id=tenant.id,
-        token=mint_access_token(tokens, user_id=actor_id, tenant_id=tenant.id),
+        token=token,
         boss=encode_global_id("User", boss_id),
         actor=encode_global_id("User", actor_id),
         other=encode_global_id("User", other_id),
