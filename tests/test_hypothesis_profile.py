@@ -37,7 +37,7 @@ def test_the_suite_has_property_tests() -> None:
 
 
 @pytest.mark.skipif(PROFILE != "ci", reason="checks the default profile only")
-def test_every_property_test_is_derandomized_with_a_bounded_count() -> None:
+def test_every_property_test_is_derandomized_with_enough_examples() -> None:
     assert settings.default.derandomize
     assert settings.default.database is None
     for name, function in property_tests():
