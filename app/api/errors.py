@@ -12,6 +12,7 @@ idempotency check) pass through the same translation, never unmasked.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,13 @@ logger = logging.getLogger("tenantry.errors")
 
 INTERNAL = "INTERNAL_SERVER_ERROR"
 VALIDATION = "GRAPHQL_VALIDATION_FAILED"
+
+
+def error_body(code: str, message: str, details: dict[str, object] | None = None) -> bytes:
+    """A GraphQL-shaped error document for answers given outside GraphQL execution (the
+    middleware's refusals, a request body that is not a GraphQL request)."""
+    extensions = {"code": code, **(details or {})}
+    return json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
 
 
 def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError:

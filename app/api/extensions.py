@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType
 
 from app.api.context import Context, OperationSummary
 from app.api.errors import ErrorMasking
+from app.api.inputs import StringInputs
 from app.api.limits import DocumentLimits, TooComplex
 from app.api.permissions import only_read_refusals
 from app.core.settings import Limits
@@ -254,6 +255,7 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
     return [
         ErrorMasking,
         OperationTransaction,
+        StringInputs,
         lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
         lambda: DocumentValidation(validator),

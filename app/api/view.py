@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import json
-
 from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.schema import BaseSchema
 
 from app.api.context import Authorizer, Context, ImpersonationRecorder, PlatformAuthorizer
+from app.api.errors import error_body
 from app.api.graphiql import graphiql_html
 from app.core.db import Database
 from app.core.security import TokenService
 from app.core.settings import Settings
+from app.core.validation import json_value
 
 STATIC_PREFIX = "/static/graphiql"
+# The `extensions.code` of each HTTP error Strawberry raises (anything else: BAD_REQUEST).
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -43,13 +46,34 @@ class GraphQLView(GraphQL[Context, None]):
         self.authorize_platform = authorize_platform
         self.record_impersonated = record_impersonated
 
-    def decode_json(self, data: str | bytes) -> object:
-        # Strawberry turns JSONDecodeError into a 400 but not the RecursionError of a body
-        # nested thousands of levels deep, which would otherwise be a 500.
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
         try:
-            return json.loads(data)
-        except RecursionError:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as exc:
+            # Strawberry answers a request it cannot take (not JSON, no query, an unknown
+            # operation name, ...) in text/plain; ours are GraphQL JSON with a stable code.
+            response = Response(
+                error_body(_HTTP_CODES.get(exc.status_code, "BAD_REQUEST"), exc.reason),
+                status_code=exc.status_code,
+                media_type="application/json",
+            )
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        # The POST body (bytes) and the `variables` and `extensions` of a GET (str). Strawberry
+        # turns a JSONDecodeError into a 400, but neither a body that is not UTF-8 nor one
+        # nested thousands of levels deep (both were 500s).
+        try:
+            value = json_value(data)
+        except ValueError:
             raise HTTPException(400, "Unable to parse request body as JSON") from None
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            # A number, string or null: Strawberry would look a query up in it (a 500).
+            raise HTTPException(400, "The request body must be a JSON object")
+        return value
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket

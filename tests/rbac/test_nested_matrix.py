@@ -380,7 +380,14 @@ async def world(database: Database, tokens: TokenService) -> World:
 async def deep(app_settings: Settings, database: Database) -> AsyncIterator[GraphQL]:
     """A server whose document limits admit the whole tree of a role (the limits have
     tests of their own; these documents are long, not costly: PAGE items per connection)."""
-    limits = Limits(max_depth=40, max_aliases=100, max_tokens=100_000, max_nodes=1_000_000)
+    limits = Limits(
+        max_depth=40,
+        max_aliases=100,
+        max_tokens=100_000,
+        max_fields=10_000,
+        max_nodes=1_000_000,
+        validation_budget=1_000_000,
+    )
     server, url = await start_server(dataclasses.replace(app_settings, limits=limits), database)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:
