@@ -332,6 +332,10 @@ class Settings:
     # "transaction": DATABASE_URL reaches PostgreSQL through a transaction pooler, so nothing
     # may live on a server connection beyond one transaction (no prepared statements).
     database_pooler: DatabasePooler = "none"
+    # A streaming replica for query operations (docs/scale-out.md), and how long a query
+    # waits for it to replay its tenant's newest commit before reading from the primary.
+    read_database_url: str | None = None
+    read_replica_wait_ms: int = 100
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
@@ -396,14 +400,20 @@ class Settings:
         dev = environment == "development"
         database_url = env.get("DATABASE_URL") or None
         migration_url = env.get("MIGRATION_DATABASE_URL") or None
+        read_url = env.get("TENANTRY_READ_DATABASE_URL") or None
         for name, url in (
             ("DATABASE_URL", database_url),
             ("MIGRATION_DATABASE_URL", migration_url),
+            ("TENANTRY_READ_DATABASE_URL", read_url),
         ):
             if url is not None:
                 check_database_url(name, url)
-        if migration_url and not database_url:
-            raise SettingsError("MIGRATION_DATABASE_URL is set but DATABASE_URL is not")
+        for name, url in (
+            ("MIGRATION_DATABASE_URL", migration_url),
+            ("TENANTRY_READ_DATABASE_URL", read_url),
+        ):
+            if url and not database_url:
+                raise SettingsError(f"{name} is set but DATABASE_URL is not")
         data_dir = env.get("TENANTRY_DATA_DIR")
         keys_file = env.get("TENANTRY_SIGNING_KEYS_FILE")
         limits = Limits(
@@ -536,6 +546,10 @@ class Settings:
             pool_tenant_max_size=tenant_max,
             ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
             database_pooler=_pooler(env),
+            read_database_url=read_url,
+            read_replica_wait_ms=_int(
+                env, "TENANTRY_READ_REPLICA_WAIT_MS", defaults.read_replica_wait_ms, minimum=0
+            ),
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),

@@ -187,3 +187,32 @@ def test_a_transaction_pooler_is_named_explicitly() -> None:
     assert Settings.from_env({}).database_pooler == "none"
     given = Settings.from_env({"TENANTRY_DATABASE_POOLER": "Transaction"})
     assert given.database_pooler == "transaction"
+
+
+def test_a_read_replica_is_named_with_its_wait() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.read_database_url is None
+    assert defaults.read_replica_wait_ms == 100
+    given = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://tenantry_app:pw@primary.internal/tenantry",
+            "TENANTRY_READ_DATABASE_URL": "postgresql://tenantry_app:pw@replica.internal/tenantry",
+            "TENANTRY_READ_REPLICA_WAIT_MS": "0",
+        }
+    )
+    assert given.read_database_url == "postgresql://tenantry_app:pw@replica.internal/tenantry"
+    assert given.read_replica_wait_ms == 0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TENANTRY_READ_DATABASE_URL": "postgresql://tenantry_app@replica/tenantry"},
+        {"DATABASE_URL": "postgresql://a@b/c", "TENANTRY_READ_DATABASE_URL": "mysql://replica"},
+        {"DATABASE_URL": "postgresql://a@b/c", "TENANTRY_READ_REPLICA_WAIT_MS": "-1"},
+    ],
+)
+def test_a_read_replica_setting_that_cannot_work_is_refused_by_name(env: dict[str, str]) -> None:
+    named = next(k for k in env if k != "DATABASE_URL")
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
