@@ -1,4 +1,4 @@
-"""A real PgBouncer in transaction mode, started by a test on a free port.
+"""A real PgBouncer in transaction mode, started by a test (or a benchmark) on a free port.
 
 PgBouncer is Debian's package (`pgbouncer`, installed by .ci/run). It runs in front of any
 PostgreSQL the test names (the suite's server or a private cluster), with the settings
@@ -47,11 +47,16 @@ class Bouncer:
         return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{ALIAS}"
 
 
-def pgbouncer_binary() -> str:
+def find_pgbouncer() -> str | None:
     """Debian installs it in /usr/sbin, which is not on every PATH."""
-    found = shutil.which("pgbouncer") or next(
+    return shutil.which("pgbouncer") or next(
         (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.access(p, os.X_OK)), None
     )
+
+
+def pgbouncer_binary() -> str:
+    """The binary, or (in a test) a failure under CI=true and a skip elsewhere."""
+    found = find_pgbouncer()
     if found is None:
         message = "pgbouncer (Debian's package) is needed for the transaction-pooler tests"
         if os.environ.get("CI"):
@@ -88,12 +93,18 @@ query_wait_timeout = {query_wait_timeout}
 
 @contextmanager
 def pgbouncer(
-    upstream: str, passwords: dict[str, str], *, pool_size: int, query_wait_timeout: int = 20
+    upstream: str,
+    passwords: dict[str, str],
+    *,
+    pool_size: int,
+    query_wait_timeout: int = 20,
+    binary: str | None = None,
 ) -> Iterator[Bouncer]:
     """PgBouncer in transaction mode in front of the database of `upstream` (a URL naming
     its host, port and database), with `pool_size` server connections per user; it logs
-    into PostgreSQL with the client's password, so the upstream must accept it (or trust)."""
-    binary = pgbouncer_binary()
+    into PostgreSQL with the client's password, so the upstream must accept it (or trust).
+    `binary`: where it is (the benchmarks find it themselves), else found for a test."""
+    binary = binary or pgbouncer_binary()
     root = Path(tempfile.mkdtemp(prefix="tenantry-pgbouncer-"))
     port = free_port()
     log = root / "pgbouncer.log"
