@@ -84,6 +84,11 @@ _STATEMENT_CACHE_SIZE = 100
 # The WAL position a standby has replayed; NULL on a server that is not in recovery (a
 # primary has everything it has).
 _REPLAYED_SQL = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() END"
+# Where a server's WAL is: replayed on a standby, inserted on a primary.
+_POSITION_SQL = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_insert_lsn() END"
+)
 # Asked right after COMMIT: the insert position is past the commit record whatever
 # synchronous_commit says (the write position may not be, with it off).
 _COMMITTED_SQL = "SELECT pg_current_wal_insert_lsn()"
@@ -283,6 +288,11 @@ class Database:
         """One round trip on a pooled connection; raises when the database is unreachable."""
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
+
+    async def wal_position(self) -> int:
+        """How far this server's WAL goes: written (a primary) or replayed (a standby)."""
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval(_POSITION_SQL))
 
     def session(
         self,

@@ -233,6 +233,10 @@ async def test_queries_read_the_standby_and_a_writer_reads_its_own_writes(
         # Another tenant, with no write since the standby caught up, still reads the standby.
         assert await project_names(served, other_org) == set()
         assert more(await replica_reads(served), before) == {"replica": 2, "behind": 1}
+        # Readiness says how far behind it is (and the server is ready all the same).
+        ready = await served.http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"]["replica"]["behindBytes"] > 0
     await caught_up(admin)
     # Replay resumed and caught up: the writer reads the standby again, which has it all.
     before = await replica_reads(served)
@@ -292,6 +296,11 @@ async def test_a_standby_out_of_reach_sends_reads_to_the_primary(
         with caplog.at_level(logging.WARNING, logger="tenantry.db"):
             assert await project_names(served, org) == {"Before"}
             assert await project_names(served, org) == {"Before"}
+        # Ready (queries have the primary), but degraded, and saying why.
+        ready = await served.http.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["replica"]["status"] == "degraded"
     finally:
         await asyncio.to_thread(standby.start)
     assert more(await replica_reads(served), before) == {"unavailable": 2}
