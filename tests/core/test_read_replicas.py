@@ -35,6 +35,7 @@ from app.core.store import Store, tenant_key
 from app.rbac.service import actor_for
 from tests.app_fixtures import GraphQL, Org, new_org, start_server, stop_server
 from tests.deploy.serving import serving
+from tests.factories import seed_graph, tenant_tables
 from tests.pg_cluster import PrivateCluster, private_cluster
 
 # How long a query waits for the standby before it reads from the primary: short, so the
@@ -370,6 +371,28 @@ async def test_a_session_sent_to_the_replica_runs_there_only_once_it_has_the_pos
             session.read_from(replicated.replica, at_least=position, wait_ms=WAIT_MS)
             assert await session.fetchval(in_recovery) is on_replica
             assert session.on_replica is on_replica
+            await session.close(commit=True)
+
+
+async def test_each_tenant_sees_only_its_rows_on_the_replica_and_no_tenant_none(
+    replicated: Database, admin: tuple[asyncpg.Connection, asyncpg.Connection]
+) -> None:
+    assert replicated.replica is not None
+    seeded = [await seed_graph(replicated) for _ in range(2)]
+    async with replicated.transaction(None, readonly=True) as session:
+        tables = await tenant_tables(session)
+    await caught_up(admin)
+    for tenant in (None, *(s.tenant for s in seeded)):
+        session = replicated.session(tenant, readonly=True)
+        session.read_from(replicated.replica, at_least=None, wait_ms=0)
+        try:
+            for table, key in tables.items():
+                by_tenant = f"SELECT DISTINCT {key} FROM {table}"  # noqa: S608 (catalog)
+                owners = [r[key] for r in await session.fetch(by_tenant)]
+                # Every seeded table has a row of each: "only its own" is not vacuous.
+                assert owners == ([] if tenant is None else [tenant]), table
+            assert session.on_replica
+        finally:
             await session.close(commit=True)
 
 
