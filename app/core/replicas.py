@@ -106,22 +106,21 @@ class ReadRouting:
         if session.tenant_id is None:
             return
         key = _position_key(session.tenant_id)
+        if self._script is None:
+            self._remember_in_memory(key.value, position)
+            return
         try:
-            if self._script is not None:
-                await self._script(
-                    keys=[self.store.backend_key(key)],
-                    args=[_text(position), POSITION_TTL_SECONDS],
-                )
-                return
+            await self._script(
+                keys=[self.store.backend_key(key)], args=[_text(position), POSITION_TTL_SECONDS]
+            )
         except Exception as exc:
+            # The commit stands: only its read-back from the replica is no longer ensured.
             logger.warning(
                 "replica routing: a commit of tenant %s was not recorded (%s); its reads may"
                 " miss it until the replica has replayed it",
                 session.tenant_id,
                 type(exc).__name__,
             )
-            return
-        self._remember_in_memory(key.value, position)
 
     def _remember_in_memory(self, key: str, position: int) -> None:
         # No await in here: nothing else runs between the read and the write.
