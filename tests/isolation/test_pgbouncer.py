@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import random
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from app.core.security import TokenService
 from app.core.settings import Settings
 from tests.app_fixtures import Org, new_org
 from tests.conftest import TestDatabase
-from tests.deploy.serving import serving
+from tests.deploy.serving import operator_env, serving
 from tests.factories import SeededTenant, seed_graph, tenant_tables
 from tests.pgbouncer import Bouncer, pgbouncer
 
@@ -272,3 +274,42 @@ async def test_a_transaction_the_pooler_cannot_place_fails_as_unavailable(
         finally:
             await db.close()
             await holder.close()
+
+
+def tenantry(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`tenantry ARGV` as an operator runs it, configured only by `env`."""
+    return subprocess.run(  # noqa: S603 (our own CLI)
+        [sys.executable, "-m", "app.cli", *argv],
+        env=operator_env(tmp_path / "data", env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_a_tenant_is_exported_and_imported_through_the_pooler(
+    bouncer: Bouncer, database: Database, tokens: TokenService, tmp_path: Path
+) -> None:
+    # The command line's pool honours TENANTRY_DATABASE_POOLER too: the export streams one
+    # repeatable-read snapshot through a cursor, the import writes it in one transaction.
+    env = {
+        "DATABASE_URL": bouncer.url(APP_ROLE),
+        "TENANTRY_DATABASE_POOLER": "transaction",
+    }
+    org = await new_org(database, tokens, members=2)
+    exported = tmp_path / "tenant.jsonl"
+    ran = await asyncio.to_thread(
+        tenantry, tmp_path, "tenant", "export", org.slug, "-o", str(exported), **env
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert all(m.email in exported.read_text(encoding="utf-8") for m in org.members)
+    slug = f"copy-{org.slug}"
+    ran = await asyncio.to_thread(
+        tenantry, tmp_path, "tenant", "import", str(exported), "--slug", slug, **env
+    )
+    assert ran.returncode == 0, ran.stderr
+    async with database.transaction(None, readonly=True) as session:
+        copy = await session.fetchval("SELECT id FROM app.tenant_by_slug($1)", slug)
+    async with database.transaction(copy, readonly=True) as session:
+        assert await session.fetchval("SELECT count(*) FROM users") == 2
