@@ -152,7 +152,8 @@ async def measure(
                     watched=env.watched_pid(pid),
                 )
             if level.errors:
-                raise RuntimeError(f"{configuration}: {level.errors} requests failed")
+                # Counted in the report (a busy machine can time out a request or two).
+                log(f"WARNING: {configuration}: {level.errors} requests failed")
             done.append(Round(configuration, level))
     return PoolerReport(done, clients)
 
