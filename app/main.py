@@ -35,7 +35,7 @@ from app.core.keys import KeyRing
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
-from app.core.store import Store
+from app.core.store import RedisUnavailable, Store
 from app.identity.resolvers import install_jwks_cache
 from app.mfa.service import ensure_keys as ensure_mfa_keys
 from app.platform.impersonation import impersonation_live, record_operation
@@ -61,15 +61,20 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Readiness: the database and the store (Redis, when configured) answer too."""
+    """Readiness: the database answers. Redis is optional at run time: when it does not
+    answer (within its budget, or at once while the store's breaker is open) the server is
+    ready but degraded."""
     database: Database = request.state.database
     store: Store = request.state.store
     try:
         await database.ping()
-        await store.ping()
     except Exception:
         logger.exception("readiness check failed")
         return JSONResponse({"status": "unavailable"}, status_code=503)
+    try:
+        await store.ping()
+    except RedisUnavailable:
+        return JSONResponse({"status": "degraded", "store": "unavailable"})
     return JSONResponse({"status": "ok"})
 
 
@@ -90,7 +95,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     tokens = TokenService.from_settings(keys, settings)
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
-    store = Store.from_url(settings.redis_url)
+    store = Store.from_settings(settings)
     graphql = GraphQLView(
         schema,
         settings=settings,

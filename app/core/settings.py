@@ -223,6 +223,11 @@ class Settings:
     introspection: bool = True
     pool_min_size: int = 1
     pool_max_size: int = 10
+    # Redis is optional at run time (app/core/store.py): each call's budget, the failed calls
+    # in a row that open the circuit breaker, and how often it then tries Redis again.
+    redis_timeout_ms: int = 50
+    redis_failures_to_open: int = 3
+    redis_retry_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
@@ -412,6 +417,11 @@ class Settings:
             introspection=_bool(env, "TENANTRY_INTROSPECTION", dev),
             pool_min_size=_int(env, "TENANTRY_POOL_MIN_SIZE", 1),
             pool_max_size=_int(env, "TENANTRY_POOL_MAX_SIZE", 10),
+            redis_timeout_ms=_int(env, "TENANTRY_REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
+            redis_failures_to_open=_int(
+                env, "TENANTRY_REDIS_FAILURES_TO_OPEN", defaults.redis_failures_to_open
+            ),
+            redis_retry_ms=_int(env, "TENANTRY_REDIS_RETRY_MS", defaults.redis_retry_ms),
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),

@@ -21,7 +21,7 @@ from app.core.db import Database
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.settings import Settings
 from app.core.store import Store, platform_key
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import SHARED_REDIS, GraphQL, Org, start_server, stop_server
 
 BURST = 3
 # One token a minute: no test here waits for one.
@@ -209,7 +209,7 @@ async def test_memory_keeps_a_bounded_number_of_buckets() -> None:
 async def test_redis_buckets_are_shared_by_every_server_process(app_settings: Settings) -> None:
     # given: two processes' buckets on one Redis
     url = _redis_url(app_settings)
-    one, two = Store.from_url(url), Store.from_url(url)
+    one, two = Store.from_url(url, SHARED_REDIS), Store.from_url(url, SHARED_REDIS)
     try:
         key, rate = platform_key("test", secrets.token_hex(4)), Rate(burst=3, per_minute=1)
 

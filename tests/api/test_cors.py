@@ -318,7 +318,7 @@ async def test_a_purged_tenants_origins_are_dropped_from_the_store(
     api: httpx.AsyncClient, database: Database, app_settings: Settings, org: Org
 ) -> None:
     await set_origins(api, org, [TENANT_ORIGIN])
-    store = Store.from_url(app_settings.redis_url)
+    store = Store.from_settings(app_settings)
     try:
         assert await cors_origins(database, store, org.id) == {TENANT_ORIGIN}
 

@@ -137,3 +137,21 @@ def test_request_limits_are_read_from_the_environment() -> None:
     assert (limits.anonymous_burst, limits.anonymous_per_minute) == (20, 30)
     defaults = Settings.from_env({}).limits
     assert (defaults.anonymous_burst, defaults.anonymous_per_minute) == (60, 60)
+
+
+def test_redis_calls_get_tens_of_milliseconds_by_default_and_are_configurable() -> None:
+    defaults = Settings.from_env({})
+    configured = Settings.from_env(
+        {
+            "TENANTRY_REDIS_TIMEOUT_MS": "20",
+            "TENANTRY_REDIS_FAILURES_TO_OPEN": "5",
+            "TENANTRY_REDIS_RETRY_MS": "250",
+        }
+    )
+
+    assert (defaults.redis_timeout_ms, defaults.redis_failures_to_open) == (50, 3)
+    assert defaults.redis_retry_ms == 1000
+    assert (configured.redis_timeout_ms, configured.redis_failures_to_open) == (20, 5)
+    assert configured.redis_retry_ms == 250
+    with pytest.raises(SettingsError, match="TENANTRY_REDIS_TIMEOUT_MS"):
+        Settings.from_env({"TENANTRY_REDIS_TIMEOUT_MS": "0"})

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.core.store import Limit, Store, platform_key, tenant_key
+from tests.app_fixtures import SHARED_REDIS
 
 
 def _redis_url() -> str | None:
@@ -31,7 +32,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         url = _redis_url()
         if url is None:
             pytest.skip("REDIS_URL is not set (CI sets it; see README)")
-        backend = Store.from_url(url)
+        backend = Store.from_url(url, SHARED_REDIS)
         try:
             await backend.ping()
         except Exception as exc:
