@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
+from app.api.fairness import TenantLimitMiddleware, admission_of
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_settings(settings)
+    buckets = TokenBuckets(store)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -163,7 +165,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
             # Before any token, tenant or GraphQL work.
             Middleware(
                 AnonymousRateLimitMiddleware,
-                buckets=TokenBuckets(store),
+                buckets=buckets,
                 rate=Rate(settings.limits.anonymous_burst, settings.limits.anonymous_per_minute),
                 paths=frozenset({"/graphql"}),
             ),
@@ -181,6 +183,8 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 resolve=tenant_id_of,
                 on_mismatch=record_mismatch,
             ),
+            # A signed-in request's plan rates and its tenant's fair share of this process.
+            Middleware(TenantLimitMiddleware, buckets=buckets, admission=admission_of(settings)),
         ],
         lifespan=lifespan,
     )

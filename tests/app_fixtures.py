@@ -40,6 +40,8 @@ PASSWORD = "correct horse battery staple"
 # redis-server processes (tests/core/test_store_faults.py, tests/api/test_redis_outage.py).
 SHARED_REDIS_TIMEOUT_MS = 2000
 SHARED_REDIS = RedisOptions(timeout_ms=SHARED_REDIS_TIMEOUT_MS)
+# What every response of an operation without connections reports (app/api/fairness.py).
+COST_1 = {"cost": {"requested": 1}}
 
 
 @pytest.fixture
@@ -275,6 +277,7 @@ def statements(database: Database) -> Iterator[list[str]]:
 
 
 __all__ = [
+    "COST_1",
     "PASSWORD",
     "SHARED_REDIS",
     "SHARED_REDIS_TIMEOUT_MS",

@@ -20,23 +20,23 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import NamedTenant, Principal
 from app.core.db import Database
-from app.core.errors import QuotaExceeded, TenantSuspended, Unauthenticated
-from app.core.ratelimit import Rate, TokenBuckets
+from app.core.errors import TenantSuspended, Unauthenticated
+from app.core.ratelimit import PlanRates, Rate, TokenBuckets
 from app.core.request_meta import RequestMeta
 from app.core.security import AccessClaims, TokenService
-from app.core.store import Store, platform_key, tenant_key
+from app.core.store import Store, platform_key
 
 logger = logging.getLogger("tenantry.auth")
 
 
 class TenantAccess(Protocol):
-    """Whether a tenant may be used now, and its plan's request rate (None: unlimited)."""
+    """Whether a tenant may be used now, and its plan's rates (app/api/fairness.py)."""
 
     @property
     def active(self) -> bool: ...
 
     @property
-    def requests_per_minute(self) -> int | None: ...
+    def rates(self) -> PlanRates: ...
 
     @property
     def session_revoked(self) -> bool: ...
@@ -261,20 +261,10 @@ class AuthenticationMiddleware:
                         database, claims
                     ):
                         raise Unauthenticated("Invalid access token")
-                    if access.requests_per_minute is not None:
-                        await self._count_request(claims.tenant_id, access.requests_per_minute)
+                    # Applied by TenantLimitMiddleware (app/api/fairness.py), next.
+                    state["plan_rates"] = access.rates
             except TenantSuspended as exc:
                 await _send_json(send, 403, exc.code, exc.message)
-                return
-            except RateExceeded as exc:
-                await _send_json(
-                    send,
-                    429,
-                    exc.code,
-                    exc.message,
-                    [(b"retry-after", str(exc.retry_after).encode())],
-                    exc.details(),
-                )
                 return
             except Unauthenticated as exc:
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
@@ -291,24 +281,6 @@ class AuthenticationMiddleware:
             else:
                 state["platform_principal"] = claims
         await self.app(scope, receive, send)
-
-    async def _count_request(self, tenant_id: UUID, per_minute: int) -> None:
-        """Count a signed-in request against its tenant's plan (one shared fixed window per
-        tenant, so every server process counts together when the store is Redis)."""
-        counted = await self.store.hit(tenant_key(tenant_id, "requests"), window_seconds=60)
-        if counted.count > per_minute:
-            raise RateExceeded(per_minute, counted.resets_in)
-
-
-class RateExceeded(QuotaExceeded):
-    def __init__(self, per_minute: int, retry_after: int) -> None:
-        super().__init__(
-            f"This organisation's plan allows {per_minute} requests per minute"
-            f" (requestsPerMinute); try again in {retry_after} seconds",
-            limit="requestsPerMinute",
-            maximum=per_minute,
-        )
-        self.retry_after = retry_after
 
 
 # Resolves a tenant name (slug or id) to its id, and records a mismatch in the signed-in

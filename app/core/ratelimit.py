@@ -47,6 +47,16 @@ class Rate:
 
 
 @dataclass(frozen=True)
+class PlanRates:
+    """What a tenant's plan allows (None: unlimited): its requests and each user's, and the
+    cost of its operations (app/api/limits.py), each a bucket refilled per minute."""
+
+    tenant: Rate | None = None
+    user: Rate | None = None
+    cost: Rate | None = None
+
+
+@dataclass(frozen=True)
 class Bucket:
     """One bucket a take draws on: its key and its rate."""
 

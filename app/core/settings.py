@@ -102,6 +102,11 @@ class Limits:
     # token bucket of `anonymous_burst` refilled at `anonymous_per_minute` (app/core/ratelimit.py).
     anonymous_burst: int = 60
     anonymous_per_minute: int = 60
+    # Fair admission (app/core/admission.py): operations of one tenant running at once in a
+    # server process (0: no limit), how many more may wait for a turn, and for how long.
+    tenant_concurrency: int = 2
+    tenant_queue: int = 64
+    tenant_queue_wait_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -322,6 +327,13 @@ class Settings:
             anonymous_burst=_int(env, "TENANTRY_ANONYMOUS_BURST", Limits.anonymous_burst),
             anonymous_per_minute=_int(
                 env, "TENANTRY_ANONYMOUS_PER_MINUTE", Limits.anonymous_per_minute
+            ),
+            tenant_concurrency=_int(
+                env, "TENANTRY_TENANT_CONCURRENCY", Limits.tenant_concurrency, minimum=0
+            ),
+            tenant_queue=_int(env, "TENANTRY_TENANT_QUEUE", Limits.tenant_queue, minimum=0),
+            tenant_queue_wait_ms=_int(
+                env, "TENANTRY_TENANT_QUEUE_WAIT_MS", Limits.tenant_queue_wait_ms
             ),
         )
         if limits.default_page_size > limits.max_page_size:

@@ -21,7 +21,7 @@ from app.core.db import Database
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.settings import Settings
 from app.core.store import Store, platform_key
-from tests.app_fixtures import SHARED_REDIS, GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, SHARED_REDIS, GraphQL, Org, start_server, stop_server
 
 BURST = 3
 # One token a minute: no test here waits for one.
@@ -110,7 +110,7 @@ async def test_other_addresses_signed_in_requests_and_health_checks_are_not_limi
 
     # then
     assert elsewhere.status_code == 200
-    assert signed_in.json() == {"data": {"__typename": "Query"}}
+    assert signed_in.json() == {"data": {"__typename": "Query"}, "extensions": COST_1}
     assert health.status_code == 200
 
 
