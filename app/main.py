@@ -189,4 +189,6 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
         lifespan=lifespan,
     )
     install_jwks_cache(app.state, settings)
+    # For operators' metrics and the fault tests: the store's breaker and its counts.
+    app.state.store = store
     return app
