@@ -98,6 +98,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_settings(settings)
     buckets = TokenBuckets(store)
+    admission = admission_of(settings)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -184,11 +185,12 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 on_mismatch=record_mismatch,
             ),
             # A signed-in request's plan rates and its tenant's fair share of this process.
-            Middleware(TenantLimitMiddleware, buckets=buckets, admission=admission_of(settings)),
+            Middleware(TenantLimitMiddleware, buckets=buckets, admission=admission),
         ],
         lifespan=lifespan,
     )
     install_jwks_cache(app.state, settings)
-    # For operators' metrics and the fault tests: the store's breaker and its counts.
+    # For metrics and the fault tests: the store's breaker and fair admission, with counts.
     app.state.store = store
+    app.state.admission = admission
     return app
