@@ -44,6 +44,14 @@ SHARED_REDIS = RedisOptions(timeout_ms=SHARED_REDIS_TIMEOUT_MS)
 COST_1 = {"cost": {"requested": 1}}
 
 
+def without_cost(body: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL response without the cost every response reports (`extensions.cost`), for
+    tests about something else that compare whole responses."""
+    extensions = {k: v for k, v in body.get("extensions", {}).items() if k != "cost"}
+    rest = {k: v for k, v in body.items() if k != "extensions"}
+    return {**rest, "extensions": extensions} if extensions else rest
+
+
 @pytest.fixture
 def embedded_data_dir() -> Iterator[Path]:
     """A data directory for an embedded PostgreSQL, outside pytest's tmp tree.
@@ -286,4 +294,5 @@ __all__ = [
     "Org",
     "Path",
     "new_org",
+    "without_cost",
 ]
