@@ -372,6 +372,28 @@ class Store:
 
         await self._write(key.value, op, _Set(value, time.monotonic() + ttl_seconds))
 
+    async def add(self, key: StoreKey, value: Any, *, ttl_seconds: int) -> bool:
+        """Store `value` only where the key holds nothing (Redis SET NX): whatever got there
+        first wins. False when it did, and False (nothing stored) while Redis is unreachable:
+        what is added is meant to be shared (a live session vouched for to every process),
+        and a process's memory is not."""
+
+        async def on_redis(_: Any) -> bool:
+            try:
+                return bool(await self._cache.add(key.value, value, ttl=ttl_seconds))
+            except ValueError:  # aiocache's "key already exists"
+                return False
+
+        async def in_memory() -> bool:
+            if self.shared:
+                return False
+            try:
+                return bool(await self._memory.add(key.value, value, ttl=ttl_seconds))
+            except ValueError:
+                return False
+
+        return await self.call(on_redis, in_memory)
+
     async def get_many(self, keys: list[StoreKey]) -> list[Any]:
         """Several values in one round trip (MGET); None for missing keys. Values may be JSON
         documents or raw counters (`bump`)."""

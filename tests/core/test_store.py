@@ -141,3 +141,13 @@ async def test_a_refused_claim_has_nothing_to_release(store: Store) -> None:
     await store.release(refused)
 
     assert (await store.count(key, window_seconds=60)).count == 1
+
+
+async def test_an_add_stores_only_where_nothing_is(store: Store) -> None:
+    key = tenant_key(uuid.uuid4(), "session")
+
+    first = await store.add(key, "live", ttl_seconds=60)
+    second = await store.add(key, "other", ttl_seconds=60)
+
+    assert (first, second) == (True, False)
+    assert await store.get(key) == "live"

@@ -177,3 +177,22 @@ async def test_limits_keep_bounding_in_memory_while_redis_is_dead(
     assert sum(t.allowed for t in takes) == 3
     assert sum(c.granted for c in claims) == 2
     assert store.breaker.stats.failures == OPTIONS.failures_to_open
+
+
+async def test_an_add_is_never_kept_in_memory_while_redis_is_away(
+    store: Store, redis_server: PrivateRedis
+) -> None:
+    # given: what is added is meant for every process (a live session vouched for)
+    key, other = (tenant_key(uuid.uuid4(), "session") for _ in range(2))
+    assert await store.add(key, "live", ttl_seconds=10)
+    assert not await store.add(key, "live", ttl_seconds=10)
+    redis_server.kill()
+    for _ in range(OPTIONS.failures_to_open):
+        await store.get(key)
+
+    # when an add comes while Redis is away
+    added = await store.add(other, "live", ttl_seconds=10)
+
+    # then nothing is stored: this process reads the truth again next time
+    assert not added
+    assert await store.get(other) is None
