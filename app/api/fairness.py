@@ -9,39 +9,36 @@ cannot crowd the others off the CPU. Once its document is analysed, the operatio
 cost is taken from the tenant's cost budget (`CostBudget`, a schema extension) and reported in
 the response's `extensions.cost`.
 
-The fields follow draft-ietf-httpapi-ratelimit-headers (the revision of September 2025):
+Every signed-in response carries the RateLimit and RateLimit-Policy fields
+(app/api/ratelimit_fields.py) for the tenant's and the user's buckets and the tenant's share
+of this process:
 
     RateLimit-Policy: "tenant";q=1200;w=60, "user";q=300;w=60,
                       "concurrency";q=2;qu="concurrent-requests"
     RateLimit: "tenant";r=1187;t=1, "user";r=296;t=1, "concurrency";r=1
 
-(one line each on the wire).
-
-`q` is a bucket's burst and `w` the seconds it takes to refill; `r` the whole tokens left and
-`t` the seconds until another is there (0: the bucket is full). A 429 adds `Retry-After`
-(never earlier than `t`, as the draft asks). The cost budget is reported in `extensions.cost`
-rather than in these fields: its unit is not one of the draft's registered quota units.
+(one line each on the wire). The cost budget is reported in `extensions.cost` rather than in
+these fields: its unit is not one of the draft's registered quota units.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from graphql import GraphQLError
-from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
+from app.api import ratelimit_fields
 from app.api.context import Context, Principal
 from app.api.middleware import _send_json
 from app.core.admission import AdmissionRefused, FairAdmission
 from app.core.counters import WorkCounter
 from app.core.errors import QuotaExceeded
-from app.core.ratelimit import Bucket, PlanRates, Rate, Take, TokenBuckets
+from app.core.ratelimit import Bucket, PlanRates, Take, TokenBuckets
 from app.core.settings import Settings
 from app.core.store import tenant_key
 
@@ -90,34 +87,26 @@ def cost_policy(rates: PlanRates, tenant_id: UUID) -> Policy | None:
     )
 
 
-def _next_token_seconds(rate: Rate, take: Take) -> int:
-    if not take.allowed:
-        return take.retry_after
-    # A bucket that is not full gains its next token within one refill interval.
-    return 0 if take.remaining >= rate.burst else max(1, math.ceil(1 / rate.per_second))
-
-
-def policy_field(policies: Sequence[Policy], concurrency: int | None) -> str:
-    """The RateLimit-Policy field value: each bucket's burst and refill window."""
-    items = [
-        f'"{p.name}";q={p.bucket.rate.burst};w={p.bucket.rate.refill_seconds}' for p in policies
-    ]
+def policy_field(policies: Sequence[Policy], concurrency: int | None) -> list[str]:
+    """The RateLimit-Policy items: each bucket's burst and refill window, and the tenant's
+    share of this process."""
+    items = [ratelimit_fields.policy_item(p.name, p.bucket.rate) for p in policies]
     if concurrency is not None:
-        items.append(f'"concurrency";q={concurrency};qu="concurrent-requests"')
-    return ", ".join(items)
+        items.append(ratelimit_fields.concurrency_policy_item(concurrency))
+    return items
 
 
 def limit_field(
     policies: Sequence[Policy], takes: Sequence[Take], free_slots: int | None = None
-) -> str:
-    """The RateLimit field value: what is left of each bucket and when it grows again."""
+) -> list[str]:
+    """The RateLimit items: what is left of each bucket and when it grows again."""
     items = [
-        f'"{p.name}";r={t.remaining};t={_next_token_seconds(p.bucket.rate, t)}'
+        ratelimit_fields.limit_item(p.name, p.bucket.rate, t)
         for p, t in zip(policies, takes, strict=True)
     ]
     if free_slots is not None:
-        items.append(f'"concurrency";r={free_slots}')
-    return ", ".join(items)
+        items.append(ratelimit_fields.concurrency_limit_item(free_slots))
+    return items
 
 
 class RateExceeded(QuotaExceeded):
@@ -179,24 +168,32 @@ class TenantLimitMiddleware:
         policies = request_policies(rates, principal)
         takes = await self.buckets.take_all([p.bucket for p in policies]) if policies else []
         concurrency = None if self.admission is None else self.admission.per_tenant
-        headers = [(b"ratelimit-policy", policy_field(policies, concurrency).encode())]
+        policy = policy_field(policies, concurrency)
         refused = [(p, t) for p, t in zip(policies, takes, strict=True) if not t.allowed]
         if refused:
             STATS.requests_refused.add()
-            policy, take = max(refused, key=lambda pair: pair[1].retry_after)
-            await self._refuse(send, RateExceeded(policy, take.retry_after), policies, takes)
+            failed, take = max(refused, key=lambda pair: pair[1].retry_after)
+            error = RateExceeded(failed, take.retry_after)
+            await _send_json(
+                send,
+                429,
+                error.code,
+                error.message,
+                [
+                    (b"retry-after", str(error.retry_after).encode()),
+                    *ratelimit_fields.fields(policy, limit_field(policies, takes)),
+                ],
+                error.details(),
+            )
             return
 
         async def with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":
-                fields = MutableHeaders(scope=message)
-                for name, value in headers:
-                    fields[name.decode()] = value.decode()
                 free = None
                 if self.admission is not None:
                     running = self.admission.running(principal.tenant_id)
                     free = max(0, self.admission.per_tenant - running)
-                fields["ratelimit"] = limit_field(policies, takes, free)
+                ratelimit_fields.add_fields(message, policy, limit_field(policies, takes, free))
             await send(message)
 
         if self.admission is None:
@@ -214,8 +211,7 @@ class TenantLimitMiddleware:
                 " on this server and more waiting; try again in 1 second",
                 [
                     (b"retry-after", b"1"),
-                    *headers,
-                    (b"ratelimit", limit_field(policies, takes, 0).encode()),
+                    *ratelimit_fields.fields(policy, limit_field(policies, takes, 0)),
                 ],
                 {
                     "limit": "concurrentOperations",
@@ -223,23 +219,6 @@ class TenantLimitMiddleware:
                     "retryAfterSeconds": 1,
                 },
             )
-
-    async def _refuse(
-        self, send: Send, error: RateExceeded, policies: Sequence[Policy], takes: Sequence[Take]
-    ) -> None:
-        concurrency = None if self.admission is None else self.admission.per_tenant
-        await _send_json(
-            send,
-            429,
-            error.code,
-            error.message,
-            [
-                (b"retry-after", str(error.retry_after).encode()),
-                (b"ratelimit-policy", policy_field(policies, concurrency).encode()),
-                (b"ratelimit", limit_field(policies, takes).encode()),
-            ],
-            error.details(),
-        )
 
 
 class CostBudget(SchemaExtension):

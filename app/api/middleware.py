@@ -18,6 +18,7 @@ from uuid import UUID
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api import ratelimit_fields
 from app.api.context import NamedTenant, Principal
 from app.core.db import Database
 from app.core.errors import TenantSuspended, Unauthenticated
@@ -180,6 +181,8 @@ class AnonymousRateLimitMiddleware:
         client = scope.get("client")
         key = platform_key("anonymous", client_network(client[0] if client else None))
         taken = await self.buckets.take(key, self.rate)
+        policy = [ratelimit_fields.policy_item("address", self.rate)]
+        limit = [ratelimit_fields.limit_item("address", self.rate, taken)]
         if not taken.allowed:
             await _send_json(
                 send,
@@ -187,11 +190,20 @@ class AnonymousRateLimitMiddleware:
                 "RATE_LIMITED",
                 "Too many requests without a token from this address; try again in"
                 f" {taken.retry_after} seconds",
-                [(b"retry-after", str(taken.retry_after).encode())],
+                [
+                    (b"retry-after", str(taken.retry_after).encode()),
+                    *ratelimit_fields.fields(policy, limit),
+                ],
                 {"retryAfterSeconds": taken.retry_after},
             )
             return
-        await self.app(scope, receive, send)
+
+        async def with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ratelimit_fields.add_fields(message, policy, limit)
+            await send(message)
+
+        await self.app(scope, receive, with_fields)
 
 
 def client_network(host: str | None) -> str:

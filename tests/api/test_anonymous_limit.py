@@ -223,3 +223,20 @@ async def test_redis_buckets_are_shared_by_every_server_process(app_settings: Se
     finally:
         await one.close()
         await two.close()
+
+
+async def test_answers_carry_the_address_buckets_ratelimit_fields(
+    limited: httpx.AsyncClient,
+) -> None:
+    address = _address()
+
+    first = await limited.post("/graphql", json=TYPENAME, headers=address)
+    for _ in range(BURST - 1):
+        await limited.post("/graphql", json=TYPENAME, headers=address)
+    refused = await limited.post("/graphql", json=TYPENAME, headers=address)
+
+    # a burst of 3 refilled at 1 a minute: 180 s to refill, the next token within 60 s
+    assert first.headers["ratelimit-policy"] == f'"address";q={BURST};w={BURST * 60}'
+    assert first.headers["ratelimit"] == f'"address";r={BURST - 1};t=60'
+    retry_after = refused.headers["retry-after"]
+    assert refused.headers["ratelimit"] == f'"address";r=0;t={retry_after}'
