@@ -192,7 +192,7 @@ class TenantLimitMiddleware:
                 free = None
                 if self.admission is not None:
                     running = self.admission.running(principal.tenant_id)
-                    free = max(0, self.admission.per_tenant - running)
+                    free = max(0, self.admission.share() - running)
                 ratelimit_fields.add_fields(message, policy, limit_field(policies, takes, free))
             await send(message)
 
@@ -207,8 +207,8 @@ class TenantLimitMiddleware:
                 send,
                 429,
                 "RATE_LIMITED",
-                f"This organisation already has {self.admission.per_tenant} operations running"
-                " on this server and more waiting; try again in 1 second",
+                "This organisation already runs its share of operations on this server and has"
+                " more waiting; try again in 1 second",
                 [
                     (b"retry-after", b"1"),
                     *ratelimit_fields.fields(policy, limit_field(policies, takes, 0)),

@@ -117,12 +117,12 @@ async def test_every_signed_in_response_carries_the_fields(
         "user": {"q": "60", "w": "60"},
         "concurrency": {"q": "2", "qu": "concurrent-requests"},
     }
-    assert fields(limited.headers["ratelimit"]) == {
-        "tenant": {"r": "119", "t": "1"},
-        "user": {"r": "59", "t": "1"},
-        # this request held one of its tenant's two slots while the response started
-        "concurrency": {"r": "1"},
-    }
+    left = fields(limited.headers["ratelimit"])
+    assert left["tenant"] == {"r": "119", "t": "1"}
+    assert left["user"] == {"r": "59", "t": "1"}
+    # this request held one of its tenant's slots while the response started: one of two
+    # left, or none when another tenant was active within the last second (a share of one)
+    assert left["concurrency"] in ({"r": "1"}, {"r": "0"})
     # an unlimited plan has no buckets, only its share of the server
     assert fields(unlimited.headers["ratelimit-policy"]) == {
         "concurrency": {"q": "2", "qu": "concurrent-requests"}
