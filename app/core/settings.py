@@ -103,7 +103,8 @@ class Limits:
     anonymous_burst: int = 60
     anonymous_per_minute: int = 60
     # Fair admission (app/core/admission.py): operations of one tenant running at once in a
-    # server process (0: no limit), how many more may wait for a turn, and for how long.
+    # server process while it is alone, split between the tenants active within the last
+    # second (0: no limit); how many more may wait for a turn, and for how long.
     tenant_concurrency: int = 2
     tenant_queue: int = 64
     tenant_queue_wait_ms: int = 10_000
