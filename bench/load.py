@@ -7,7 +7,8 @@ soon as their previous response arrives. A level stops after `--requests` reques
 
 Noisy neighbour, side by side in one run: two server processes on the bench database, one
 without fair admission (TENANTRY_TENANT_CONCURRENCY=0: any number of a tenant's operations
-run at once, the behaviour before it) and one with the default (2 per tenant). On each, tenant
+run at once, the behaviour before it) and one with the default (2 for a tenant alone, 1 each
+while another is active). On each, tenant
 B (1 client) alone, then while tenant A floods with `--noisy-clients` clients from a separate
 process, with A on each plan in turn: `enterprise` (unlimited), `team` and `free` (their
 request rates and cost budgets answer 429 beyond them, before any GraphQL). B replays exactly
@@ -85,7 +86,7 @@ FLOOD_PLANS = ("enterprise", "team", "free")
 # The two servers compared: fair admission off (the behaviour before it), then the default.
 SERVERS: tuple[tuple[str, dict[str, str]], ...] = (
     ("fair admission off", {"TENANTRY_TENANT_CONCURRENCY": "0"}),
-    ("fair admission on (default: 2 per tenant)", {}),
+    ("fair admission on (default: 2 alone, shared between active tenants)", {}),
 )
 
 
