@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
-from app.api.fairness import TenantLimitMiddleware, admission_of
+from app.api.fairness import FairSharing, TenantLimitMiddleware
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
@@ -98,7 +98,7 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
     # Redis when configured (connections open lazily), else this process's memory.
     store = Store.from_settings(settings)
     buckets = TokenBuckets(store)
-    admission = admission_of(settings)
+    sharing = FairSharing.of(settings, buckets)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -185,12 +185,13 @@ def create_app(settings: Settings, *, database: Database | None = None) -> Starl
                 on_mismatch=record_mismatch,
             ),
             # A signed-in request's plan rates and its tenant's fair share of this process.
-            Middleware(TenantLimitMiddleware, buckets=buckets, admission=admission),
+            Middleware(TenantLimitMiddleware, sharing=sharing),
         ],
         lifespan=lifespan,
     )
     install_jwks_cache(app.state, settings)
-    # For metrics and the fault tests: the store's breaker and fair admission, with counts.
+    # For metrics and the fault tests: the store's breaker, the limits and fair admission,
+    # with their counts.
     app.state.store = store
-    app.state.admission = admission
+    app.state.fair_sharing = sharing
     return app

@@ -24,7 +24,7 @@ these fields: its unit is not one of the draft's registered quota units.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -41,18 +41,6 @@ from app.core.errors import QuotaExceeded
 from app.core.ratelimit import Bucket, PlanRates, Take, TokenBuckets
 from app.core.settings import Settings
 from app.core.store import tenant_key
-
-
-def admission_of(settings: Settings) -> FairAdmission | None:
-    """The server's fair admission (TENANTRY_TENANT_CONCURRENCY=0: none)."""
-    limits = settings.limits
-    if limits.tenant_concurrency == 0:
-        return None
-    return FairAdmission(
-        per_tenant=limits.tenant_concurrency,
-        queue=limits.tenant_queue,
-        wait_seconds=limits.tenant_queue_wait_ms / 1000,
-    )
 
 
 @dataclass(frozen=True)
@@ -136,11 +124,32 @@ class LimitStats:
     """Plain counters of refusals, for metrics and tests (fair admission has its own)."""
 
     # 429s for a plan's request rates (tenant or user), and for the cost budget.
-    requests_refused: WorkCounter
-    cost_refused: WorkCounter
+    requests_refused: WorkCounter = field(default_factory=WorkCounter)
+    cost_refused: WorkCounter = field(default_factory=WorkCounter)
 
 
-STATS = LimitStats(WorkCounter(), WorkCounter())
+@dataclass
+class FairSharing:
+    """The server's buckets and fair admission, with counts of what they refused: built once
+    in create_app, kept on the app's state for metrics, and in each signed-in request's
+    state for CostBudget."""
+
+    buckets: TokenBuckets
+    admission: FairAdmission | None
+    stats: LimitStats = field(default_factory=LimitStats)
+
+    @classmethod
+    def of(cls, settings: Settings, buckets: TokenBuckets) -> FairSharing:
+        """With the settings' fair admission (TENANTRY_TENANT_CONCURRENCY=0: none)."""
+        limits = settings.limits
+        admission = None
+        if limits.tenant_concurrency > 0:
+            admission = FairAdmission(
+                per_tenant=limits.tenant_concurrency,
+                queue=limits.tenant_queue,
+                wait_seconds=limits.tenant_queue_wait_ms / 1000,
+            )
+        return cls(buckets, admission)
 
 
 class TenantLimitMiddleware:
@@ -149,12 +158,11 @@ class TenantLimitMiddleware:
     leaves the plan's rates in the request state; other requests pass untouched (requests
     without a token have their per-address limit, AnonymousRateLimitMiddleware)."""
 
-    def __init__(
-        self, app: ASGIApp, *, buckets: TokenBuckets, admission: FairAdmission | None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, sharing: FairSharing) -> None:
         self.app = app
-        self.buckets = buckets
-        self.admission = admission
+        self.sharing = sharing
+        self.buckets = sharing.buckets
+        self.admission = sharing.admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.get("state", {}) if scope["type"] == "http" else {}
@@ -164,14 +172,14 @@ class TenantLimitMiddleware:
             await self.app(scope, receive, send)
             return
         # For the cost budget, charged once the document is analysed (CostBudget).
-        state["buckets"] = self.buckets
+        state["fair_sharing"] = self.sharing
         policies = request_policies(rates, principal)
         takes = await self.buckets.take_all([p.bucket for p in policies]) if policies else []
         concurrency = None if self.admission is None else self.admission.per_tenant
         policy = policy_field(policies, concurrency)
         refused = [(p, t) for p, t in zip(policies, takes, strict=True) if not t.allowed]
         if refused:
-            STATS.requests_refused.add()
+            self.sharing.stats.requests_refused.add()
             failed, take = max(refused, key=lambda pair: pair[1].retry_after)
             error = RateExceeded(failed, take.retry_after)
             await _send_json(
@@ -247,8 +255,8 @@ class CostBudget(SchemaExtension):
     async def _charge(self, context: Context, cost: int) -> QuotaExceeded | None:
         state = context.request.state
         rates: PlanRates | None = getattr(state, "plan_rates", None)
-        buckets: TokenBuckets | None = getattr(state, "buckets", None)
-        if context.principal is None or rates is None or buckets is None:
+        sharing: FairSharing | None = getattr(state, "fair_sharing", None)
+        if context.principal is None or rates is None or sharing is None:
             return None
         policy = cost_policy(rates, context.principal.tenant_id)
         if policy is None:
@@ -257,18 +265,18 @@ class CostBudget(SchemaExtension):
         assert self.report is not None
         self.report["perMinute"] = rate.per_minute
         if cost > rate.burst:
-            STATS.cost_refused.add()
+            sharing.stats.cost_refused.add()
             return QuotaExceeded(
                 f"This operation costs {cost}, more than this organisation's plan allows in a"
                 f" minute ({rate.per_minute}, costPerMinute): ask for smaller pages (`first`)",
                 limit=policy.limit,
                 maximum=rate.per_minute,
             )
-        [take] = await buckets.take_all([policy.bucket], amount=cost)
+        [take] = await sharing.buckets.take_all([policy.bucket], amount=cost)
         self.report["remaining"] = take.remaining
         if take.allowed:
             return None
-        STATS.cost_refused.add()
+        sharing.stats.cost_refused.add()
         context.response.status_code = 429
         context.response.headers["retry-after"] = str(take.retry_after)
         return RateExceeded(policy, take.retry_after)

@@ -38,7 +38,8 @@ async def one_at_a_time(
     limits = replace(app_settings.limits, tenant_concurrency=1, tenant_queue=0)
     server, url = await start_server(replace(app_settings, limits=limits), database)
     try:
-        admission: FairAdmission = server.config.app.state.admission
+        admission = server.config.app.state.fair_sharing.admission
+        assert isinstance(admission, FairAdmission)
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             yield GraphQL(client), admission
     finally:
