@@ -134,12 +134,14 @@ class RedisUnavailable(Exception):
     """Redis did not answer (or the breaker is open): readiness reports the store degraded."""
 
 
-# What fails when Redis is down, frozen or restarting. Anything else (a script error, a
-# wrong type) is a bug and propagates.
+# What fails when Redis is down, frozen, restarting, out of memory or (after a failover) a
+# read-only replica. Anything else (a script error, a wrong type) is a bug and propagates.
 _UNREACHABLE = (
     redis_errors.ConnectionError,
     redis_errors.TimeoutError,
     redis_errors.BusyLoadingError,
+    redis_errors.ReadOnlyError,
+    redis_errors.OutOfMemoryError,
     OSError,
     TimeoutError,
 )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.store import Limit, RedisOptions, RedisUnavailable, Store, platform_key, tenant_key
@@ -196,3 +197,26 @@ async def test_an_add_is_never_kept_in_memory_while_redis_is_away(
     # then nothing is stored: this process reads the truth again next time
     assert not added
     assert await store.get(other) is None
+
+
+async def test_a_read_only_redis_after_a_failover_is_treated_as_away(
+    store: Store, redis_server: PrivateRedis
+) -> None:
+    # given Redis turned into a replica (of nothing reachable): it answers, refuses writes
+    admin = Redis.from_url(redis_server.url)
+    key = tenant_key(uuid.uuid4(), "mark")
+    try:
+        await admin.execute_command("REPLICAOF", "127.0.0.1", "1")
+
+        # when a write comes, the breaker opens at once and the write is kept in memory
+        await store.put(key, "revoked", ttl_seconds=60)
+        assert store.breaker.is_open
+        assert await store.get(key) == "revoked"
+
+        # then once Redis is a primary again, the write reaches it before it is read
+        await admin.execute_command("REPLICAOF", "NO", "ONE")
+        await _recover(store)
+        assert not store.breaker.is_open
+        assert await admin.get(store.backend_key(key)) == b'"revoked"'
+    finally:
+        await admin.aclose()
