@@ -98,6 +98,8 @@ class Context:
     # Required for operations under an impersonation token: without it they are refused.
     record_impersonated: ImpersonationRecorder | None = None
     loaders: Loaders = field(init=False)
+    # The operation's static cost (app/api/limits.py), once its document is analysed.
+    cost: int | None = field(init=False, default=None)
     _actor: Actor | PlatformActor | None = field(init=False, default=None)
     _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 

@@ -39,6 +39,7 @@ from strawberry.types.graphql import OperationType
 
 from app.api.context import Context, OperationSummary
 from app.api.errors import ErrorMasking
+from app.api.fairness import CostBudget
 from app.api.inputs import StringInputs
 from app.api.limits import DocumentLimits, TooComplex
 from app.api.permissions import only_read_refusals
@@ -214,18 +215,30 @@ class DocumentValidator:
         variables: dict[str, Any] | None,
     ) -> list[GraphQLError]:
         """The document's errors: one for the first limit it exceeds, else graphql-core's."""
+        return self.check(schema, document, operation_name, variables)[0]
+
+    def check(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+    ) -> tuple[list[GraphQLError], int]:
+        """`errors`, and the cost of the operation to run: one, plus the most objects its
+        connections could return (what the tenant's cost budget is charged)."""
         if self._limits is None or self._limits.shape.schema is not schema:
             self._limits = DocumentLimits.of(self.limits, schema)
         operation = get_operation_ast(document, operation_name)
         analysis = self._limits.analyse(document, operation, variables)
+        cost = 1 + analysis.nodes
         refusal = self._limits.refusal(analysis)
         if refusal is not None:
-            return [GraphQLError(refusal.message, original_error=refusal)]
+            return [GraphQLError(refusal.message, original_error=refusal)], cost
         # Refused here, before validation (tens of milliseconds for a full introspection
         # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
         if analysis.introspection_roots and not self.introspection:
-            return [GraphQLError(_INTROSPECTION_DISABLED)]
-        return self._validate(schema, document)
+            return [GraphQLError(_INTROSPECTION_DISABLED)], cost
+        return self._validate(schema, document), cost
 
     def _validate_uncached(
         self, schema: GraphQLSchema, document: DocumentNode
@@ -243,12 +256,15 @@ class DocumentValidation(SchemaExtension):
         context = self.execution_context
         assert context.graphql_document is not None
         # Set in every case: Strawberry then skips its own validation.
-        context.pre_execution_errors = self.validator.errors(
+        context.pre_execution_errors, cost = self.validator.check(
             context.schema._schema,
             context.graphql_document,
             context.operation_name,
             context.variables,
         )
+        if isinstance(context.context, Context):
+            # Charged to the tenant's budget and reported by CostBudget (app/api/fairness.py).
+            context.context.cost = cost
         yield
 
 
@@ -265,6 +281,8 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
         lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
         lambda: DocumentValidation(validator),
+        # After DocumentValidation, whose cost it charges.
+        CostBudget,
     ]
 
 

@@ -14,9 +14,10 @@ With `TENANTRY_READ_DATABASE_URL`, the database has a replica (app/core/db.py) a
   and a permission another user just lost must not come back from a stale replica.
 - Operations bound to no tenant read the replica without waiting (they see no tenant's
   rows); platform operations and serializable transactions stay on the primary.
-- When the store cannot be read, the operation reads from the primary; when a position
-  cannot be recorded, a warning says so (reads of that write may be stale until the replica
-  has it).
+- Redis is reached through the store's budget and circuit breaker (app/core/store.py):
+  while it cannot be, queries read from the primary (other processes' commits cannot be
+  known), and the positions of commits made meanwhile are lost: a read right after Redis
+  is back may miss such a write for as long as the replica lags behind it.
 
 Positions are kept as 16 hexadecimal digits: fixed width, so Redis compares them as text
 (its Lua numbers are doubles, too narrow for every 64-bit position).
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
-from app.core.db import Database, Session
+from app.core.db import UNKNOWN_POSITION, Database, Session
 from app.core.store import Store, StoreKey, tenant_key
 
 logger = logging.getLogger("tenantry.replicas")
@@ -82,44 +83,63 @@ class ReadRouting:
         if session.tenant_id is not None:
             try:
                 at_least = await self.newest(session.tenant_id)
-            except Exception as exc:
+            except Exception:
+                logger.exception("replica routing: the tenant's newest commit cannot be read")
+                at_least = UNKNOWN_POSITION
+            if at_least == UNKNOWN_POSITION:
                 # Where the tenant's writes are cannot be known: read where they all are.
-                logger.warning("replica routing: the store cannot be read (%s)", type(exc).__name__)
                 return
         session.read_from(replica, at_least=at_least, wait_ms=self.wait_ms)
 
     async def newest(self, tenant_id: UUID) -> int | None:
-        """The WAL position of the tenant's newest commit, while it is remembered."""
+        """The WAL position of the tenant's newest commit while it is remembered (None: no
+        write in the last hour); UNKNOWN_POSITION while Redis cannot be read."""
         key = _position_key(tenant_id)
-        if self._script is None:
+        if not self.store.shared:
             entry = self._memory.get(key.value)
             if entry is None or entry[1] <= time.monotonic():
                 return None
             return entry[0]
-        raw = await self.store.redis.get(self.store.backend_key(key))
-        if raw is None:
-            return None
-        return int(raw.decode() if isinstance(raw, bytes) else raw, 16)
+
+        async def on_redis(client: Any) -> int | None:
+            raw = await client.get(self.store.backend_key(key))
+            return None if raw is None else int(raw.decode() if isinstance(raw, bytes) else raw, 16)
+
+        async def unknown() -> int:
+            # Redis out of reach (the store's breaker logs it, once): other processes'
+            # commits cannot be known.
+            return UNKNOWN_POSITION
+
+        return await self.store.call(on_redis, unknown)
 
     async def committed(self, session: Session, position: int) -> None:
         """Remember `position` as the newest commit of the session's tenant (if newer)."""
         if session.tenant_id is None:
             return
         key = _position_key(session.tenant_id)
-        if self._script is None:
+        if not self.store.shared:
             self._remember_in_memory(key.value, position)
             return
-        try:
+
+        async def on_redis(client: Any) -> None:
             await self._script(
-                keys=[self.store.backend_key(key)], args=[_text(position), POSITION_TTL_SECONDS]
+                keys=[self.store.backend_key(key)],
+                args=[_text(position), POSITION_TTL_SECONDS],
+                client=client,
             )
-        except Exception as exc:
+
+        async def lost() -> None:
+            # Redis out of reach: reads go to the primary until it answers again (the
+            # breaker opened on this failed write); this commit's position is lost.
+            return None
+
+        try:
+            # Within the store's budget, and through its circuit breaker.
+            await self.store.call(on_redis, lost, write=True)
+        except Exception:
             # The commit stands: only its read-back from the replica is no longer ensured.
-            logger.warning(
-                "replica routing: a commit of tenant %s was not recorded (%s); its reads may"
-                " miss it until the replica has replayed it",
-                session.tenant_id,
-                type(exc).__name__,
+            logger.exception(
+                "replica routing: a commit of tenant %s was not recorded", session.tenant_id
             )
 
     def _remember_in_memory(self, key: str, position: int) -> None:

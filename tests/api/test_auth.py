@@ -8,7 +8,7 @@ import pytest
 
 from app.core.db import Database
 from app.core.security import TokenService
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.app_fixtures import COST_1, PASSWORD, GraphQL, Org, new_org
 
 SIGN_IN = """
 mutation SignIn($input: SignInInput!) {
@@ -104,7 +104,7 @@ async def test_a_deleted_tenant_signs_in_like_an_unknown_one(
 
 async def test_anonymous_caller_sees_no_viewer_and_cannot_list(gql: GraphQL) -> None:
     body = await gql("{ viewer { id } }")
-    assert body == {"data": {"viewer": None}}
+    assert body == {"data": {"viewer": None}, "extensions": COST_1}
 
     body = await gql("{ projects { totalCount } }")
 

@@ -31,7 +31,7 @@ from app.core.db import Database
 from app.core.keys import KeyRing, generate_signing_key, load_or_create_keys
 from app.core.security import TokenService
 from app.core.settings import Limits, Settings
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, GraphQL, Org, start_server, stop_server
 from tests.conftest import TestDatabase
 from tests.factories import mint_access_token, session_of
 
@@ -1097,7 +1097,7 @@ async def test_without_a_token_the_caller_is_anonymous(gql: GraphQL) -> None:
     projects = await gql(PROJECT_COUNT)
 
     # then
-    assert viewer == {"data": {"viewer": None}}
+    assert viewer == {"data": {"viewer": None}, "extensions": COST_1}
     assert projects["data"] is None
     assert _only_error(projects)["extensions"] == {"code": "UNAUTHENTICATED"}
 
@@ -1170,6 +1170,7 @@ async def test_production_refuses_introspection_before_validating_the_document(
                 "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
             }
         ],
+        "extensions": COST_1,
     }
 
 
