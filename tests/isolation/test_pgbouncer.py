@@ -54,13 +54,17 @@ def one_server_connection(test_db: TestDatabase) -> Iterator[Bouncer]:
         yield running
 
 
-async def pooled_database(bouncer: Bouncer, *, max_size: int) -> Database:
-    """The app's pool through PgBouncer, as the server opens it behind a transaction pooler."""
+async def pooled_database(
+    bouncer: Bouncer, *, max_size: int, acquire_timeout_ms: int = 30_000
+) -> Database:
+    """The app's pool through PgBouncer, as the server opens it behind a transaction pooler
+    (a connection may take long to come on a loaded machine: these tests are not about it)."""
     return await Database.connect(
         bouncer.url(APP_ROLE),
         min_size=1,
         max_size=max_size,
         statement_timeout_ms=5000,
+        acquire_timeout_ms=acquire_timeout_ms,
         transaction_pooler=True,
     )
 
@@ -205,8 +209,10 @@ async def test_the_server_serves_many_tenants_at_once_through_the_pooler(
         "TENANTRY_DATABASE_POOLER": "transaction",
         "TENANTRY_SIGNING_KEYS_FILE": str(keys_file),
         "TENANTRY_POOL_MAX_SIZE": "8",
-        # Time is not what this test looks at (a busy machine makes slow-request lines).
+        # Time is not what this test looks at: a busy machine makes slow-request lines and
+        # long waits for a connection, which must not turn into 503s here.
         "TENANTRY_SLOW_REQUEST_MS": "0",
+        "TENANTRY_POOL_ACQUIRE_TIMEOUT_MS": "30000",
     }
     rng = random.Random(SEED)
     # Creates and reads of four tenants, shuffled and sent 16 at a time.
@@ -260,7 +266,7 @@ async def test_a_transaction_the_pooler_cannot_place_fails_as_unavailable(
         test_db.urls.app, {APP_ROLE: PASSWORD}, pool_size=1, query_wait_timeout=1
     ) as busy:
         holder = await asyncpg.connect(busy.url(APP_ROLE), statement_cache_size=0)
-        db = await pooled_database(busy, max_size=2)
+        db = await pooled_database(busy, max_size=2, acquire_timeout_ms=2000)
         try:
             # The pooler's only server connection, held by an open transaction.
             holding = holder.transaction()
