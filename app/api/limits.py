@@ -8,9 +8,10 @@ spread stands for are multiplied, never expanded, and saturate at `SATURATED`.
 
 - Depth counts object levels: a connection's `edges { node { … } }` or `nodes { … }` is one
   level with the connection field, and an introspection `ofType` chain is counted on its own.
-- Cost (`nodes`) is the most objects the operation's connections could return: `first`
-  multiplied down every path, a connection without `first` counting the default page. It
-  reads `first` from the operation's variables, else their defaults, else the default page.
+- Cost (`nodes`) is the most objects the operation's connections could return: the page
+  size (`first`, or `last` for a page from the end) multiplied down every path, a
+  connection without either counting the default page. It reads them from the operation's
+  variables, else their defaults, else the default page.
   Cost is linear in the multiplier, so a fragment's cost at multiplier 1 is all that is kept.
 - Introspection is bounded by its roots (`__schema`, `__type`), its `ofType` depth, and the
   values it can produce, counted from the schema's real sizes: where the parents are distinct
@@ -401,24 +402,30 @@ class _Walk:
         return self.shape.schema.get_type(name)
 
     def _page(self, node: FieldNode, pages: bool) -> int | None:
-        """The page a field asks for: its `first`, or the default page for a connection
-        selected without one (it has `edges` or `nodes`); None for any other field."""
-        for argument in node.arguments or ():
-            if argument.name.value != "first":
-                continue
-            value: Any = argument.value
-            if isinstance(value, VariableNode):
-                name = value.name.value
-                value = self.variables.get(name, self.defaults.get(name))
-            elif isinstance(value, IntValueNode):
-                literal = value.value
-                if len(literal.lstrip("-")) <= _MAX_DIGITS:
-                    value = int(literal)
-                else:
-                    value = 0 if literal.startswith("-") else SATURATED
-            # A bool is an int to Python, not to GraphQL; null or anything else: the default.
-            return _cap(max(value, 0)) if type(value) is int else self.default_page_size
+        """The page a field asks for: its `first` or `last` (the larger, should both be
+        given), or the default page for a connection selected without them (it has `edges`
+        or `nodes`); None for any other field."""
+        sizes = [
+            self._size(argument.value)
+            for argument in node.arguments or ()
+            if argument.name.value in ("first", "last")
+        ]
+        if sizes:
+            return max(sizes)
         return self.default_page_size if pages else None
+
+    def _size(self, value: Any) -> int:
+        if isinstance(value, VariableNode):
+            name = value.name.value
+            value = self.variables.get(name, self.defaults.get(name))
+        elif isinstance(value, IntValueNode):
+            literal = value.value
+            if len(literal.lstrip("-")) <= _MAX_DIGITS:
+                value = int(literal)
+            else:
+                value = 0 if literal.startswith("-") else SATURATED
+        # A bool is an int to Python, not to GraphQL; null or anything else: the default.
+        return _cap(max(value, 0)) if type(value) is int else self.default_page_size
 
 
 def _defaults(operation: OperationDefinitionNode | None) -> dict[str, Any]:
@@ -565,7 +572,8 @@ class DocumentLimits:
         if a.nodes > limits.max_nodes:
             return TooComplex(
                 f"This operation could return up to {a.nodes} objects; the limit is "
-                f"{limits.max_nodes}. Ask for smaller pages (`first`) or fewer nested lists.",
+                f"{limits.max_nodes}. Ask for smaller pages (`first`, `last`) or fewer nested"
+                " lists.",
                 limit="nodes",
                 maximum=limits.max_nodes,
             )

@@ -68,6 +68,12 @@ def _nodes(document: str, variables: dict[str, Any] | None, name: str | None = N
         (WITH_DEFAULTS, {"f": True}, 20 + 400 + 8000),  # a Boolean is no Int
         ("{ projects(first: 99999999999999999999999) { totalCount } }", {}, 10**15),
         ("{ projects(first: -99999999999999999999999) { totalCount } }", {}, 0),
+        # `last` counts like `first` (a page from the end is as large); with both, the larger.
+        ("{ projects(last: 7) { totalCount } }", {}, 7),
+        ("query($l: Int) { projects(last: $l) { nodes { id } } }", {"l": 30}, 30),
+        ("query($l: Int = 40) { projects(last: $l) { nodes { id } } }", {}, 40),
+        ("{ projects(first: 3, last: 9) { totalCount } }", {}, 9),
+        ("{ projects(last: 99999999999999999999999) { totalCount } }", {}, 10**15),
     ],
 )
 def test_estimate(document: str, variables: dict[str, Any], expected: int) -> None:
