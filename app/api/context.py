@@ -81,6 +81,14 @@ class NamedTenant:
 
 
 @dataclass
+class CostBudget:
+    """What the operations of one batched request may still cost together: the cost limit
+    (app/api/limits.py's object estimate) bounds their sum, not each one alone."""
+
+    remaining: int
+
+
+@dataclass
 class Context:
     request: Request
     response: Response
@@ -97,6 +105,8 @@ class Context:
     authorize_platform: PlatformAuthorizer
     # Required for operations under an impersonation token: without it they are refused.
     record_impersonated: ImpersonationRecorder | None = None
+    # Set for the operations of a batched request (app/api/view.py), shared among them.
+    cost_budget: CostBudget | None = None
     loaders: Loaders = field(init=False)
     _actor: Actor | PlatformActor | None = field(init=False, default=None)
     _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)

@@ -21,6 +21,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    OperationDefinitionNode,
     ValidationContext,
     get_operation_ast,
     specified_rules,
@@ -37,10 +38,11 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
-from app.api.context import Context, OperationSummary
+from app.api.context import Context, CostBudget, OperationSummary
 from app.api.errors import ErrorMasking
 from app.api.limits import DocumentLimits, TooComplex
-from app.api.permissions import only_read_refusals
+from app.api.permissions import only_read_refusals, public_operation
+from app.core.errors import Unauthenticated
 from app.core.settings import Limits
 
 
@@ -99,6 +101,36 @@ class OperationTransaction(SchemaExtension):
         # A commit that fails (the database gone: DatabaseUnavailable, or lost during COMMIT:
         # CommitOutcomeUnknown) raises here; ErrorMasking answers it as the operation's error.
         await context.session.close(commit=not failed)
+
+
+class SignInRequired(SchemaExtension):
+    """One answer for every caller who is not signed in, whatever the reason.
+
+    An operation selecting any root field that is not `@public` runs only for a verified
+    caller. For anyone else (no token, or one the authentication middleware refused:
+    malformed, forged, expired, revoked, an impersonation no longer live) it is refused
+    before anything executes, with one UNAUTHENTICATED request error and no data, and
+    `WWW-Authenticate: Bearer` (`error="invalid_token"` for a refused token, RFC 6750).
+    Operations of only `@public` fields (signIn, refreshToken, …) and introspection run for
+    anyone, whatever Authorization header came with them: a stale token never blocks the
+    refresh that replaces it.
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        if isinstance(context, Context) and context.principal is None and context.platform is None:
+            document = execution.graphql_document
+            assert document is not None  # executing: parsed and validated
+            operation = get_operation_ast(document, execution.operation_name)
+            assert operation is not None
+            if not public_operation(execution.schema._schema, document, operation):
+                refused = getattr(context.request.state, "refused_credential", None) is not None
+                context.response.headers["www-authenticate"] = (
+                    'Bearer error="invalid_token"' if refused else "Bearer"
+                )
+                raise Unauthenticated("Invalid access token" if refused else "Sign in required")
+        yield
 
 
 class ReportingParserCache(ParserCache):
@@ -205,8 +237,11 @@ class DocumentValidator:
         document: DocumentNode,
         operation_name: str | None,
         variables: dict[str, Any] | None,
+        budget: CostBudget | None = None,
     ) -> list[GraphQLError]:
-        """The document's errors: one for the first limit it exceeds, else graphql-core's."""
+        """The document's errors: one for the first limit it exceeds, else graphql-core's.
+        With a batch's `budget`, a valid document's cost is taken from it (and one that
+        would overdraw it is refused, taking nothing)."""
         if self._limits is None or self._limits.shape.schema is not schema:
             self._limits = DocumentLimits.of(self.limits, schema)
         operation = get_operation_ast(document, operation_name)
@@ -217,13 +252,37 @@ class DocumentValidator:
         # Refused here, before validation (tens of milliseconds for a full introspection
         # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
         if analysis.introspection_roots and not self.introspection:
-            return [GraphQLError(_INTROSPECTION_DISABLED)]
-        return self._validate(schema, document)
+            return [_validation_error(GraphQLError(_INTROSPECTION_DISABLED))]
+        errors = self._validate(schema, document)
+        if not errors and budget is not None:
+            if analysis.nodes > budget.remaining:
+                spent = self.limits.max_nodes - budget.remaining
+                batch = TooComplex(
+                    f"This batch's operations could return up to {spent + analysis.nodes}"
+                    f" objects together; the limit is {self.limits.max_nodes}. Send fewer"
+                    " operations together or ask for smaller pages.",
+                    limit="nodes",
+                    maximum=self.limits.max_nodes,
+                )
+                return [GraphQLError(batch.message, original_error=batch)]
+            budget.remaining -= analysis.nodes
+        return errors
 
     def _validate_uncached(
         self, schema: GraphQLSchema, document: DocumentNode
     ) -> list[GraphQLError]:
-        return validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
+        found = validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
+        return [_validation_error(e) for e in found]
+
+
+def _validation_error(error: GraphQLError) -> GraphQLError:
+    """graphql-core's validation error with its stable code (app/api/errors.py keeps it); a
+    limit's refusal (one rule enforces one) keeps its own."""
+    if error.original_error is not None:
+        return error
+    return GraphQLError(
+        error.message, nodes=error.nodes, extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
+    )
 
 
 class DocumentValidation(SchemaExtension):
@@ -235,12 +294,32 @@ class DocumentValidation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
+        # GraphQL's GetOperation(): without `operationName` a document must hold exactly one
+        # operation (Strawberry would run the first one).
+        named = getattr(context, "_provided_operation_name", None)
+        operations = [
+            d
+            for d in context.graphql_document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ]
+        if named is None and len(operations) > 1:
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "This document holds several operations: name the one to run in"
+                    " `operationName`",
+                    extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+                )
+            ]
+            yield
+            return
         # Set in every case: Strawberry then skips its own validation.
+        budget = context.context.cost_budget if isinstance(context.context, Context) else None
         context.pre_execution_errors = self.validator.errors(
             context.schema._schema,
             context.graphql_document,
             context.operation_name,
             context.variables,
+            budget,
         )
         yield
 
@@ -253,6 +332,8 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
     validator = DocumentValidator(limits, introspection=introspection)
     return [
         ErrorMasking,
+        # Before the transaction and idempotency extensions: nothing of theirs runs either.
+        SignInRequired,
         OperationTransaction,
         lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
