@@ -34,6 +34,7 @@ from app.api.middleware import (
 )
 from app.api.observability import ObservabilityMiddleware, Telemetry
 from app.api.view import STATIC_PREFIX, GraphQLView
+from app.auth.revocation import request_access
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.migrate import known_versions
@@ -49,7 +50,6 @@ from app.platform.service import actor_for as platform_actor_for
 from app.rbac.service import actor_for
 from app.schema import build_schema
 from app.tenants.resolution import cors_origins_of, record_mismatch, tenant_id_of
-from app.tenants.service import tenant_access
 
 logger = logging.getLogger("tenantry")
 
@@ -182,7 +182,7 @@ def create_app(
                 AuthenticationMiddleware,
                 tokens=tokens,
                 store=store,
-                tenant_access=tenant_access,
+                tenant_access=request_access,
                 impersonation_live=impersonation_live,
             ),
             # After the token's verification, so a request whose token was refused counts as

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from app.core.db import Database
 from app.core.passwords import hash_password
@@ -55,6 +55,13 @@ class TenantData:
     project_ids: tuple[UUID, ...]
     task_ids: tuple[UUID, ...]
     comment_count: int
+
+    @property
+    def session_id(self) -> UUID:
+        """The first user's session, which the bench's access tokens belong to (the server
+        refuses tokens of sessions it does not know). Derived, so the seeded rows stay the
+        seed's."""
+        return uuid5(self.id, "bench-session")
 
 
 # Column arrays, one list per column, in the order of the INSERT's unnest() arguments.
@@ -167,6 +174,11 @@ SELECT app.current_tenant_id(), u.id, r.id
 FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, n)
 JOIN roles AS r ON r.key = CASE WHEN u.n = 1 THEN 'owner' ELSE 'member' END
 """
+# The measured principal's session, open for the whole run, as a sign-in would have left it.
+_INSERT_SESSION = """
+INSERT INTO auth_sessions (tenant_id, id, user_id, aal, amr, expires_at)
+VALUES (app.current_tenant_id(), $1, $2, 1, '{pwd}', statement_timestamp() + interval '1 day')
+"""
 _INSERT_PROJECTS = """
 INSERT INTO projects (tenant_id, id, name, description, created_by, created_at, updated_at)
 SELECT app.current_tenant_id(), p.id, p.name, p.description, p.created_by, p.at, p.at
@@ -212,6 +224,7 @@ async def insert(app_url: str, dataset: list[_Rows]) -> list[TenantData]:
             async with database.transaction(tenant.id) as session:
                 await session.execute(_INSERT_USERS, *rows.users, password_hash)
                 await session.execute(_INSERT_USER_ROLES, rows.users[0])
+                await session.execute(_INSERT_SESSION, tenant.session_id, tenant.user_ids[0])
                 await session.execute(_INSERT_PROJECTS, *rows.projects)
                 await session.execute(_INSERT_TASKS, *rows.tasks)
                 await session.execute(_INSERT_COMMENTS, *rows.comments)

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
@@ -137,7 +136,7 @@ class Env:
             issued = self.tokens.issue_access_token(
                 user_id=tenant.user_ids[0],
                 tenant_id=tenant.id,
-                session_id=uuid.uuid4(),  # a session only the token knows: no sign-in
+                session_id=tenant.session_id,  # seeded open: no sign-in
                 aal=1,
                 amr=("pwd",),
                 auth_time=int(time.time()),

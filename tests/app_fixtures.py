@@ -30,7 +30,7 @@ from app.core.settings import AuthSettings, Limits, Settings
 from app.main import create_app
 from app.tenants.service import create_tenant
 from app.users.service import create_user
-from tests.factories import mint_access_token
+from tests.factories import open_session
 
 PASSWORD = "correct horse battery staple"
 # GraphQL over HTTP's own response media type: its status codes tell refusals apart (a
@@ -234,7 +234,7 @@ async def new_org(
                 password=password,
                 role=role,
             )
-            token = mint_access_token(tokens, user_id=user.id, tenant_id=tenant.id)
+            token = await open_session(session, tokens, user_id=user.id)
             org.members.append(Member(user.id, user.email, token))
     return org
 

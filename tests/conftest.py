@@ -17,10 +17,40 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from app.core import dbadmin, embedded, migrate
 from app.core.db import Database
 from app.core.dbadmin import DatabaseUrls
+from tests.properties import CI_EXAMPLES, LONG_FACTOR, PROFILE
+
+# =====================================================================================
+# Hypothesis profiles, registered once and loaded before any test module is imported (a
+# test's own @settings starts from the loaded profile).
+#
+# `ci`, the default everywhere: derandomized (a fixed seed per test, no example database),
+# so a run passes or fails the same way every time. `long` (HYPOTHESIS_PROFILE=long, see
+# README "Development"): LONG_FACTOR times the examples, random, to search further on demand;
+# a failure it finds prints how to reproduce it. Both keep no example database. Function-
+# scoped fixtures (an `org`, the client) are shared by all examples of a test on purpose, so
+# the health check that warns about that is off.
+# =====================================================================================
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=CI_EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "long",
+    settings.get_profile("ci"),
+    derandomize=False,
+    max_examples=CI_EXAMPLES * LONG_FACTOR,
+    print_blob=True,
+)
+settings.load_profile(PROFILE)
 
 # =====================================================================================
 # Database foundation: one throwaway database per run, migrated once as the owner role.

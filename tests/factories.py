@@ -6,12 +6,17 @@ row-level security as the app: a tenant is created inside a transaction bound to
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from joserfc import jws
+
+from app.auth import queries as auth_queries
 from app.core.db import Database, Session
 from app.core.security import TokenService
 from app.rbac import service as rbac
@@ -275,7 +280,8 @@ async def tenant_tables(conn: _Fetcher) -> dict[str, str]:
 
 
 def mint_access_token(tokens: TokenService, *, user_id: UUID, tenant_id: UUID, aal: int = 1) -> str:
-    """An access token of a session that exists only in the token (no sign-in needed)."""
+    """An access token of a session that exists only in the token: verification accepts it,
+    the server refuses it (no such session). For tests of token verification itself."""
     return tokens.issue_access_token(
         user_id=user_id,
         tenant_id=tenant_id,
@@ -283,6 +289,42 @@ def mint_access_token(tokens: TokenService, *, user_id: UUID, tenant_id: UUID, a
         aal=aal,
         amr=("pwd", "otp") if aal == 2 else ("pwd",),
         auth_time=int(time.time()),
+    ).token
+
+
+# The user agent of the sessions `open_session` opens (so tests can tell them apart).
+TEST_SESSION_AGENT = "tests"
+
+
+def session_of(token: str) -> UUID:
+    """The session an access token belongs to: its `sid` claim (read, not verified)."""
+    payload = jws.extract_compact(token.encode()).payload
+    return UUID(json.loads(payload)["sid"])
+
+
+async def open_session(
+    session: Session, tokens: TokenService, *, user_id: UUID, aal: int = 1, age_seconds: int = 0
+) -> str:
+    """An access token of a new session of the user in `session`'s tenant, as a sign-in opens
+    it (a row in auth_sessions), without paying for Argon2; authenticated `age_seconds` ago."""
+    assert session.tenant_id is not None
+    amr = ("pwd", "otp") if aal == 2 else ("pwd",)
+    opened = await auth_queries.insert_session(
+        session,
+        user_id=user_id,
+        aal=aal,
+        amr=amr,
+        user_agent=TEST_SESSION_AGENT,
+        ip=None,
+        expires_at=datetime.now(UTC) + timedelta(days=1),
+    )
+    return tokens.issue_access_token(
+        user_id=user_id,
+        tenant_id=session.tenant_id,
+        session_id=opened.id,
+        aal=aal,
+        amr=amr,
+        auth_time=int(time.time()) - age_seconds,
     ).token
 
 

@@ -28,6 +28,7 @@ from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.tenants.quotas import Quota, require_room
 from app.tenants.service import current_tenant
+from app.users import service as users
 from app.users.models import User
 
 
@@ -65,6 +66,8 @@ async def invite_user(
             session, email=email, display_name=name or default_name
         )
     elif existing.status == "invited":
+        # A pending invitation is changed (its role replaced) only by one who may act on it.
+        await users.acting_on(session, actor, existing.id, field="email")
         user = await queries.update_invited_user(session, existing.id, display_name=name)
     else:
         raise Conflict("A user with this email already exists", field="email")

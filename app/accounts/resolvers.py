@@ -34,7 +34,9 @@ T = TypeVar("T")
 @strawberry.type
 class AccountMutations:
     @strawberry.mutation(
-        description="Invite someone to this tenant by email.",
+        description="Invite someone to this tenant by email. Inviting "
+        "an email whose invitation is pending changes it (its role), which, as any action on a "
+        "user, needs every permission of the roles they hold; only owners act on owners.",
         extensions=not_while_impersonating(requires(Permission.USER_INVITE)),
     )
     async def invite_user(

@@ -14,6 +14,7 @@ idempotency check) pass through the same translation, never unmasked.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -51,6 +52,21 @@ def _request_error_code(error: GraphQLError) -> tuple[str, dict[str, Any]]:
     if isinstance(marked, str):
         return marked, {}
     return VARIABLES, {}
+
+
+def error_document(
+    code: str, message: str, details: dict[str, object] | None = None
+) -> dict[str, Any]:
+    """A GraphQL response of one error and no data, for answers given outside GraphQL
+    execution (the middleware's refusals, a request that is not a GraphQL request, a
+    persisted document that cannot be had)."""
+    extensions = {"code": code, **(details or {})}
+    return {"errors": [{"message": message, "extensions": extensions}]}
+
+
+def error_body(code: str, message: str, details: dict[str, object] | None = None) -> bytes:
+    """`error_document` encoded as JSON."""
+    return json.dumps(error_document(code, message, details)).encode()
 
 
 def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError:

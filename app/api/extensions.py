@@ -40,6 +40,7 @@ from strawberry.types.graphql import OperationType
 
 from app.api.context import Context, CostBudget, OperationSummary
 from app.api.errors import ErrorMasking
+from app.api.inputs import StringInputs
 from app.api.limits import DocumentLimits, TooComplex
 from app.api.permissions import only_read_refusals, public_operation
 from app.core.errors import Unauthenticated
@@ -119,7 +120,13 @@ class SignInRequired(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         execution = self.execution_context
         context = execution.context
-        if isinstance(context, Context) and context.principal is None and context.platform is None:
+        answered = execution.result is not None  # already refused (StringInputs)
+        if (
+            not answered
+            and isinstance(context, Context)
+            and context.principal is None
+            and context.platform is None
+        ):
             document = execution.graphql_document
             assert document is not None  # executing: parsed and validated
             operation = get_operation_ast(document, execution.operation_name)
@@ -332,6 +339,9 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
     validator = DocumentValidator(limits, introspection=introspection)
     return [
         ErrorMasking,
+        # Inputs no service could store are refused first, whoever the caller (like
+        # validation errors).
+        StringInputs,
         # Before the transaction and idempotency extensions: nothing of theirs runs either.
         SignInRequired,
         OperationTransaction,

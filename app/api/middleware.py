@@ -9,7 +9,6 @@ whatever is not `@public` then answers UNAUTHENTICATED without executing
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 import uuid
@@ -21,6 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.context import NamedTenant, Principal
+from app.api.errors import error_body
 from app.core import telemetry
 from app.core.db import Database
 from app.core.errors import OperationAborted, QuotaExceeded, TenantSuspended, Unauthenticated
@@ -46,8 +46,8 @@ class TenantAccess(Protocol):
     def session_revoked(self) -> bool: ...
 
 
-# The tenant's access and the request's session, in one store round trip (app/tenants/
-# service.py, injected by app/main.py).
+# The tenant's access and whether the request's session still stands, in one store round
+# trip when cached (app/auth/revocation.py, injected by app/main.py).
 TenantGate = Callable[[Database, Store, UUID, UUID], Awaitable[TenantAccess]]
 # Whether an impersonation token's administrator, platform session and impersonation session
 # are all still live (app/platform/impersonation.py, injected by app/main.py).
@@ -65,8 +65,7 @@ async def _send_json(
     details: dict[str, object] | None = None,
 ) -> None:
     telemetry.error_code(code)
-    extensions = {"code": code, **(details or {})}
-    body = json.dumps({"errors": [{"message": message, "extensions": extensions}]}).encode()
+    body = error_body(code, message, details)
     await send(
         {
             "type": "http.response.start",

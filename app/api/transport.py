@@ -28,7 +28,9 @@ from typing import Any
 import mimeparse
 from starlette.responses import Response
 
+from app.api.errors import error_document
 from app.core import telemetry
+from app.core.validation import json_value
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
@@ -97,11 +99,6 @@ class RequestError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_body(code: str, message: str) -> dict[str, Any]:
-    """A GraphQL response of one request error (no `data`)."""
-    return {"errors": [{"message": message, "extensions": {"code": code}}]}
-
-
 def graphql_response(
     body: object, *, status: int, media_type: str, headers: Mapping[str, str] | None = None
 ) -> Response:
@@ -117,7 +114,7 @@ def refusal(error: RequestError, media_type: str) -> Response:
     """The answer to a request refused as a whole."""
     telemetry.error_code(error.code)
     return graphql_response(
-        error_body(error.code, error.message),
+        error_document(error.code, error.message),
         status=error.status,
         media_type=media_type,
         headers=error.headers,
@@ -163,9 +160,7 @@ _PARAMETERS = {
 
 def _parameters(given: object) -> OperationRequest:
     if not isinstance(given, dict):
-        raise RequestError(
-            422, "BAD_REQUEST", "A GraphQL request is a JSON object with a `query` string"
-        )
+        raise RequestError(422, "BAD_REQUEST", "The request body must be a JSON object")
     values: dict[str, Any] = {}
     for name, kind in _PARAMETERS.items():
         value = given.get(name)
@@ -193,11 +188,9 @@ def _parameters(given: object) -> OperationRequest:
 
 def _json(text: str | bytes, what: str) -> object:
     try:
-        return json.loads(text)
-    # A body nested thousands of levels deep exhausts the decoder's recursion: the client's
-    # mistake too, not a server failure.
-    except (ValueError, RecursionError):
-        raise RequestError(400, "BAD_REQUEST", f"The {what} is not valid JSON") from None
+        return json_value(text)
+    except ValueError:
+        raise RequestError(400, "BAD_REQUEST", f"Unable to parse {what} as JSON") from None
 
 
 def query_parameters(params: Mapping[str, str]) -> OperationRequest:
@@ -228,8 +221,6 @@ def body_operations(
             "UNSUPPORTED_MEDIA_TYPE",
             "Send GraphQL requests as `Content-Type: application/json` (UTF-8)",
         )
-    if not body.strip():
-        raise RequestError(400, "BAD_REQUEST", "The request body is empty")
     parsed = _json(body, "request body")
     if not isinstance(parsed, list):
         return _parameters(parsed)

@@ -33,13 +33,13 @@ from app.api.context import (
     PlatformAuthorizer,
 )
 from app.api.documents import DocumentRefused, Documents, owner_of
+from app.api.errors import error_document
 from app.api.graphiql import graphiql_html
 from app.api.transport import (
     JSON,
     OperationRequest,
     RequestError,
     body_operations,
-    error_body,
     graphql_response,
     query_parameters,
     refusal,
@@ -112,9 +112,7 @@ class GraphQLView(GraphQL[Context, None]):
                     "GraphQL requests are GET (queries) or POST",
                     {"allow": "GET, POST"},
                 )
-            if self.graphql_ide is not None and self.should_render_graphql_ide(
-                self.request_adapter_class(request)
-            ):
+            if self.graphql_ide is not None and _wants_the_ide(request):
                 return await self.render_graphql_ide(request)
             if media_type is None:
                 raise RequestError(
@@ -178,7 +176,7 @@ class GraphQLView(GraphQL[Context, None]):
             document = await self.documents.document(operation, owner)
         except DocumentRefused as refused:
             telemetry.error_code(refused.code)
-            return error_body(refused.code, refused.message), sub_response
+            return error_document(refused.code, refused.message), sub_response
         context = await self.get_context(request, sub_response)
         context.cost_budget = budget
         get = request.method == "GET"
@@ -274,6 +272,17 @@ class GraphQLView(GraphQL[Context, None]):
             graphiql_html(endpoint=str(request.url.path), static_prefix=STATIC_PREFIX),
             headers={"content-security-policy": _GRAPHIQL_CSP},
         )
+
+
+def _wants_the_ide(request: Request) -> bool:
+    """A browser opening the endpoint: a GET asking for HTML, with no GraphQL parameter (an
+    Apollo link's GET of a persisted query's hash has no `query` either)."""
+    parameters = ("query", "extensions", "documentId")
+    return (
+        request.method == "GET"
+        and "text/html" in request.headers.get("accept", "")
+        and not any(request.query_params.get(name) for name in parameters)
+    )
 
 
 def _unresolved(message: str) -> dict[str, Any]:

@@ -172,6 +172,17 @@ async def active_sessions(session: Session, user_id: UUID) -> list[AuthSession]:
     return [AUTH_SESSIONS.to_model(r) for r in rows]
 
 
+async def session_live(session: Session, session_id: UUID) -> bool:
+    """Whether the session exists, is not revoked and has not expired (its access tokens may
+    be used)."""
+    live: bool | None = await session.fetchval(
+        "SELECT revoked_at IS NULL AND expires_at > statement_timestamp()"
+        " FROM auth_sessions WHERE id = $1",
+        session_id,
+    )
+    return bool(live)
+
+
 async def session_owner(session: Session, session_id: UUID) -> UUID | None:
     owner: UUID | None = await session.fetchval(
         "SELECT user_id FROM auth_sessions WHERE id = $1 AND revoked_at IS NULL", session_id

@@ -6,8 +6,9 @@ presented token for a new one; a token presented again after the grace window is
 revoked and the event audited. Within the grace window it is a retry of a refresh whose
 response was lost, and the family rotates once more.
 
-Access tokens stay valid until they expire, so revocation also puts the session id in the
-store for the access tokens' lifetime; the authentication middleware refuses those.
+Access tokens are refused from the next request once their session is revoked: the
+authentication middleware checks the session (app/auth/revocation.py; PostgreSQL is the
+truth, the store a cache that revocations update once they have committed).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from app.audit.models import AuditOutcome
 from app.audit.service import record
 from app.auth import queries
 from app.auth.models import REFRESH_TOKEN_KIND, AuthSession, SignInTokens
+from app.auth.revocation import mark_revoked, revoke_after_commit
 from app.core.actor import refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import NotFound, TenantSuspended, Unauthenticated
 from app.core.request_meta import RequestMeta
-from app.core.revocation import mark_revoked
 from app.core.security import TokenService, new_opaque_token, parse_opaque_token
 from app.core.settings import Settings
 from app.core.store import Store
@@ -37,12 +38,6 @@ _USER_AGENT_MAX = 512
 
 class InvalidRefreshToken(Unauthenticated):
     code = "INVALID_REFRESH_TOKEN"
-
-
-async def _mark_revoked(
-    store: Store, tokens: TokenService, tenant_id: UUID, session_ids: list[UUID]
-) -> None:
-    await mark_revoked(store, tenant_id, session_ids, access_ttl_seconds=tokens.ttl_seconds)
 
 
 async def start_session(
@@ -146,7 +141,7 @@ async def refresh(
     # Outside the transaction: the revocation above is committed, not rolled back.
     if reused:
         logger.warning("refresh token reuse: session %s revoked", family.id)
-        await _mark_revoked(store, tokens, parsed.tenant_id, reused)
+        await mark_revoked(store, parsed.tenant_id, reused)
         raise failure
     return issued
 
@@ -175,7 +170,7 @@ async def revoke_session(
         target_id=session_id,
         metadata={"reason": reason},
     )
-    await _mark_revoked(store, tokens, session.tenant_id, revoked)
+    revoke_after_commit(session, store, revoked)
 
 
 async def revoke_user_sessions(
@@ -202,19 +197,17 @@ async def revoke_user_sessions(
             target_id=user_id,
             metadata={"reason": reason, "sessions": len(revoked)},
         )
-    await _mark_revoked(store, tokens, session.tenant_id, revoked)
+    revoke_after_commit(session, store, revoked)
     return len(revoked)
 
 
 async def revoke_tenant_sessions(
     session: Session, tokens: TokenService, store: Store, *, reason: str
 ) -> int:
-    """End every session of the bound tenant: its refresh-token families at once, its access
-    tokens once the transaction has committed (they are refused from then on)."""
-    tenant_id = session.tenant_id
-    assert tenant_id is not None
+    """End every session of the bound tenant: its refresh-token families and access tokens
+    once the transaction has committed."""
     revoked = await queries.revoke_tenant_sessions(session, reason=reason)
-    session.after_commit(lambda: _mark_revoked(store, tokens, tenant_id, revoked))
+    revoke_after_commit(session, store, revoked)
     return len(revoked)
 
 

@@ -434,9 +434,12 @@ class Session:
                 self._check(exc, conn)
                 raise
         self._savepoints += 1
+        # Effects registered inside the block belong to it: undone with it.
+        callbacks = len(self._after_commit)
         try:
             yield
         except BaseException:
+            del self._after_commit[callbacks:]
             # With the connection gone there is nothing to roll back to: the error that
             # broke the session (DatabaseUnavailable) fails the whole operation.
             if not self._broken:
@@ -465,8 +468,8 @@ class Session:
 
         For effects other sessions must not see before the data, e.g. invalidating a cache
         that a concurrent request could otherwise refill from the old rows. A callback
-        registered inside a savepoint that was rolled back still runs: callbacks must be
-        harmless when nothing changed.
+        registered inside a savepoint (`atomic`) that was rolled back is dropped with it, so
+        it may state what the block did (e.g. mark sessions revoked).
         """
         self._after_commit.append(callback)
 

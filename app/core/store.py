@@ -153,6 +153,14 @@ class Store:
         await self._cache.set(key.value, value)
         await self._cache.expire(key.value, ttl_seconds)
 
+    async def add(self, key: StoreKey, value: Any, *, ttl_seconds: int) -> bool:
+        """Store `value` only where the key holds nothing (Redis SET NX): whatever got there
+        first wins. False when it did."""
+        try:
+            return bool(await self._cache.add(key.value, value, ttl=ttl_seconds))
+        except ValueError:
+            return False
+
     async def get_many(self, keys: list[StoreKey]) -> list[Any]:
         """Several values in one round trip (MGET); None for missing keys. Values may be JSON
         documents or raw counters (`bump`)."""

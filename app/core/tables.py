@@ -27,6 +27,7 @@ import asyncpg
 
 from app.core.db import Session
 from app.core.errors import Invalid
+from app.core.validation import encodable, json_value
 
 M = TypeVar("M")
 
@@ -111,11 +112,7 @@ def _valid_float(sort: str) -> bool:
 
 def _valid_sort(sort: str, cast: str) -> bool:
     if cast == "text":
-        return (
-            len(sort) <= _MAX_TEXT_CURSOR
-            and "\x00" not in sort
-            and not any(0xD800 <= ord(c) <= 0xDFFF for c in sort)
-        )
+        return len(sort) <= _MAX_TEXT_CURSOR and encodable(sort)
     if cast == "timestamptz":
         return bool(_TIMESTAMPTZ.match(sort)) and bool(datetime.fromisoformat(sort))
     if cast == "date":
@@ -137,13 +134,16 @@ def decode_cursor(value: str, ordering: Ordering, *, field: str = "after") -> Cu
     names the argument it came in (`after` or `before`) in the error."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        sort, id_text = json.loads(raw)
+        decoded = json_value(raw)
+        if not isinstance(decoded, list) or len(decoded) != 2:
+            raise ValueError
+        sort, id_text = decoded
         if not isinstance(sort, str) or not isinstance(id_text, str):
             raise ValueError
         cursor = Cursor(sort, UUID(id_text))
         if not _valid_sort(sort, ordering.cast):
             raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, TypeError, binascii.Error):
         raise Invalid("Invalid cursor", field=field) from None
     return cursor
 

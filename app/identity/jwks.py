@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import time
 import warnings
@@ -23,6 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+from app.core.validation import json_value
 
 logger = logging.getLogger("tenantry.identity")
 
@@ -153,7 +154,7 @@ class JwksCache:
         except httpx.HTTPError as exc:
             raise JwksUnavailable(f"{type(exc).__name__}: {exc}") from None
         try:
-            document = json.loads(bytes(body))
+            document = json_value(bytes(body))
         except ValueError:
             raise JwksUnavailable("not JSON") from None
         keys = _public_keys(document)

@@ -8,13 +8,13 @@ the audit entry only; callers return one undifferentiated error.
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 
+from app.core.validation import json_value
 from app.identity.jwks import JwksCache
 from app.identity.models import ExternalIdentity, IdentityProvider
 
@@ -39,7 +39,7 @@ def unverified_issuer(token: str) -> tuple[str, dict[str, Any]]:
     try:
         compact = jws.extract_compact(token.encode("ascii"))
         header = compact.headers()
-        claims = json.loads(compact.payload)
+        claims = json_value(compact.payload)
     except (JoseError, ValueError, UnicodeError):
         raise Rejected("malformed") from None
     issuer = claims.get("iss") if isinstance(claims, dict) else None

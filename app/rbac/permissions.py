@@ -138,8 +138,10 @@ def markdown() -> str:
         "",
         "Every tenant has these four; their sets are fixed in code (a release may extend them)."
         " Owners and admins hold the same permissions, but only owners assign or remove the"
-        " owner role, and every tenant keeps at least one active owner. Custom roles hold any"
-        " subset of the catalog (docs/authorization.md).",
+        " owner role or act on an owner, and every tenant keeps at least one active owner."
+        " Acting on a user (disabling, enabling, changing their roles or pending invitation)"
+        " needs every permission of each role they hold. Custom roles hold any subset of the"
+        " catalog (docs/authorization.md).",
         "",
         "| Permission | Meaning | " + " | ".join(roles) + " |",
         "|---|---|" + "---|" * len(roles),

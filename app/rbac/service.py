@@ -183,13 +183,18 @@ def _description(value: str) -> str:
     return validation.text(value, field="description", max_length=1000, min_length=0)
 
 
+def _lacking(actor: Actor, permissions: frozenset[Permission]) -> str | None:
+    """The first permission of `permissions` (with what they imply) `actor` does not hold."""
+    missing = sorted(p.value for p in effective(permissions) if not actor.can(p))
+    return missing[0] if missing else None
+
+
 def _require_manager_of(actor: Actor, permissions: frozenset[Permission]) -> None:
     """Managing a role needs role:manage and every permission the role grants: nobody
     hands out (or takes away) more than they hold themselves."""
     actor.require(Permission.ROLE_MANAGE)
-    missing = sorted(p.value for p in effective(permissions) if not actor.can(p))
-    if missing:
-        raise Forbidden(f"You do not hold {missing[0]}, so you cannot manage a role that grants it")
+    if lacking := _lacking(actor, permissions):
+        raise Forbidden(f"You do not hold {lacking}, so you cannot manage a role that grants it")
 
 
 def _custom(role: Role) -> None:
@@ -325,7 +330,9 @@ async def delete_role(
     )
 
 
-async def _assignable(session: Session, actor: Actor, role_id: UUID) -> Role:
+async def assignable(session: Session, actor: Actor, role_id: UUID) -> Role:
+    """The role, if `actor` may assign or remove it: role:manage and every permission it
+    grants; the owner role only by owners."""
     role = await get_role(session, role_id, field="roleId")
     _require_manager_of(actor, (await permissions_of_roles(session, [role]))[role.id])
     if role.key == OWNER and not actor.is_owner:
@@ -342,9 +349,10 @@ async def assign_role(
     user_id: UUID,
     role_id: UUID,
 ) -> None:
-    """Give the user the role (nothing happens, and nothing is logged, if they hold it)."""
+    """Give the user the role (nothing happens, and nothing is logged, if they hold it). The
+    caller has checked the actor may act on the user (users.service `change_role`)."""
     refuse_impersonation(session, "Changing role assignments")
-    role = await _assignable(session, actor, role_id)
+    role = await assignable(session, actor, role_id)
     try:
         async with session.atomic():
             added = await queries.assign(session, user_id, role_id, actor.user_id)
@@ -373,9 +381,10 @@ async def unassign_role(
     user_id: UUID,
     role_id: UUID,
 ) -> None:
-    """Take the role from the user; the tenant's last active owner keeps theirs."""
+    """Take the role from the user; the tenant's last active owner keeps theirs. The caller
+    has checked the actor may act on the user (users.service `change_role`)."""
     refuse_impersonation(session, "Changing role assignments")
-    role = await _assignable(session, actor, role_id)
+    role = await assignable(session, actor, role_id)
     if role.key == OWNER:
         await ensure_owner_remains(session, leaving=user_id)
     if not await queries.unassign(session, user_id, role_id):
@@ -410,11 +419,30 @@ async def ensure_owner_remains(session: Session, *, leaving: UUID, field: str = 
 def check_may_grant(actor: Actor, key: str, *, field: str = "role") -> None:
     """Forbidden unless `actor` may hand out the system role `key` (e.g. with an invitation):
     they hold all its permissions, and for the owner role they are an owner."""
-    missing = sorted(p.value for p in SYSTEM_ROLES[key] if not actor.can(p))
-    if missing:
-        raise Forbidden(f"You do not hold {missing[0]}, so you cannot grant this role", field=field)
+    if lacking := _lacking(actor, SYSTEM_ROLES[key]):
+        raise Forbidden(f"You do not hold {lacking}, so you cannot grant this role", field=field)
     if key == OWNER and not actor.is_owner:
         raise Forbidden("Only owners can grant the owner role", field=field)
+
+
+async def check_may_act_on_user(
+    session: Session, actor: Actor, user_id: UUID, *, field: str = "id"
+) -> None:
+    """Forbidden unless `actor` may act on every role the user holds, as on the roles
+    themselves: they hold every permission each grants, and only owners act on an owner.
+    So an admin, who may not touch the owner role, neither disables an owner nor changes
+    their roles or invitation. The caller has locked the user's row (users.service
+    `acting_on`), so the roles read here are the ones the change applies to."""
+    roles = (await queries.roles_of_users(session, [user_id])).get(user_id, [])
+    granted = await permissions_of_roles(session, roles)
+    for role in roles:
+        if role.key == OWNER and not actor.is_owner:
+            raise Forbidden("Only owners can act on an owner", field=field)
+        if lacking := _lacking(actor, granted[role.id]):
+            raise Forbidden(
+                f"The user's role {role.name} grants {lacking}, which you do not hold",
+                field=field,
+            )
 
 
 async def grant_system_role(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -15,7 +15,6 @@ from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
 from app.core.request_meta import RequestMeta
-from app.core.revocation import revoked_key
 from app.core.store import Store, StoreKey, tenant_key
 from app.core.validation import MISSING, Patch
 from app.rbac import service as rbac
@@ -131,8 +130,6 @@ class TenantAccess:
 
     status: str  # a TenantStatus value, or "missing" (purged)
     plan: str | None
-    # The request's session was revoked: its access tokens die with it, not at their expiry.
-    session_revoked: bool = False
 
     @property
     def active(self) -> bool:
@@ -148,38 +145,44 @@ class TenantAccess:
             return cls("missing", None)
         return cls(tenant.status.value, tenant.plan)
 
+    @classmethod
+    def cached(cls, value: object) -> TenantAccess | None:
+        """The access `remember` stored (a value read from `access_key`); None if absent."""
+        if not isinstance(value, dict):
+            return None
+        return cls(str(value["status"]), value.get("plan"))
 
-def _access_key(tenant_id: UUID) -> StoreKey:
+
+def access_key(tenant_id: UUID) -> StoreKey:
+    """Where a tenant's access is cached; read together with the request's session on every
+    signed-in request (app/auth/revocation.py)."""
     return tenant_key(tenant_id, "access")
 
 
-async def tenant_access(
-    database: Database, store: Store, tenant_id: UUID, session_id: UUID | None = None
-) -> TenantAccess:
-    """The tenant's status and plan, and whether the session `session_id` was revoked:
-    checked on every signed-in request, so both come from the store in one round trip."""
-    keys = [_access_key(tenant_id)]
-    if session_id is not None:
-        keys.append(revoked_key(tenant_id, session_id))
-    cached, *revoked = await store.get_many(keys)
-    telemetry.cache("tenant_access", hit=isinstance(cached, dict))
-    if isinstance(cached, dict):
-        access = TenantAccess(str(cached["status"]), cached.get("plan"))
-    else:
+async def read_access(session: Session) -> TenantAccess:
+    """The bound tenant's access, from the database."""
+    return TenantAccess.of(await queries.current(session))
+
+
+async def tenant_access(database: Database, store: Store, tenant_id: UUID) -> TenantAccess:
+    """The tenant's status and plan, cached for `STATUS_TTL_SECONDS`."""
+    access = TenantAccess.cached(await store.get(access_key(tenant_id)))
+    telemetry.cache("tenant_access", hit=access is not None)
+    if access is None:
         async with database.transaction(tenant_id, readonly=True) as session:
-            access = TenantAccess.of(await queries.current(session))
+            access = await read_access(session)
         await remember(store, tenant_id, access)
-    return replace(access, session_revoked=any(revoked))
+    return access
 
 
 async def forget_access(store: Store, tenant_id: UUID) -> None:
-    await store.delete(_access_key(tenant_id))
+    await store.delete(access_key(tenant_id))
 
 
 async def remember(store: Store, tenant_id: UUID, access: TenantAccess) -> None:
     """Publish a tenant's new status or plan (after its change committed)."""
     await store.put(
-        _access_key(tenant_id),
+        access_key(tenant_id),
         {"status": access.status, "plan": access.plan},
         ttl_seconds=STATUS_TTL_SECONDS,
     )

@@ -11,9 +11,6 @@ from app.api.mutations import UserError, attempt
 from app.api.permissions import not_while_impersonating, own_record, requires
 from app.api.relations import connection, result
 from app.api.relay import ObjectId, load_node, parse_id
-from app.core.actor import Actor
-from app.core.db import Session
-from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.rbac.types import Role
 from app.users import service
@@ -48,14 +45,16 @@ class UserPayload:
 class UserMutations:
     @strawberry.mutation(
         description="Disable a user: they cannot sign in, and every session of theirs ends "
-        "at once. The tenant's last active owner cannot be disabled.",
+        "at once. Acting on a user needs every permission of each role they hold, and only "
+        "owners act on owners; the tenant's last active owner cannot be disabled.",
         extensions=not_while_impersonating(requires(Permission.USER_MANAGE)),
     )
     async def disable_user(self, info: Info, id: ObjectId) -> UserPayload:
         return await _set_disabled(info, id, disabled=True)
 
     @strawberry.mutation(
-        description="Let a disabled user sign in again.",
+        description="Let a disabled user sign in again. Acting on a user needs every "
+        "permission of each role they hold, and only owners act on owners.",
         extensions=not_while_impersonating(requires(Permission.USER_MANAGE)),
     )
     async def enable_user(self, info: Info, id: ObjectId) -> UserPayload:
@@ -63,7 +62,8 @@ class UserMutations:
 
     @strawberry.mutation(
         description="Give a user a role; it applies to their next request. You must hold "
-        "every permission of the role, and only owners assign the owner role.",
+        "every permission of the role and of each role the user holds already, and only owners "
+        "assign the owner role or change an owner's roles.",
         extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def assign_role(
@@ -74,8 +74,9 @@ class UserMutations:
         return await _change_role(info, input, assign=True)
 
     @strawberry.mutation(
-        description="Take a role from a user; it applies to their next request. The tenant's "
-        "last active owner keeps the owner role.",
+        description="Take a role from a user; it applies to their next request. You must hold "
+        "every permission of each role the user holds, and only owners change an owner's roles; "
+        "the tenant's last active owner keeps the owner role.",
         extensions=not_while_impersonating(requires(Permission.ROLE_MANAGE)),
     )
     async def unassign_role(
@@ -88,21 +89,18 @@ class UserMutations:
 
 async def _change_role(info: Info, input: RoleAssignmentInput, *, assign: bool) -> UserPayload:
     ctx = info.context
-    change = rbac.assign_role if assign else rbac.unassign_role
-
-    async def run(s: Session, actor: Actor) -> object:
-        user_id = parse_id(input.user_id, User, field="userId")
-        await change(
+    outcome = await attempt(
+        info,
+        lambda s, actor: service.change_role(
             s,
             ctx.store,
             ctx.request_meta,
             actor=actor,
-            user_id=user_id,
+            user_id=parse_id(input.user_id, User, field="userId"),
             role_id=parse_id(input.role_id, Role, field="roleId"),
-        )
-        return await service.get_user(s, user_id, field="userId")
-
-    outcome = await attempt(info, run)
+            assign=assign,
+        ),
+    )
     return UserPayload(user=User.maybe(outcome.value), errors=outcome.errors)
 
 

@@ -16,7 +16,7 @@ from app.core.passwords import hash_password
 from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.store import Store
-from app.core.tables import fetch_by_ids
+from app.core.tables import fetch_by_ids, lock_row
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.tenants.quotas import Quota, require_room
@@ -58,6 +58,39 @@ async def get_user(session: Session, user_id: UUID, *, field: str = "id") -> Use
     return found[user_id]
 
 
+async def acting_on(session: Session, actor: Actor, user_id: UUID, *, field: str = "id") -> User:
+    """The user, locked until the transaction ends, once `actor` may act on them: on every
+    role they hold (rbac `check_may_act_on_user`). The lock keeps their roles as checked: a
+    concurrent role change waits (its foreign key needs the row), and so does another action
+    on them. NotFound as `get_user`."""
+    user = await lock_row(session, USERS, user_id)
+    if user is None:
+        raise NotFound("User not found", field=field)
+    await rbac.check_may_act_on_user(session, actor, user_id, field=field)
+    return user
+
+
+async def change_role(
+    session: Session,
+    store: Store,
+    meta: RequestMeta,
+    *,
+    actor: Actor,
+    user_id: UUID,
+    role_id: UUID,
+    assign: bool,
+) -> User:
+    """Give the user a role or take it (rbac `assign_role`, `unassign_role`), if `actor`
+    may act on them; the user as they are now."""
+    refuse_impersonation(session, "Changing role assignments")
+    # The role's own rules answer first (the change below checks them again: one read).
+    await rbac.assignable(session, actor, role_id)
+    await acting_on(session, actor, user_id, field="userId")
+    change = rbac.assign_role if assign else rbac.unassign_role
+    await change(session, store, meta, actor=actor, user_id=user_id, role_id=role_id)
+    return await get_user(session, user_id, field="userId")
+
+
 async def credentials(session: Session, email: str) -> Credentials | None:
     """What sign-in checks for this email in the session's tenant (any case)."""
     return (await look_up_credentials(session, email)).found
@@ -91,7 +124,7 @@ async def set_disabled(
     actor.require(Permission.USER_MANAGE)
     if user_id == actor.user_id:
         raise Invalid("You cannot disable or enable yourself", field="id")
-    user = await get_user(session, user_id)
+    user = await acting_on(session, actor, user_id)
     if user.status is UserStatus.INVITED:
         raise Invalid("The user has not accepted the invitation yet", field="id")
     if user.status is (UserStatus.DISABLED if disabled else UserStatus.ACTIVE):

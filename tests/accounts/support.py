@@ -14,7 +14,7 @@ from app.core.db import Database
 from app.core.passwords import argon2_computations
 from app.core.security import new_opaque_token, token_digest
 from tests.app_fixtures import GraphQL
-from tests.factories import SYSTEM_ROLE_COLUMN
+from tests.factories import SYSTEM_ROLE_COLUMN, TEST_SESSION_AGENT
 from tests.factories import set_role as set_role
 
 ERRORS = "errors { code message field }"
@@ -188,10 +188,14 @@ async def access_works(gql: GraphQL, access_token: str) -> bool:
 
 
 async def live_sessions(database: Database, tenant_id: UUID, user_id: UUID) -> int:
+    """The user's live sessions that were signed in (not the one new_org opened for their
+    token)."""
     async with database.transaction(tenant_id, readonly=True) as session:
         count: int = await session.fetchval(
-            "SELECT count(*) FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL",
+            "SELECT count(*) FROM auth_sessions WHERE user_id = $1 AND revoked_at IS NULL"
+            " AND user_agent <> $2",
             user_id,
+            TEST_SESSION_AGENT,
         )
     return count
 

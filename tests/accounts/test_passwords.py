@@ -20,6 +20,7 @@ from app.core.passwords import (
     verify_and_maybe_rehash,
     verify_password,
 )
+from tests.properties import examples
 
 LONG_UNICODE = "пароль-密码-🔑-" * 60  # 780 code points, about 2 KB of UTF-8
 
@@ -153,9 +154,9 @@ _passwords = st.text(
 ).filter(lambda p: p.casefold() not in passwords.common_passwords())
 
 
+# Argon2 per example: slow on purpose (and the profile's own suppression is replaced here).
 @settings(
-    max_examples=15,
-    deadline=None,
+    max_examples=examples(15),
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(password=_passwords, extra=st.characters(blacklist_categories=("Cs", "Mn", "Mc", "Me")))

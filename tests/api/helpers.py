@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from app.api.relay import decode_global_id, encode_global_id
@@ -21,3 +22,14 @@ def pk(global_id: str) -> UUID:
 
 def at(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def refused_input(body: dict[str, Any]) -> str | None:
+    """The field named when a request was refused before running for a string no service
+    could store (NUL, a lone surrogate: app/api/inputs.py); None when the operation ran."""
+    if body.get("data") is not None:
+        return None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "INVALID", body
+    field: str = error["extensions"]["field"]
+    return field

@@ -33,7 +33,7 @@ from app.core.security import TokenService
 from app.core.settings import Limits, Settings
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 from tests.conftest import TestDatabase
-from tests.factories import mint_access_token
+from tests.factories import mint_access_token, session_of
 
 
 @pytest.fixture
@@ -918,7 +918,8 @@ def _claims(settings: Settings, org: Org, **changes: object) -> dict[str, object
         "aud": settings.jwt_audience,
         "sub": str(org.members[0].id),
         "tid": str(org.id),
-        "sid": str(uuid4()),
+        # The session member 0's own token belongs to: the server refuses unknown sessions.
+        "sid": str(session_of(org.members[0].token)),
         "aal": 1,
         "amr": ["pwd"],
         "auth_time": now,

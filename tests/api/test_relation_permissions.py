@@ -20,7 +20,7 @@ from app.core.security import TokenService
 from tests.app_fixtures import GraphQL, new_org
 from tests.factories import (
     grant_custom_role,
-    mint_access_token,
+    open_session,
     seed_comment,
     seed_project,
     seed_task,
@@ -53,7 +53,9 @@ async def caller(
     user = await seed_user(database, world.tenant_id, role=None)
     if permissions:
         await grant_custom_role(database, world.tenant_id, user, permissions)
-    return user, mint_access_token(tokens, user_id=user, tenant_id=world.tenant_id)
+    async with database.transaction(world.tenant_id) as session:
+        token = await open_session(session, tokens, user_id=user)
+    return user, token
 
 
 def refusals(body: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:

@@ -75,7 +75,8 @@ async def test_statement_count_is_the_same_for_1_and_50_projects(
     assert small_data["projects"]["totalCount"] == 1  # type: ignore[index]
     assert large_data["projects"]["totalCount"] == 50  # type: ignore[index]
     assert len(large_data["projects"]["nodes"][49]["tasks"]["nodes"]) == 3  # type: ignore[index]
-    # One per relation and per count, plus one resolving the caller's permissions and one
-    # reading the tenant's status at authentication (both then cached): 14 today, on a first
-    # request. Set by the query's shape, not by the data.
-    assert small_count == large_count == 14
+    # One per relation and per count, plus one resolving the caller's permissions and two at
+    # authentication reading the tenant's status and the session's row (all then cached, the
+    # session only with Redis): 15 today, on a first request. Set by the query's shape, not
+    # by the data.
+    assert small_count == large_count == 15

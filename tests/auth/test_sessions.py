@@ -25,6 +25,13 @@ async def team(database: Database, tokens: TokenService) -> Org:
     return await new_org(database, tokens, members=2, password=PASSWORD, role="member")
 
 
+async def _only_signed_in_sessions(database: Database, org: Org) -> None:
+    """End the sessions new_org opened for the members' tokens, so that every session a test
+    counts is one it signed in itself."""
+    async with database.transaction(org.id) as session:
+        await session.execute("UPDATE auth_sessions SET revoked_at = statement_timestamp()")
+
+
 async def _signed_in(gql: GraphQL, org: Org, member: int = 0) -> dict[str, str]:
     result = await sign_in(gql, org.slug, org.members[member].email, PASSWORD)
     assert result["errors"] == []
@@ -44,8 +51,9 @@ async def _audit_actions(database: Database, org: Org) -> list[str]:
 
 
 async def test_sign_in_opens_a_session_with_access_and_refresh_tokens(
-    gql: GraphQL, team: Org
+    gql: GraphQL, team: Org, database: Database
 ) -> None:
+    await _only_signed_in_sessions(database, team)
     tokens = await _signed_in(gql, team)
 
     assert tokens["refreshToken"].startswith(f"rt.{team.id.hex}.")
@@ -168,7 +176,10 @@ async def test_sign_out_ends_this_session_only(gql: GraphQL, team: Org, database
     assert "session.revoked:success" in await _audit_actions(database, team)
 
 
-async def test_sign_out_everywhere_ends_every_session_of_the_user(gql: GraphQL, team: Org) -> None:
+async def test_sign_out_everywhere_ends_every_session_of_the_user(
+    gql: GraphQL, team: Org, database: Database
+) -> None:
+    await _only_signed_in_sessions(database, team)
     sessions = [await _signed_in(gql, team) for _ in range(3)]
     colleague = await _signed_in(gql, team, member=1)
 
@@ -181,7 +192,10 @@ async def test_sign_out_everywhere_ends_every_session_of_the_user(gql: GraphQL, 
     assert await _status(gql, colleague["accessToken"]) == 200
 
 
-async def test_viewer_lists_and_revokes_its_own_sessions(gql: GraphQL, team: Org) -> None:
+async def test_viewer_lists_and_revokes_its_own_sessions(
+    gql: GraphQL, team: Org, database: Database
+) -> None:
+    await _only_signed_in_sessions(database, team)
     current = await _signed_in(gql, team)
     other = await _signed_in(gql, team)
     listed = (await gql.data(SESSIONS, token=current["accessToken"]))["viewer"]["sessions"]

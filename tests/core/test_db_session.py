@@ -107,6 +107,37 @@ async def test_atomic_undoes_only_its_own_block(database: Database) -> None:
     assert await project_names(database, tenant) == ["a before", "c kept", "d after"]
 
 
+async def test_after_commit_callbacks_of_a_rolled_back_block_are_dropped_with_it(
+    database: Database,
+) -> None:
+    tenant = await seed_tenant(database)
+    ran: list[str] = []
+
+    def note(name: str) -> Callable[[], Awaitable[None]]:
+        async def callback() -> None:
+            ran.append(name)
+
+        return callback
+
+    async with database.transaction(tenant) as session:
+        session.after_commit(note("outer"))
+        async with session.atomic():
+            session.after_commit(note("kept block"))
+
+        async def failing_block() -> None:
+            async with session.atomic():
+                session.after_commit(note("undone block"))
+                async with session.atomic():
+                    session.after_commit(note("nested in the undone block"))
+                raise RuntimeError("the block fails")
+
+        with pytest.raises(RuntimeError):
+            await failing_block()
+        session.after_commit(note("after the block"))
+
+    assert ran == ["outer", "kept block", "after the block"]
+
+
 async def test_atomic_lets_the_transaction_continue_after_a_database_error(
     database: Database,
 ) -> None:

@@ -10,6 +10,7 @@ import stat
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID, uuid4
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 from joserfc import jws
 
+from app.auth import queries as auth_queries
 from app.cli import main
 from app.core import keys as keys_module
 from app.core.db import Database
@@ -48,6 +50,8 @@ class Someone:
     tenant_id: UUID
     user_id: UUID
     email: str
+    # A session of theirs (the server refuses tokens of sessions it does not know).
+    session_id: UUID
 
 
 async def _someone(database: Database) -> Someone:
@@ -57,14 +61,23 @@ async def _someone(database: Database) -> Someone:
         user = await create_user(
             session, email=f"a@{slug}.example", display_name="A", password=None
         )
-    return Someone(tenant.id, user.id, user.email)
+        opened = await auth_queries.insert_session(
+            session,
+            user_id=user.id,
+            aal=1,
+            amr=("pwd",),
+            user_agent="tests",
+            ip=None,
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+    return Someone(tenant.id, user.id, user.email, opened.id)
 
 
 def _issue(tokens: TokenService, who: Someone | None = None) -> str:
     return tokens.issue_access_token(
         user_id=who.user_id if who else uuid4(),
         tenant_id=who.tenant_id if who else uuid4(),
-        session_id=uuid4(),
+        session_id=who.session_id if who else uuid4(),
         aal=1,
         amr=("pwd",),
         auth_time=int(time.time()),

@@ -4,6 +4,8 @@ ID tokens signed with real keys. Every rejection is the same answer and one audi
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -20,7 +22,7 @@ from app.identity.jwks import JwksCache
 from app.tenants.plans import PLANS
 from tests.app_fixtures import GraphQL, Org, start_server, stop_server
 from tests.auth.helpers import STORES, fresh_ip, from_ip, throttled_server
-from tests.factories import SYSTEM_ROLE_COLUMN, seed_user
+from tests.factories import SYSTEM_ROLE_COLUMN, TEST_SESSION_AGENT, seed_user
 from tests.identity.support import (
     VIEWER,
     FakeIdp,
@@ -130,8 +132,12 @@ async def _user(database: Database, tenant_id: UUID, email: str) -> dict[str, An
 
 
 async def _sessions(database: Database, tenant_id: UUID) -> list[tuple[UUID, int, list[str]]]:
+    """The sessions signed in (not those new_org opened for the members' tokens)."""
     async with database.transaction(tenant_id, readonly=True) as session:
-        rows = await session.fetch("SELECT user_id, aal, amr FROM auth_sessions ORDER BY 1")
+        rows = await session.fetch(
+            "SELECT user_id, aal, amr FROM auth_sessions WHERE user_agent <> $1 ORDER BY 1",
+            TEST_SESSION_AGENT,
+        )
     return [(r["user_id"], r["aal"], list(r["amr"])) for r in rows]
 
 
@@ -233,7 +239,19 @@ def _bad_tokens() -> dict[str, Callable[[FakeIdp, SigningKey], str]]:
         "wrong-iss": lambda idp, key: idp.token(key, idp.claims(iss="https://evil.example")),
         "ec-token-for-an-rsa-kid": lambda idp, key: idp.token(new_key("ES256", kid=key.kid)),
         "garbage": lambda idp, key: "not.a.token",
+        "nested-payload": _nested_payload,
     }
+
+
+def _nested_payload(idp: FakeIdp, key: SigningKey) -> str:
+    """A token whose payload nests deeper than the JSON parser can recurse (it was read,
+    before any verification, to find the issuer: an internal error)."""
+    header = {"alg": "ES256", "kid": key.kid, "typ": "JWT"}
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    return f"{part(json.dumps(header).encode())}.{part(b'[' * 5000)}.{part(b'signature')}"
 
 
 BAD_REASONS = {
@@ -248,6 +266,7 @@ BAD_REASONS = {
     "wrong-iss": "unknown_issuer",
     "ec-token-for-an-rsa-kid": "signature",
     "garbage": "malformed",
+    "nested-payload": "malformed",
 }
 
 

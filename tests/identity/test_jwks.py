@@ -140,8 +140,10 @@ async def test_unusable_keys_are_skipped(idp: FakeIdp) -> None:
         (200, {}, b"not json"),
         (200, {}, b'{"keys": "nope"}'),
         (200, {}, b" " * 300_000),
+        # Deeper than the JSON parser can recurse (it raised RecursionError).
+        (200, {}, b'{"keys": ' + b"[" * 100_000),
     ],
-    ids=["error", "redirect", "not-json", "not-a-set", "too-large"],
+    ids=["error", "redirect", "not-json", "not-a-set", "too-large", "nested-too-deep"],
 )
 async def test_bad_responses_give_no_key_and_keep_the_old_ones(
     idp: FakeIdp, response: tuple[int, dict[str, str], bytes]

@@ -14,13 +14,14 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from app.api.relay import decode_global_id, encode_global_id
 from app.core.db import Database
 from app.core.security import TokenService
 from tests.app_fixtures import GraphQL, Org, new_org
+from tests.properties import examples
 
 # --- Documents --------------------------------------------------------------------------------
 
@@ -352,11 +353,7 @@ OPERATIONS = st.tuples(
 )
 
 
-@settings(
-    max_examples=30,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=examples(30))
 @given(ops=st.lists(OPERATIONS, min_size=4, max_size=20))
 async def test_random_operations_of_three_tenants_never_cross(
     gql: GraphQL,

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database, Session
@@ -30,6 +30,7 @@ from tests.factories import (
     seed_user,
     tenant_tables,
 )
+from tests.properties import examples
 
 
 @dataclass(frozen=True)
@@ -591,11 +592,7 @@ OPERATIONS = st.tuples(
 )
 
 
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=examples(25))
 @given(ops=st.lists(OPERATIONS, min_size=1, max_size=12))
 async def test_random_interleavings_never_cross_tenants(
     database: Database, examples_run: list[int], ops: list[tuple]

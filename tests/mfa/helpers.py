@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from app.core.db import Database
 from app.core.security import MFA_CHALLENGE_TYPE, TokenService
 from app.core.settings import Settings
 from app.mfa import crypto, queries
 from tests.app_fixtures import GraphQL
+from tests.factories import open_session
 
 ERRORS = "errors { code message field }"
 TOKENS = "nextStep accessToken refreshToken challenge"
@@ -47,8 +48,17 @@ def codes_of(body: dict[str, Any]) -> list[str]:
     return [e["code"] for e in body.get("errors", [])]
 
 
-async def enrol(gql: GraphQL, token: str) -> tuple[str, list[str]]:
-    """Enrol the token's user through the API; returns the secret and recovery codes."""
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    codes: list[str]
+    # Enrolling ends every session of the user, the enrolling one's too: this is the access
+    # token of the session it opened instead.
+    token: str
+
+
+async def enrol(gql: GraphQL, token: str) -> Enrolment:
+    """Enrol the token's user through the API."""
     started = (await gql.data(START, token=token))["startTotpEnrollment"]
     assert started["errors"] == []
     secret: str = started["enrollment"]["secret"]
@@ -56,8 +66,7 @@ async def enrol(gql: GraphQL, token: str) -> tuple[str, list[str]]:
         "confirmTotpEnrollment"
     ]
     assert confirmed["errors"] == []
-    codes: list[str] = confirmed["recoveryCodes"]
-    return secret, codes
+    return Enrolment(secret, confirmed["recoveryCodes"], confirmed["signIn"]["accessToken"])
 
 
 async def seed_totp(
@@ -105,15 +114,17 @@ async def audit_actions(database: Database, tenant_id: UUID, user_id: UUID) -> l
     return [f"{r['action']}:{r['outcome']}" for r in rows]
 
 
-def access_token(
-    tokens: TokenService, *, tenant_id: UUID, user_id: UUID, aal: int, age_seconds: int = 0
+async def access_token(
+    database: Database,
+    tokens: TokenService,
+    *,
+    tenant_id: UUID,
+    user_id: UUID,
+    aal: int,
+    age_seconds: int = 0,
 ) -> str:
-    """An access token authenticated `age_seconds` ago at `aal`."""
-    return tokens.issue_access_token(
-        user_id=user_id,
-        tenant_id=tenant_id,
-        session_id=uuid4(),
-        aal=aal,
-        amr=("pwd", "otp") if aal == 2 else ("pwd",),
-        auth_time=int(time.time()) - age_seconds,
-    ).token
+    """An access token of a new session authenticated `age_seconds` ago at `aal`."""
+    async with database.transaction(tenant_id) as session:
+        return await open_session(
+            session, tokens, user_id=user_id, aal=aal, age_seconds=age_seconds
+        )

@@ -22,10 +22,12 @@ from tests.mfa.helpers import (
 )
 
 
-def _token(tokens: TokenService, org: Org, *, aal: int, age_seconds: int = 0) -> str:
+async def _token(
+    database: Database, tokens: TokenService, org: Org, *, aal: int, age_seconds: int = 0
+) -> str:
     member = org.members[0]
-    return access_token(
-        tokens, tenant_id=org.id, user_id=member.id, aal=aal, age_seconds=age_seconds
+    return await access_token(
+        database, tokens, tenant_id=org.id, user_id=member.id, aal=aal, age_seconds=age_seconds
     )
 
 
@@ -46,16 +48,19 @@ async def test_changes_need_a_fresh_second_factor(
 ) -> None:
     assert age == 0 or age > app_settings.auth.fresh_auth_seconds
     org = await new_org(database, tokens)
-    await enrol(gql, org.token)
+    enrolled = await enrol(gql, org.token)
 
-    body = await gql.data(document, token=_token(tokens, org, aal=aal, age_seconds=age))
+    body = await gql.data(
+        document, token=await _token(database, tokens, org, aal=aal, age_seconds=age)
+    )
 
     payload = next(iter(body.values()))
     assert codes_of(payload) == ["FRESH_AUTH_REQUIRED"]
-    status = (await gql.data(STATUS, token=org.token))["mfaStatus"]
+    status = (await gql.data(STATUS, token=enrolled.token))["mfaStatus"]
     assert status == {"totpEnabled": True, "totpPending": False, "recoveryCodesRemaining": 10}
     actions = await audit_actions(database, org.id, org.members[0].id)
-    assert actions == ["mfa.totp.enrolled:success"]
+    # Enrolling ended the enrolling session; the refused changes recorded nothing.
+    assert actions == ["mfa.totp.enrolled:success", "session.revoked_all:success"]
 
 
 async def test_disabling_removes_the_factor_and_restarts_every_session(
@@ -63,7 +68,7 @@ async def test_disabling_removes_the_factor_and_restarts_every_session(
 ) -> None:
     org = await new_org(database, tokens, password=PASSWORD)
     member = org.members[0]
-    _, recovery_codes = await enrol(gql, org.token)
+    recovery_codes = (await enrol(gql, org.token)).codes
     credentials = {"input": {"tenant": org.slug, "email": member.email, "password": PASSWORD}}
 
     async def mfa_session() -> str:
@@ -110,7 +115,7 @@ async def test_disabling_without_a_factor_is_not_found(
 ) -> None:
     org = await new_org(database, tokens)
 
-    body = (await gql.data(DISABLE, token=_token(tokens, org, aal=2)))["disableMfa"]
+    body = (await gql.data(DISABLE, token=await _token(database, tokens, org, aal=2)))["disableMfa"]
 
     assert body["disabled"] is False
     assert codes_of(body) == ["NOT_FOUND"]
@@ -122,19 +127,22 @@ async def test_regenerating_replaces_every_recovery_code(
 ) -> None:
     org = await new_org(database, tokens)
     member = org.members[0]
-    _, old_codes = await enrol(gql, org.token)
+    enrolled = await enrol(gql, org.token)
+    old_codes = enrolled.codes
     used = await verify(
         gql, challenge(tokens, tenant_id=org.id, user_id=member.id), recovery=old_codes[0]
     )
     assert used["errors"] == []
 
-    body = (await gql.data(REGENERATE, token=_token(tokens, org, aal=2)))["regenerateRecoveryCodes"]
+    body = (await gql.data(REGENERATE, token=await _token(database, tokens, org, aal=2)))[
+        "regenerateRecoveryCodes"
+    ]
 
     assert body["errors"] == []
     new_codes = body["recoveryCodes"]
     assert len(set(new_codes)) == 10
     assert not set(new_codes) & set(old_codes)
-    status = (await gql.data(STATUS, token=org.token))["mfaStatus"]
+    status = (await gql.data(STATUS, token=enrolled.token))["mfaStatus"]
     assert status["recoveryCodesRemaining"] == 10
     old = await verify(
         gql, challenge(tokens, tenant_id=org.id, user_id=member.id), recovery=old_codes[1]
@@ -153,7 +161,9 @@ async def test_regenerating_without_a_factor_is_not_found(
 ) -> None:
     org = await new_org(database, tokens)
 
-    body = (await gql.data(REGENERATE, token=_token(tokens, org, aal=2)))["regenerateRecoveryCodes"]
+    body = (await gql.data(REGENERATE, token=await _token(database, tokens, org, aal=2)))[
+        "regenerateRecoveryCodes"
+    ]
 
     assert codes_of(body) == ["NOT_FOUND"]
     assert body["recoveryCodes"] is None

@@ -11,16 +11,19 @@ from uuid import UUID, uuid4
 
 import pyotp
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.settings import AuthSettings, Settings
 from app.mfa import crypto, service
+from tests.properties import examples
 
 KEYS = crypto.MfaKeys.generate()
 SECRET = crypto.new_totp_secret()
 # A fixed instant in the middle of a step, so "now" and its neighbours are exact.
 NOW = 1_800_000_015.0
+# Pure computation, microseconds per example: four times the suite's default count.
+CHEAP = settings(max_examples=examples(100))
 STEP = int(NOW // 30)
 
 
@@ -43,6 +46,7 @@ def test_a_sealed_secret_opens_only_for_its_tenant_and_user() -> None:
             crypto.open_totp_secret(KEYS, sealed, tenant_id=other_tenant, user_id=other_user)
 
 
+@CHEAP
 @given(tenant=st.uuids(), user=st.uuids(), other=st.uuids(), secret=st.text(min_size=1))
 def test_sealing_binds_any_secret_to_its_ids(
     tenant: UUID, user: UUID, other: UUID, secret: str
@@ -71,6 +75,7 @@ def test_resealing_moves_a_secret_to_another_tenant_only() -> None:
         crypto.reseal_totp_secret(KEYS, sealed, user_id=user, from_tenant=new, to_tenant=old)
 
 
+@CHEAP
 @given(position=st.integers(min_value=0), flip=st.integers(min_value=1, max_value=255))
 def test_a_tampered_ciphertext_does_not_open(position: int, flip: int) -> None:
     tenant, user = UUID(int=1), UUID(int=2)
@@ -197,6 +202,7 @@ def test_spaces_in_a_code_are_ignored() -> None:
     assert crypto.matching_step(SECRET, typed, last_used_step=None, now=NOW) == STEP
 
 
+@CHEAP
 @given(st.text(max_size=60))
 def test_arbitrary_input_is_rejected_unless_it_is_a_valid_code(text: str) -> None:
     valid = {code(-1), code(0), code(1)}
@@ -207,6 +213,7 @@ def test_arbitrary_input_is_rejected_unless_it_is_a_valid_code(text: str) -> Non
         assert result is None
 
 
+@CHEAP
 @given(st.from_regex(r"[0-9]{6}", fullmatch=True))
 def test_six_digit_guesses_match_only_the_window_codes(guess: str) -> None:
     expected = [s for s in (STEP - 1, STEP, STEP + 1) if crypto.code_at_step(SECRET, s) == guess]
@@ -226,6 +233,7 @@ def test_recovery_codes_are_ten_distinct_60_bit_codes() -> None:
         assert re.fullmatch(r"[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}", c)
 
 
+@CHEAP
 @given(
     upper=st.booleans(),
     separator=st.sampled_from(["-", "", " ", " - "]),
@@ -256,6 +264,7 @@ def test_a_recovery_code_digest_is_salted_by_tenant_and_user() -> None:
     assert None not in digests
 
 
+@CHEAP
 @given(st.text(max_size=80))
 def test_malformed_recovery_codes_have_no_digest(text: str) -> None:
     plain = text.strip().lower().replace("-", "").replace(" ", "")

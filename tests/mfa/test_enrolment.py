@@ -83,7 +83,9 @@ async def test_confirming_with_a_valid_code_enables_mfa_and_returns_recovery_cod
     confirmed = (await gql.data(CONFIRM, {"code": now_code(secret)}, token=member.token))[
         "confirmTotpEnrollment"
     ]
-    again = (await gql.data(CONFIRM, {"code": now_code(secret)}, token=member.token))[
+    # A new AAL 2 session for the caller; the session that enrolled has ended.
+    fresh = confirmed["signIn"]["accessToken"]
+    again = (await gql.data(CONFIRM, {"code": now_code(secret)}, token=fresh))[
         "confirmTotpEnrollment"
     ]
 
@@ -91,12 +93,10 @@ async def test_confirming_with_a_valid_code_enables_mfa_and_returns_recovery_cod
     assert rejected["recoveryCodes"] is None
     assert confirmed["errors"] == []
     assert len(set(confirmed["recoveryCodes"])) == 10
-    # A new AAL 2 session for the caller (the minted token's session is not in the database,
-    # so it survives here; real sessions end, see the next tests).
     assert confirmed["signIn"]["nextStep"] == "DONE"
-    assert confirmed["signIn"]["accessToken"]
+    assert (await gql.post(STATUS, token=member.token, headers=GRAPHQL_RESPONSE)).status_code == 401
     assert codes_of(again) == ["CONFLICT"]
-    status = (await gql.data(STATUS, token=member.token))["mfaStatus"]
+    status = (await gql.data(STATUS, token=fresh))["mfaStatus"]
     assert status == {"totpEnabled": True, "totpPending": False, "recoveryCodesRemaining": 10}
     async with database.transaction(org.id, readonly=True) as session:
         stored = await session.fetch(
@@ -111,6 +111,7 @@ async def test_confirming_with_a_valid_code_enables_mfa_and_returns_recovery_cod
     assert await audit_actions(database, org.id, member.id) == [
         "mfa.verification.failed:failure",
         "mfa.totp.enrolled:success",
+        "session.revoked_all:success",
     ]
 
 
@@ -118,11 +119,11 @@ async def test_a_confirmed_factor_cannot_be_replaced_by_a_new_enrolment(
     gql: GraphQL, database: Database, tokens: TokenService
 ) -> None:
     org = await new_org(database, tokens)
-    await enrol(gql, org.token)
+    enrolled = await enrol(gql, org.token)
     async with database.transaction(org.id, readonly=True) as session:
         before = await session.fetchrow("SELECT * FROM mfa_totp")
 
-    restarted = (await gql.data(START, token=org.token))["startTotpEnrollment"]
+    restarted = (await gql.data(START, token=enrolled.token))["startTotpEnrollment"]
 
     assert codes_of(restarted) == ["CONFLICT"]
     assert restarted["enrollment"] is None

@@ -41,7 +41,7 @@ async def test_password_then_code_signs_in_at_aal2(
 ) -> None:
     org = await new_org(database, tokens, password=PASSWORD)
     member = org.members[0]
-    secret, _ = await enrol(gql, org.token)
+    secret = (await enrol(gql, org.token)).secret
     credentials = {"input": {"tenant": org.slug, "email": member.email, "password": PASSWORD}}
     held = (await gql.data(SIGN_IN, credentials))["signIn"]
     assert held["nextStep"] == "MFA_REQUIRED"
@@ -164,7 +164,7 @@ async def test_a_recovery_code_signs_in_once_even_when_submitted_twice_at_once(
 ) -> None:
     org = await new_org(database, tokens)
     member = org.members[0]
-    _, recovery_codes = await enrol(gql, org.token)
+    recovery_codes = (await enrol(gql, org.token)).codes
     code = recovery_codes[3]
 
     results = await asyncio.gather(
@@ -194,7 +194,7 @@ async def test_a_recovery_code_may_be_typed_in_capitals_without_hyphens(
 ) -> None:
     org = await new_org(database, tokens)
     member = org.members[0]
-    _, recovery_codes = await enrol(gql, org.token)
+    recovery_codes = (await enrol(gql, org.token)).codes
     typed = recovery_codes[0].replace("-", " ").upper()
 
     done = await verify(gql, challenge(tokens, tenant_id=org.id, user_id=member.id), recovery=typed)
@@ -208,7 +208,7 @@ async def test_another_users_recovery_code_does_not_work(
 ) -> None:
     org = await new_org(database, tokens, members=2)
     first, second = org.members
-    _, first_codes = await enrol(gql, first.token)
+    first_codes = (await enrol(gql, first.token)).codes
     await enrol(gql, second.token)
 
     result = await verify(

@@ -14,7 +14,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
@@ -31,6 +31,7 @@ from tests.factories import TENANT_TABLES_SQL, fingerprint, seed_graph, seed_pro
 from tests.mfa.helpers import STATUS, enrol, now_code, verify
 from tests.platform.test_cli import operator_env, tenantry  # noqa: F401 (a fixture)
 from tests.platform.test_deletion import fill
+from tests.properties import examples
 
 pytestmark = pytest.mark.usefixtures("operator_env")
 
@@ -128,7 +129,7 @@ async def test_a_round_trip_restores_every_row_under_a_new_tenant_id(
 ) -> None:
     # Given a tenant with rows in every table the API reaches, and a user with TOTP.
     await fill(gql, customer)
-    secret, _ = await enrol(gql, customer.members[1].token)
+    secret = (await enrol(gql, customer.members[1].token)).secret
     async with database.transaction(customer.id) as session:  # what the API cannot reach here
         await session.execute(
             "INSERT INTO tenant_features (tenant_id, key, enabled) VALUES ($1, 'beta', true)",
@@ -560,9 +561,7 @@ NAMES = st.lists(
 )
 
 
-@settings(
-    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=examples(15))
 @given(names=NAMES)
 async def test_any_text_round_trips(
     database: Database, app_settings: Settings, examples_run: list[int], names: list[str]

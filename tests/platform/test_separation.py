@@ -15,7 +15,7 @@ from uuid import uuid4
 import asyncpg
 import graphql
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.core.db import Database
@@ -33,6 +33,7 @@ from tests.app_fixtures import GRAPHQL_RESPONSE, GraphQL, Org, new_org
 from tests.factories import fingerprint, platform_fingerprint, tenant_tables
 from tests.isolation.test_catalog import PLATFORM_READABLE
 from tests.platform.support import new_admin, sign_in
+from tests.properties import examples
 
 TENANT_RULES = {"requiresPermission", "signedIn"}
 PLATFORM_RULES = {"requiresPlatformPermission", "platformSignedIn"}
@@ -367,9 +368,7 @@ async def test_a_platform_session_bound_to_a_tenant_sees_only_that_tenant(
     assert users == 1
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=examples(25))
 @given(scope=st.text(max_size=20).filter(lambda s: s != "on" and "\x00" not in s))
 async def test_any_other_scope_value_reads_no_platform_row(
     database: Database, app_settings: Settings, scope: str, examples_run: list[int]

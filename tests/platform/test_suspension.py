@@ -94,7 +94,9 @@ async def test_suspension_is_in_both_audit_logs_once(
     assert unchanged["errors"] == []
     [entry] = await audit(database, customer.id, "tenant.suspended")
     assert (entry["actor_kind"], entry["actor_id"]) == ("platform", admin.id)
-    assert entry["metadata"] == {"reason": "unpaid invoices", "sessions_ended": 1}
+    # The sign-in's session, and the one each member's token belongs to (new_org).
+    ended = 1 + len(customer.members)
+    assert entry["metadata"] == {"reason": "unpaid invoices", "sessions_ended": ended}
     logged = (await gql.data(AUDIT, {"action": "tenant.suspended"}, token=token))[
         "platformAuditLog"
     ]["nodes"]

@@ -8,8 +8,13 @@ one operation on that content. The operation is allowed exactly when the permiss
 - allowed: the operation returns what it should (no FORBIDDEN anywhere), and a mutation meant
   to succeed changed the tenant's rows;
 - denied: FORBIDDEN, top-level when the field's own `@requiresPermission` is missing (nothing
-  ran), in the payload when the field's `…:own` permission is held but the object is not the
-  actor's; `node(id:)` reads as null instead. Either way no row of the tenant changed.
+  ran), in the payload when the field's permission is held but not for the object (an `…:own`
+  permission and someone else's object; a user holding a role the actor may not act on);
+  `node(id:)` reads as null instead. Either way no row of the tenant changed.
+
+Acting on a user needs what acting on each of their roles needs: every permission the role
+grants, and for the owner role, being an owner. The world's owners (`boss`, a disabled
+`former` owner, a `pending` owner's invitation) are what admins may not touch.
 
 A new guarded root field fails `test_the_matrix_covers_every_guarded_root_field` until it is
 added to OPERATIONS.
@@ -33,6 +38,7 @@ from app.core.request_meta import RequestMeta
 from app.core.security import TokenService
 from app.core.store import Store
 from app.projects.service import create_project, set_archived
+from app.rbac import queries as rbac_queries
 from app.rbac import service as rbac
 from app.rbac.permissions import SYSTEM_ROLES, Permission, effective
 from app.schema import build_schema
@@ -40,7 +46,7 @@ from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant
 from app.users.service import create_user
 from tests.app_fixtures import GraphQL
-from tests.factories import fingerprint, mint_access_token, set_role
+from tests.factories import fingerprint, open_session, set_role
 
 P = Permission
 # The system roles, and None: a signed-in user of the tenant holding no role at all.
@@ -68,14 +74,20 @@ class World:
     # The boss's comment on `theirs` and the actor's comment on `mine`.
     boss_comment: str
     own_comment: str
-    # Custom roles granting project:read: `custom` nobody holds, `held` is held by `other`.
+    # Custom roles granting project:read: `custom` nobody holds, `held` is held by `other`
+    # and by the boss.
     custom: str
     held: str
+    # A disabled owner, and the email of an owner invited who has not accepted yet.
+    former: str
+    pending: str
+    pending_email: str
 
 
 async def build_world(database: Database, tokens: TokenService, role: str | None) -> World:
     slug = f"rbac-{secrets.token_hex(5)}"
-    tenant = await create_tenant(database, slug=slug, name=f"Matrix {slug}")
+    # Unlimited: the world's users and projects are no case of quotas.
+    tenant = await create_tenant(database, slug=slug, name=f"Matrix {slug}", plan="enterprise")
     store = Store.from_url(None)
     meta = RequestMeta.none()
     try:
@@ -95,7 +107,14 @@ async def build_world(database: Database, tokens: TokenService, role: str | None
             actor_id = await user("actor", role or "viewer")
             other_id = await user("other", "member")
             disabled_id = await user("disabled", "member")
-            await session.execute("UPDATE users SET status = 'disabled' WHERE id = $1", disabled_id)
+            former_id = await user("former", "owner")
+            pending_id = await user("pending", "owner")
+            for user_id, status in (
+                (disabled_id, "disabled"),
+                (former_id, "disabled"),
+                (pending_id, "invited"),
+            ):
+                await session.execute("UPDATE users SET status = $2 WHERE id = $1", user_id, status)
             boss = await rbac.resolve(session, boss_id)
 
             project = await create_project(session, name="Main", description="", actor=boss)
@@ -133,13 +152,16 @@ async def build_world(database: Database, tokens: TokenService, role: str | None
             custom = await custom_role("Custom")
             held = await custom_role("Held")
             await rbac.assign_role(session, store, meta, actor=boss, user_id=other_id, role_id=held)
+            # Straight into the table: the audit log's role.assigned entry stays `other`'s.
+            await rbac_queries.assign(session, boss_id, held, None)
+            token = await open_session(session, tokens, user_id=actor_id)
     finally:
         await store.close()
     if role is None:
         await set_role(database, tenant.id, actor_id, None)
     return World(
         tenant_id=tenant.id,
-        token=mint_access_token(tokens, user_id=actor_id, tenant_id=tenant.id),
+        token=token,
         boss=encode_global_id("User", boss_id),
         actor=encode_global_id("User", actor_id),
         other=encode_global_id("User", other_id),
@@ -153,6 +175,9 @@ async def build_world(database: Database, tokens: TokenService, role: str | None
         own_comment=encode_global_id("Comment", own_comment),
         custom=encode_global_id("Role", custom),
         held=encode_global_id("Role", held),
+        former=encode_global_id("User", former_id),
+        pending=encode_global_id("User", pending_id),
+        pending_email=f"pending@{slug}.example",
     )
 
 
@@ -175,6 +200,9 @@ class Operation:
     variables: Variables
     needs: Permission
     expect: Expected
+    # The system role of the user the operation acts on, when it acts on one: the actor
+    # must also be allowed to act on that role (its permissions; owners only by owners).
+    acts_on: str | None = None
 
     @property
     def field(self) -> str:
@@ -313,8 +341,8 @@ def _comment(pick: Callable[[World], str]) -> Expected:
     return _ok("comment", lambda w: {"id": pick(w), "body": "Edited"})
 
 
-def _user_roles(*names: str) -> Expected:
-    return _ok("user", lambda w: {"id": w.other, "roles": [{"name": n} for n in names]})
+def _user_roles(*names: str, of: Callable[[World], str] = lambda w: w.other) -> Expected:
+    return _ok("user", lambda w: {"id": of(w), "roles": [{"name": n} for n in names]})
 
 
 OPERATIONS: list[Operation] = [
@@ -359,8 +387,12 @@ OPERATIONS: list[Operation] = [
         USERS,
         _none,
         P.USER_READ,
-        # By email: actor@, boss@, disabled@, other@.
-        lambda w: {"nodes": [{"id": i} for i in (w.actor, w.boss, w.disabled, w.other)]},
+        # By email: actor@, boss@, disabled@, former@, other@, pending@.
+        lambda w: {
+            "nodes": [
+                {"id": i} for i in (w.actor, w.boss, w.disabled, w.former, w.other, w.pending)
+            ]
+        },
     ),
     Operation(
         "roles",
@@ -547,6 +579,31 @@ OPERATIONS: list[Operation] = [
         P.USER_MANAGE,
         _ok("user", lambda w: {"id": w.disabled, "status": "ACTIVE"}),
     ),
+    # Acting on an owner: only owners may (an admin holds every permission, but not that).
+    Operation(
+        "disableUser(owner)",
+        DISABLE_USER,
+        _id(lambda w: w.boss),
+        P.USER_MANAGE,
+        _ok("user", lambda w: {"id": w.boss, "status": "DISABLED"}),
+        acts_on="owner",
+    ),
+    Operation(
+        "enableUser(owner)",
+        ENABLE_USER,
+        _id(lambda w: w.former),
+        P.USER_MANAGE,
+        _ok("user", lambda w: {"id": w.former, "status": "ACTIVE"}),
+        acts_on="owner",
+    ),
+    Operation(
+        "inviteUser(pending owner)",
+        INVITE_USER,
+        lambda w: {"email": w.pending_email},
+        P.USER_INVITE,
+        _ok("user", lambda w: {"email": w.pending_email, "status": "INVITED"}),
+        acts_on="owner",
+    ),
     # Roles (each custom role grants project:read, which owners and admins hold).
     Operation(
         "createRole",
@@ -582,6 +639,22 @@ OPERATIONS: list[Operation] = [
         lambda w: {"user": w.other, "role": w.held},
         P.ROLE_MANAGE,
         _user_roles("Member"),
+    ),
+    Operation(
+        "assignRole(owner)",
+        ASSIGN_ROLE,
+        lambda w: {"user": w.boss, "role": w.custom},
+        P.ROLE_MANAGE,
+        _user_roles("Owner", "Custom", "Held", of=lambda w: w.boss),
+        acts_on="owner",
+    ),
+    Operation(
+        "unassignRole(owner)",
+        UNASSIGN_ROLE,
+        lambda w: {"user": w.boss, "role": w.held},
+        P.ROLE_MANAGE,
+        _user_roles("Owner", of=lambda w: w.boss),
+        acts_on="owner",
     ),
     # Tenant settings.
     Operation(
@@ -640,6 +713,10 @@ def guarded_fields() -> dict[str, Permission]:
 
 
 GUARDED = guarded_fields()
+# The root fields that act on an existing user of the tenant (their status, roles, pending
+# invitation). Nothing else changes another user: credentials, MFA and sessions are only
+# ever one's own (revokeSession of another user's session is NOT_FOUND).
+ACTS_ON_USERS = {"disableUser", "enableUser", "assignRole", "unassignRole", "inviteUser"}
 CASES = [
     pytest.param(role, op, id=f"{role or 'no-role'}-{op.name}")
     for role in ROLES
@@ -649,6 +726,16 @@ CASES = [
 
 def held_by(role: str | None) -> frozenset[Permission]:
     return effective(SYSTEM_ROLES[role]) if role is not None else frozenset()
+
+
+def allowed(role: str | None, op: Operation) -> bool:
+    """Whether `role` may run `op` on the world's objects (the rule, stated once for tests)."""
+    held = held_by(role)
+    if op.needs not in held:
+        return False
+    if op.acts_on is None:
+        return True
+    return held_by(op.acts_on) <= held and (op.acts_on != "owner" or role == "owner")
 
 
 def test_the_matrix_covers_every_guarded_root_field() -> None:
@@ -661,8 +748,11 @@ def test_the_matrix_covers_every_guarded_root_field() -> None:
             assert GUARDED[op.field] in effective({op.needs}), op.name
     # The table exercises both outcomes of every operation.
     for op in OPERATIONS:
-        outcomes = {op.needs in held_by(role) for role in ROLES}
+        outcomes = {allowed(role, op) for role in ROLES}
         assert outcomes == {True, False}, op.name
+    # Every operation that acts on a user is also tried on an owner.
+    on_owners = {op.field for op in OPERATIONS if op.acts_on == "owner"}
+    assert on_owners == ACTS_ON_USERS, sorted(on_owners ^ ACTS_ON_USERS)
 
 
 @pytest.mark.parametrize(("role", "op"), CASES)
@@ -680,7 +770,7 @@ async def test_role_against_operation(
     # then
     after = await fingerprint(database, world.tenant_id)
     changed = sorted(t for t in before if before[t] != after[t])
-    if op.needs in held:
+    if allowed(role, op):
         assert body == {"data": {op.field: op.expect(world)}}
         if op.is_mutation and not body["data"][op.field]["errors"]:
             assert changed, "the mutation succeeded but changed nothing"
@@ -693,7 +783,8 @@ async def test_role_against_operation(
         # node(id:): an object the caller may not read is absent, like another tenant's.
         assert body == {"data": {op.field: None}}
     elif field_permission in held:
-        # The field's `…:own` permission is held, the object is not the actor's.
+        # The field's permission is held, but not for this object: an `…:own` permission and
+        # someone else's object, or a user holding a role the actor may not act on.
         assert "errors" not in body, body
         payload = body["data"][op.field]
         assert payload["errors"] == [{"code": "FORBIDDEN"}]

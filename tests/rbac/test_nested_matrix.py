@@ -57,7 +57,7 @@ from app.rbac.permissions import SYSTEM_ROLES, Permission
 from app.schema import sdl
 from app.tenants.service import create_tenant
 from tests.app_fixtures import GraphQL, start_server, stop_server
-from tests.factories import mint_access_token
+from tests.factories import open_session
 
 # Relations below the root field.
 DEPTH = 3
@@ -344,15 +344,16 @@ async def build_world(database: Database, tokens: TokenService) -> World:
         )
         role_id: UUID = await s.fetchval("SELECT id FROM roles WHERE key = 'viewer'")
 
-    def reader(name: str, user_id: UUID) -> Reader:
-        return Reader(
-            name, user_id, mint_access_token(tokens, user_id=user_id, tenant_id=tenant.id)
-        )
+    async def reader(name: str, user_id: UUID) -> Reader:
+        async with database.transaction(tenant.id) as session:
+            return Reader(name, user_id, await open_session(session, tokens, user_id=user_id))
 
     assert task is not None
     assert comment is not None
     world = World(
-        tenant.id, reader("reference", reference), {n: reader(n, u) for n, u in readers.items()}
+        tenant.id,
+        await reader("reference", reference),
+        {n: await reader(n, u) for n, u in readers.items()},
     )
     for type_name, pk in {
         "AuditLogEntry": audit,
@@ -380,7 +381,14 @@ async def world(database: Database, tokens: TokenService) -> World:
 async def deep(app_settings: Settings, database: Database) -> AsyncIterator[GraphQL]:
     """A server whose document limits admit the whole tree of a role (the limits have
     tests of their own; these documents are long, not costly: PAGE items per connection)."""
-    limits = Limits(max_depth=40, max_aliases=100, max_tokens=100_000, max_nodes=1_000_000)
+    limits = Limits(
+        max_depth=40,
+        max_aliases=100,
+        max_tokens=100_000,
+        max_fields=10_000,
+        max_nodes=1_000_000,
+        validation_budget=1_000_000,
+    )
     server, url = await start_server(dataclasses.replace(app_settings, limits=limits), database)
     try:
         async with httpx.AsyncClient(base_url=url, timeout=120) as http:

@@ -25,7 +25,7 @@ async def broken_gate_url(
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("secret detail: SELECT * FROM tenants")
 
-    monkeypatch.setattr("app.main.tenant_access", broken)
+    monkeypatch.setattr("app.main.request_access", broken)
     server, url = await start_server(app_settings, database)
     try:
         yield url
