@@ -42,6 +42,8 @@ REQUEST_ERROR_STATUS: dict[str, int] = {
     "GRAPHQL_VALIDATION_FAILED": 422,
     "OPERATION_RESOLUTION_FAILURE": 422,
     "BAD_USER_INPUT": 422,
+    # An input no service could store (a NUL, a lone surrogate), refused before execution.
+    "INVALID": 422,
     "QUERY_TOO_DEEP": 422,
     "TOO_MANY_ALIASES": 422,
     "QUERY_TOO_LARGE": 422,

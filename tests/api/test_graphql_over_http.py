@@ -93,6 +93,10 @@ CASES: dict[str, tuple[str, Case]] = {
         "query A { viewer { id } } query B { viewer { id } }",
         Case(200, 422, "OPERATION_RESOLUTION_FAILURE", has_data=False),
     ),
+    "unstorable-input": (
+        "query($a: String) { projects(after: $a) { totalCount } }",
+        Case(200, 422, "INVALID", has_data=False, variables={"a": "x\u0000y"}),
+    ),
     "unauthenticated": (
         "{ viewer { id } }",
         Case(200, 401, "UNAUTHENTICATED", has_data=False, signed_in=False),
