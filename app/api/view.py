@@ -124,7 +124,7 @@ class GraphQLView(GraphQL[Context, None]):
             operations = await self._operations(request)
             if isinstance(operations, list):
                 return await self._batch(request, operations, media_type)
-            body, sub_response = await self._run(request, operations, media_type)
+            body, sub_response = await self._run(request, operations)
         except RequestError as error:
             return refusal(error, media_type or JSON)
         status = sub_response.status_code or status_of(body, media_type)
@@ -155,7 +155,7 @@ class GraphQLView(GraphQL[Context, None]):
         bodies: list[dict[str, Any]] = []
         sub_responses: list[Response] = []
         for operation in operations:
-            body, sub_response = await self._run(request, operation, media_type, budget)
+            body, sub_response = await self._run(request, operation, budget)
             bodies.append(body)
             sub_responses.append(sub_response)
         # The array as a whole succeeded; each element says how its operation fared.
@@ -165,7 +165,6 @@ class GraphQLView(GraphQL[Context, None]):
         self,
         request: Request,
         operation: OperationRequest,
-        media_type: str,
         budget: CostBudget | None = None,
     ) -> tuple[dict[str, Any], Response]:
         """One operation's GraphQL response (and the response its resolvers set headers or

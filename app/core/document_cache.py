@@ -10,17 +10,24 @@ live in this process's memory, where at most `max_owners` owners are kept.
 
 Nothing here trusts a digest: a document is stored only under its own SHA-256, and one read
 back that does not hash to the digest asked for (a corrupted or tampered store) is a miss.
+Neither does anything depend on the store being up: Redis out of reach makes every lookup a
+miss (clients send the document again, which runs) and keeps nothing, logged once per outage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from app.core.store import Store, StoreKey
+
+logger = logging.getLogger("tenantry.store")
 
 
 def sha256_hex(document: str) -> str:
@@ -93,11 +100,19 @@ class DocumentCache:
         redis = store.redis
         self._get: Any = None if redis is None else redis.register_script(_GET_SCRIPT)
         self._put: Any = None if redis is None else redis.register_script(_PUT_SCRIPT)
+        self._unreachable = False
 
     async def get(self, owner: StoreKey, digest: str) -> str | None:
         """The document `owner` registered under `digest`, if it is still kept."""
         if self._get is not None:
-            found = await self._get(keys=self._keys(owner), args=[digest, self.ttl_seconds * 1000])
+            try:
+                found = await self._get(
+                    keys=self._keys(owner), args=[digest, self.ttl_seconds * 1000]
+                )
+            except (RedisError, OSError) as error:
+                self._failed(error)
+                return None
+            self._unreachable = False
             document = found.decode() if isinstance(found, bytes) else found
         else:
             document = self._get_in_memory(owner.value, digest)
@@ -112,13 +127,25 @@ class DocumentCache:
             return False
         digest = sha256_hex(document)
         if self._put is not None:
-            await self._put(
-                keys=self._keys(owner),
-                args=[digest, document, self.ttl_seconds * 1000, self.max_entries],
-            )
+            try:
+                await self._put(
+                    keys=self._keys(owner),
+                    args=[digest, document, self.ttl_seconds * 1000, self.max_entries],
+                )
+            except (RedisError, OSError) as error:
+                self._failed(error)
+                return False
+            self._unreachable = False
             return True
         self._put_in_memory(owner.value, digest, document)
         return True
+
+    def _failed(self, error: Exception) -> None:
+        if not self._unreachable:
+            logger.warning(
+                "persisted queries: the store is unreachable (%s); every hash is a miss", error
+            )
+        self._unreachable = True
 
     def _keys(self, owner: StoreKey) -> list[str]:
         documents = self.store.backend_key(owner)

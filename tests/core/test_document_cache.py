@@ -147,6 +147,23 @@ async def test_redis_entries_are_shared_by_every_process(app_settings: Settings)
         await two.close()
 
 
+async def test_redis_out_of_reach_is_a_miss_and_keeps_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # given: a Redis no one listens on (port 1)
+    store = Store.from_url("redis://127.0.0.1:1/0")
+    try:
+        cache = DocumentCache(store, ttl_seconds=60, max_entries=10, max_bytes=1000)
+
+        # when / then: no error reaches the request, one warning per outage
+        assert await cache.put(owner(), document(1)) is False
+        assert await cache.get(owner(), sha256_hex(document(1))) is None
+        warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(warnings) == 1
+    finally:
+        await store.close()
+
+
 async def test_a_document_that_does_not_match_its_hash_is_a_miss(app_settings: Settings) -> None:
     # given: a store whose entry was tampered with (or corrupted)
     store = Store.from_url(store_url("redis", app_settings))
