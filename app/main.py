@@ -22,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
 from app.api.documents import documents_for
+from app.api.fairness import FairSharing, TenantLimitMiddleware
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
 from app.api.middleware import (
@@ -89,8 +90,10 @@ def create_app(
     tokens = TokenService.from_settings(keys, settings)
     schema = build_schema(settings.limits, introspection=settings.introspection)
     # Redis when configured (connections open lazily), else this process's memory.
-    store = Store.from_url(settings.redis_url)
+    store = Store.from_settings(settings)
     telemetry = Telemetry(settings.observability, provider=tracer_provider)
+    buckets = TokenBuckets(store)
+    sharing = FairSharing.of(settings, buckets)
     graphql = GraphQLView(
         schema,
         settings=settings,
@@ -190,7 +193,7 @@ def create_app(
             # GraphQL work and before the body is read.
             Middleware(
                 AnonymousRateLimitMiddleware,
-                buckets=TokenBuckets(store),
+                buckets=buckets,
                 rate=Rate(settings.limits.anonymous_burst, settings.limits.anonymous_per_minute),
                 paths=frozenset({"/graphql"}),
             ),
@@ -206,8 +209,14 @@ def create_app(
                 resolve=tenant_id_of,
                 on_mismatch=record_mismatch,
             ),
+            # A signed-in request's plan rates and its tenant's fair share of this process.
+            Middleware(TenantLimitMiddleware, sharing=sharing),
         ],
         lifespan=lifespan,
     )
     install_jwks_cache(app.state, settings)
+    # For metrics and the fault tests: the store's breaker, the limits and fair admission,
+    # with their counts.
+    app.state.store = store
+    app.state.fair_sharing = sharing
     return app

@@ -201,6 +201,8 @@ def _server_env(urls: dbadmin.DatabaseUrls, keys_file: Path, data_dir: Path) -> 
         "MIGRATION_DATABASE_URL": urls.owner,
         "TENANTRY_ENV": "production",
         "TENANTRY_SIGNING_KEYS_FILE": str(keys_file),
+        # Production refuses to start on generated keys: the file `seeded()` created.
+        "TENANTRY_MFA_KEYS_FILE": str(data_dir / "keys" / "mfa-keys.json"),
         "TENANTRY_DATA_DIR": str(data_dir),
         # Every bench request comes from 127.0.0.1, and the unknown-account sign-ins are
         # failures by design: without this the throttle would measure itself.

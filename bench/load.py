@@ -5,11 +5,15 @@ Each level runs `clients` workers that each send the next request of one seeded 
 soon as their previous response arrives. A level stops after `--requests` requests or
 `--seconds`, whichever comes first; requests go only to the local server on 127.0.0.1.
 
-Noisy neighbour: tenant B alone (1 client), then tenant A flooding with `--noisy-clients`
-clients from a separate process while B repeats exactly the same sequence: once with A on
-the unlimited plan (no limiter: the baseline), once with A on a plan whose requests per
-minute the server enforces (429 beyond it, before any GraphQL).
-Run: `python -m bench.load [--levels 1,4,16,32]`.
+Noisy neighbour, side by side in one run: two server processes on the bench database, one
+without fair admission (TENANTRY_TENANT_CONCURRENCY=0: any number of a tenant's operations
+run at once, the behaviour before it) and one with the default (2 for a tenant alone, 1 each
+while another is active). On each, tenant
+B (1 client) alone, then while tenant A floods with `--noisy-clients` clients from a separate
+process, with A on each plan in turn: `enterprise` (unlimited), `team` and `free` (their
+request rates and cost budgets answer 429 beyond them, before any GraphQL). B replays exactly
+the same sequence every time; what matters is B's p50 under the flood over its p50 alone.
+Run: `python -m bench.load [--levels 1,4,16,32] [--noisy-only]`.
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ from app.core.db import Database
 from app.tenants.plans import PLANS
 from app.tenants.service import STATUS_TTL_SECONDS
 
+from ._cpu import Watched
 from ._dataset import TenantData
-from ._env import Env, add_arguments, environment, log
+from ._env import Env, add_arguments, environment, extra_server, log
 from ._loadgen import (
     LEVEL_HEADERS,
     FloodSpec,
@@ -50,8 +55,8 @@ NOISY_REQUESTS = 200
 
 
 @dataclass(frozen=True)
-class Limited:
-    """One limited round: A floods on `plan`; B's numbers and A's."""
+class Round:
+    """A floods on `plan`: B's numbers and A's."""
 
     plan: str
     flooded: Level
@@ -59,24 +64,35 @@ class Limited:
 
 
 @dataclass(frozen=True)
-class Noisy:
-    """Tenant B's latency alone and while tenant A floods, first with A unlimited, then with
-    A on plans whose requests per minute the server enforces; A's own numbers meanwhile."""
+class NoisyServer:
+    """One server process: B alone, then B while A floods on each plan."""
 
+    label: str
     alone: Level
-    flooded: Level
-    flood: Level
-    limited: list[Limited]
+    rounds: list[Round]
+
+    def ratio(self, round_: Round) -> float:
+        return round_.flooded.latency.p50 / self.alone.latency.p50
+
+
+@dataclass(frozen=True)
+class Noisy:
+    servers: list[NoisyServer]
     flood_clients: int
 
 
-# The plans A floods on in the limited rounds: the paid plan with a limit, and the free one.
-LIMITED_PLANS = ("team", "free")
+# The plans A floods on: unlimited, then the paid plan with limits, then the free one.
+FLOOD_PLANS = ("enterprise", "team", "free")
+# The two servers compared: fair admission off (the behaviour before it), then the default.
+SERVERS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("fair admission off", {"TENANTRY_TENANT_CONCURRENCY": "0"}),
+    ("fair admission on (default: 2 alone, shared between active tenants)", {}),
+)
 
 
 async def _set_plan(env: Env, tenant: TenantData, plan: str) -> None:
-    """Move a tenant to `plan` in the database, then wait until the server's cached copy of
-    the tenant (status and plan, STATUS_TTL_SECONDS) has expired: the bench server keeps it
+    """Move a tenant to `plan` in the database, then wait until the servers' cached copy of
+    the tenant (status and plan, STATUS_TTL_SECONDS) has expired: the bench servers keep it
     in process memory, where nothing else could reach it."""
     database = await Database.connect(
         env.app_url, min_size=1, max_size=1, statement_timeout_ms=60_000
@@ -90,20 +106,21 @@ async def _set_plan(env: Env, tenant: TenantData, plan: str) -> None:
 
 
 async def _during_flood(
-    env: Env, http: httpx.AsyncClient, *, clients: int, b_requests: int, max_seconds: float
+    env: Env,
+    http: httpx.AsyncClient,
+    base_url: str,
+    watched: Watched,
+    *,
+    clients: int,
+    b_requests: int,
+    max_seconds: float,
 ) -> tuple[Level, Level]:
     """B's seeded sequence while A floods from a separate process: B's numbers and A's."""
-    a, b = env.measured, env.neighbour
+    a = env.measured
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
     spec = FloodSpec(
-        env.base_url,
-        f"{env.seed}:noisy:A",
-        a,
-        env.token(a),
-        clients,
-        max_seconds + 30,
-        env.watched,
+        base_url, f"{env.seed}:noisy:A", a, env.token(a), clients, max_seconds + 30, watched
     )
     process = context.Process(target=flood_process, args=(spec, ready, stop, results))
     process.start()
@@ -111,14 +128,7 @@ async def _during_flood(
         if not await asyncio.to_thread(ready.wait, 60):
             raise RuntimeError("the flooding process did not start")
         await asyncio.sleep(1.0)  # let the flood reach its steady state
-        flooded = await closed_loop(
-            http,
-            requests(f"{env.seed}:noisy:B", (b,), {b.slug: env.token(b)}),  # as when alone
-            clients=1,
-            max_requests=b_requests,
-            max_seconds=max_seconds,
-            watched=env.watched,
-        )
+        flooded = await _b_sequence(env, http, watched, b_requests, max_seconds)
         stop.set()
         flood_result: dict[str, Any] = await asyncio.to_thread(results.get, True, 60)
     finally:
@@ -131,42 +141,79 @@ async def _during_flood(
     return flooded, Level(**flood_result)
 
 
-async def _noisy(env: Env, *, clients: int, b_requests: int, max_seconds: float) -> Noisy:
+async def _b_sequence(
+    env: Env, http: httpx.AsyncClient, watched: Watched, b_requests: int, max_seconds: float
+) -> Level:
     b = env.neighbour
-    async with new_client(env.base_url, 1) as http:
-        log("load: noisy neighbour, B alone")
-        alone = await closed_loop(
-            http,
-            requests(f"{env.seed}:noisy:B", (b,), {b.slug: env.token(b)}),
-            clients=1,
-            max_requests=b_requests,
-            max_seconds=max_seconds,
-            watched=env.watched,
-        )
-        log(f"load: noisy neighbour, B while A (unlimited) floods with {clients} clients")
-        flooded, flood = await _during_flood(
-            env, http, clients=clients, b_requests=b_requests, max_seconds=max_seconds
-        )
-        limited: list[Limited] = []
-        for plan in LIMITED_PLANS:
-            log(f"load: noisy neighbour, B while A ({plan} plan) floods")
+    return await closed_loop(
+        http,
+        requests(f"{env.seed}:noisy:B", (b,), {b.slug: env.token(b)}),  # the same each time
+        clients=1,
+        max_requests=b_requests,
+        max_seconds=max_seconds,
+        watched=watched,
+    )
+
+
+async def _noisy_on(
+    env: Env,
+    label: str,
+    base_url: str,
+    watched: Watched,
+    *,
+    clients: int,
+    b_requests: int,
+    max_seconds: float,
+) -> NoisyServer:
+    async with new_client(base_url, 1) as http:
+        log(f"load: noisy neighbour ({label}), B alone")
+        alone = await _b_sequence(env, http, watched, b_requests, max_seconds)
+        rounds: list[Round] = []
+        for plan in FLOOD_PLANS:
+            log(f"load: noisy neighbour ({label}), B while A ({plan}) floods with {clients}")
             await _set_plan(env, env.measured, plan)
             try:
-                limited.append(
-                    Limited(
-                        plan,
-                        *await _during_flood(
-                            env,
-                            http,
-                            clients=clients,
-                            b_requests=b_requests,
-                            max_seconds=max_seconds,
-                        ),
-                    )
+                flooded, flood = await _during_flood(
+                    env,
+                    http,
+                    base_url,
+                    watched,
+                    clients=clients,
+                    b_requests=b_requests,
+                    max_seconds=max_seconds,
                 )
             finally:
                 await _set_plan(env, env.measured, "enterprise")
-    return Noisy(alone=alone, flooded=flooded, flood=flood, limited=limited, flood_clients=clients)
+            rounds.append(Round(plan, flooded, flood))
+    return NoisyServer(label, alone, rounds)
+
+
+async def _noisy(env: Env, *, clients: int, b_requests: int, max_seconds: float) -> Noisy:
+    servers: list[NoisyServer] = []
+    for label, overrides in SERVERS:
+        with extra_server(env, **overrides) as (base_url, pid):
+            servers.append(
+                await _noisy_on(
+                    env,
+                    label,
+                    base_url,
+                    env.watched_pid(pid),
+                    clients=clients,
+                    b_requests=b_requests,
+                    max_seconds=max_seconds,
+                )
+            )
+    return Noisy(servers=servers, flood_clients=clients)
+
+
+def _plan_limits(plan: str) -> str:
+    p = PLANS[plan]
+    if p.requests_per_minute is None:
+        return "unlimited"
+    return (
+        f"{p.requests_per_minute}/min, {p.user_requests_per_minute}/min per user,"
+        f" cost {p.cost_per_minute}/min"
+    )
 
 
 @dataclass(frozen=True)
@@ -178,15 +225,9 @@ class LoadReport:
 
     def markdown(self) -> str:
         mix = ", ".join(f"`{name}` {weight}%" for name, weight in LOAD_MIX.items())
-        n = self.noisy
-        noisy_headers = ["Scenario", *LEVEL_HEADERS[1:]]
-        b_p50 = n.flooded.latency.p50 / n.alone.latency.p50
-        b_p99 = n.flooded.latency.p99 / n.alone.latency.p99
-        limits = ", ".join(
-            f"`{lim.plan}` {PLANS[lim.plan].requests_per_minute}/min" for lim in n.limited
-        )
-        return "\n".join(
-            [
+        lines = []
+        if self.levels:
+            lines += [
                 "### Throughput: closed-loop clients, fixed op mix",
                 "",
                 f"Mix: {mix}; tenants drawn uniformly from all seeded tenants. Each level: "
@@ -198,44 +239,52 @@ class LoadReport:
                 "",
                 table(LEVEL_HEADERS, [lv.row(str(lv.clients)) for lv in self.levels]),
                 "",
-                f"### Noisy neighbour: tenant B (1 client) alone, then while tenant A floods "
-                f"with {n.flood_clients} clients",
-                "",
-                "B replays the same seeded sequence each time; A runs in a separate process "
-                "(its CPU is B's `other` and the flood row's `generator`). First A is on the "
-                "unlimited plan, then on plans whose requests per minute the server enforces "
-                f"({limits}): A's requests beyond them are answered 429 before any GraphQL "
-                "runs (the flood's `errors`); the count restarts each clock minute.",
+            ]
+        n = self.noisy
+        noisy_headers = ["Scenario", *LEVEL_HEADERS[1:]]
+        lines += [
+            f"### Noisy neighbour: tenant B (1 client) alone, then while tenant A floods "
+            f"with {n.flood_clients} clients",
+            "",
+            "Two server processes on the same database, one after the other: "
+            + " and ".join(f"`{s.label}`" for s in n.servers)
+            + ". On each, B alone, then B while A floods on each plan ("
+            + "; ".join(f"`{plan}`: {_plan_limits(plan)}" for plan in FLOOD_PLANS)
+            + "). B replays the same seeded sequence every time; A runs in a separate process "
+            "(its CPU is B's `other` and the flood row's `generator`); A's `errors` are its "
+            "429s.",
+            "",
+            "| A floods on | " + " | ".join(f"B's p50 ratio, {s.label}" for s in n.servers) + " |",
+            "| --- |" + " ---: |" * len(n.servers),
+            *(
+                f"| `{plan}` | "
+                + " | ".join(f"{s.ratio(s.rounds[k]):.2f}x" for s in n.servers)
+                + " |"
+                for k, plan in enumerate(FLOOD_PLANS)
+            ),
+            "",
+        ]
+        for server in n.servers:
+            lines += [
+                f"#### {server.label}",
                 "",
                 table(
                     noisy_headers,
                     [
-                        n.alone.row("B alone"),
-                        n.flooded.row("B while A floods (A unlimited)"),
-                        n.flood.row(f"A, the flood ({n.flood_clients} clients, unlimited)"),
+                        server.alone.row("B alone"),
                         *(
                             row
-                            for lim in n.limited
+                            for r in server.rounds
                             for row in (
-                                lim.flooded.row(f"B while A floods (A on {lim.plan})"),
-                                lim.flood.row(
-                                    f"A, the flood ({n.flood_clients} clients, {lim.plan})"
-                                ),
+                                r.flooded.row(f"B while A floods (A on {r.plan})"),
+                                r.flood.row(f"A, the flood ({n.flood_clients} clients, {r.plan})"),
                             )
                         ),
                     ],
                 ),
                 "",
-                f"- A unlimited: B's p50 is {b_p50:.1f}x and its p99 {b_p99:.1f}x what it is "
-                "alone.",
-                *(
-                    f"- A on `{lim.plan}`: B's p50 is "
-                    f"{lim.flooded.latency.p50 / n.alone.latency.p50:.1f}x and its p99 "
-                    f"{lim.flooded.latency.p99 / n.alone.latency.p99:.1f}x what it is alone."
-                    for lim in n.limited
-                ),
             ]
-        )
+        return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -252,28 +301,29 @@ async def measure(
 ) -> LoadReport:
     tokens = {t.slug: env.token(t) for t in env.tenants}
     results: list[Level] = []
-    async with new_client(env.base_url, max(levels)) as http:
-        log(f"load: warm-up at {max(levels)} clients")
-        await closed_loop(
-            http,
-            requests(f"{env.seed}:load:warmup", env.tenants, tokens),
-            clients=max(levels),
-            max_requests=max(200, 4 * max(levels)),
-            max_seconds=max_seconds,
-            watched=env.watched,
-        )
-        for clients in levels:
-            log(f"load: {clients} clients")
-            results.append(
-                await closed_loop(
-                    http,
-                    requests(f"{env.seed}:load:{clients}", env.tenants, tokens),
-                    clients=clients,
-                    max_requests=max_requests,
-                    max_seconds=max_seconds,
-                    watched=env.watched,
-                )
+    if levels:
+        async with new_client(env.base_url, max(levels)) as http:
+            log(f"load: warm-up at {max(levels)} clients")
+            await closed_loop(
+                http,
+                requests(f"{env.seed}:load:warmup", env.tenants, tokens),
+                clients=max(levels),
+                max_requests=max(200, 4 * max(levels)),
+                max_seconds=max_seconds,
+                watched=env.watched,
             )
+            for clients in levels:
+                log(f"load: {clients} clients")
+                results.append(
+                    await closed_loop(
+                        http,
+                        requests(f"{env.seed}:load:{clients}", env.tenants, tokens),
+                        clients=clients,
+                        max_requests=max_requests,
+                        max_seconds=max_seconds,
+                        watched=env.watched,
+                    )
+                )
     noisy = await _noisy(
         env, clients=noisy_clients, b_requests=noisy_requests, max_seconds=max_seconds
     )
@@ -297,13 +347,16 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--noisy-clients", type=int, default=NOISY_CLIENTS)
     parser.add_argument("--noisy-requests", type=int, default=NOISY_REQUESTS)
+    parser.add_argument(
+        "--noisy-only", action="store_true", help="only the noisy-neighbour comparison"
+    )
 
 
 def run(env: Env, args: argparse.Namespace) -> LoadReport:
     return asyncio.run(
         measure(
             env,
-            levels=args.levels,
+            levels=() if getattr(args, "noisy_only", False) else args.levels,
             max_requests=args.requests,
             max_seconds=args.seconds,
             noisy_clients=args.noisy_clients,

@@ -27,6 +27,7 @@ from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.security import TokenService
 from app.core.settings import AuthSettings, Limits, Settings
+from app.core.store import RedisOptions
 from app.main import create_app
 from app.tenants.service import create_tenant
 from app.users.service import create_user
@@ -36,6 +37,24 @@ PASSWORD = "correct horse battery staple"
 # GraphQL over HTTP's own response media type: its status codes tell refusals apart (a
 # refused token is 401); the legacy application/json answers 200 (docs/clients.md).
 GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}
+# The machine's Redis is shared with other work: tests that count exact outcomes on it give
+# each call a budget a loaded machine keeps, so the circuit breaker never opens by chance (a
+# breaker opened mid-test moves counts to process memory: 60 concurrent TOTP codes on a
+# loaded machine once verified 20 against a limit of 10, 10 in Redis and 10 in memory).
+# The default budget (tens of milliseconds) and the breaker are tested against private
+# redis-server processes (tests/core/test_store_faults.py, tests/api/test_redis_outage.py).
+SHARED_REDIS_TIMEOUT_MS = 30_000
+SHARED_REDIS = RedisOptions(timeout_ms=SHARED_REDIS_TIMEOUT_MS)
+# What every response of an operation without connections reports (app/api/fairness.py).
+COST_1 = {"cost": {"requested": 1}}
+
+
+def without_cost(body: dict[str, Any]) -> dict[str, Any]:
+    """A GraphQL response without the cost every response reports (`extensions.cost`), for
+    tests about something else that compare whole responses."""
+    extensions = {k: v for k, v in body.get("extensions", {}).items() if k != "cost"}
+    rest = {k: v for k, v in body.items() if k != "extensions"}
+    return {**rest, "extensions": extensions} if extensions else rest
 
 
 @pytest.fixture
@@ -62,6 +81,7 @@ def app_settings(test_db: Any, tmp_path_factory: pytest.TempPathFactory) -> Sett
         migration_database_url=test_db.urls.owner,
         # The CI machine's Redis (REDIS_URL) when set, as in production; else memory.
         redis_url=os.environ.get("REDIS_URL") or None,
+        redis_timeout_ms=SHARED_REDIS_TIMEOUT_MS,
         data_dir=data_dir,
         signing_keys_file=data_dir / "keys.json",
         # Every test signs in from 127.0.0.1; throttling per IP is tested on its own server
@@ -272,4 +292,16 @@ def statements(database: Database) -> Iterator[list[str]]:
         database.statement_listeners.remove(seen.append)
 
 
-__all__ = ["GRAPHQL_RESPONSE", "PASSWORD", "GraphQL", "Member", "Org", "Path", "new_org"]
+__all__ = [
+    "COST_1",
+    "GRAPHQL_RESPONSE",
+    "PASSWORD",
+    "SHARED_REDIS",
+    "SHARED_REDIS_TIMEOUT_MS",
+    "GraphQL",
+    "Member",
+    "Org",
+    "Path",
+    "new_org",
+    "without_cost",
+]

@@ -11,6 +11,7 @@ from uuid import UUID
 import strawberry
 from starlette.requests import Request
 
+from app.api.limits import BatchBudget
 from app.api.loaders import Loaders
 from app.core.actor import Actor, PlatformActor
 from app.core.db import Database, Session
@@ -81,14 +82,6 @@ class NamedTenant:
 
 
 @dataclass
-class CostBudget:
-    """What the operations of one batched request may still cost together: the cost limit
-    (app/api/limits.py's object estimate) bounds their sum, not each one alone."""
-
-    remaining: int
-
-
-@dataclass
 class Context:
     request: Request
     response: Response
@@ -106,8 +99,10 @@ class Context:
     # Required for operations under an impersonation token: without it they are refused.
     record_impersonated: ImpersonationRecorder | None = None
     # Set for the operations of a batched request (app/api/view.py), shared among them.
-    cost_budget: CostBudget | None = None
+    batch_budget: BatchBudget | None = None
     loaders: Loaders = field(init=False)
+    # The operation's static cost (app/api/limits.py), once its document is analysed.
+    cost: int | None = field(init=False, default=None)
     _actor: Actor | PlatformActor | None = field(init=False, default=None)
     _actor_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
 

@@ -38,10 +38,11 @@ from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRul
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types.graphql import OperationType
 
-from app.api.context import Context, CostBudget, OperationSummary
+from app.api.context import Context, OperationSummary
 from app.api.errors import ErrorMasking
+from app.api.fairness import CostBudget
 from app.api.inputs import StringInputs
-from app.api.limits import DocumentLimits, TooComplex
+from app.api.limits import BatchBudget, DocumentLimits, TooComplex
 from app.api.permissions import only_read_refusals, public_operation
 from app.core.errors import Unauthenticated
 from app.core.settings import Limits
@@ -244,36 +245,40 @@ class DocumentValidator:
         document: DocumentNode,
         operation_name: str | None,
         variables: dict[str, Any] | None,
-        budget: CostBudget | None = None,
     ) -> list[GraphQLError]:
-        """The document's errors: one for the first limit it exceeds, else graphql-core's.
-        With a batch's `budget`, a valid document's cost is taken from it (and one that
-        would overdraw it is refused, taking nothing)."""
+        """The document's errors: one for the first limit it exceeds, else graphql-core's."""
+        return self.check(schema, document, operation_name, variables)[0]
+
+    def check(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        batch: BatchBudget | None = None,
+    ) -> tuple[list[GraphQLError], int]:
+        """`errors`, and the cost of the operation to run: one, plus the most objects its
+        connections could return (what the tenant's cost budget is charged). With a batch's
+        `batch` budget, a valid document's objects are taken from it (and one that would
+        overdraw it is refused, taking nothing)."""
         if self._limits is None or self._limits.shape.schema is not schema:
             self._limits = DocumentLimits.of(self.limits, schema)
         operation = get_operation_ast(document, operation_name)
         analysis = self._limits.analyse(document, operation, variables)
+        cost = 1 + analysis.nodes
         refusal = self._limits.refusal(analysis)
         if refusal is not None:
-            return [GraphQLError(refusal.message, original_error=refusal)]
+            return [GraphQLError(refusal.message, original_error=refusal)], cost
         # Refused here, before validation (tens of milliseconds for a full introspection
         # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
         if analysis.introspection_roots and not self.introspection:
-            return [_validation_error(GraphQLError(_INTROSPECTION_DISABLED))]
+            return [_validation_error(GraphQLError(_INTROSPECTION_DISABLED))], cost
         errors = self._validate(schema, document)
-        if not errors and budget is not None:
-            if analysis.nodes > budget.remaining:
-                spent = self.limits.max_nodes - budget.remaining
-                batch = TooComplex(
-                    f"This batch's operations could return up to {spent + analysis.nodes}"
-                    f" objects together; the limit is {self.limits.max_nodes}. Send fewer"
-                    " operations together or ask for smaller pages.",
-                    limit="nodes",
-                    maximum=self.limits.max_nodes,
-                )
-                return [GraphQLError(batch.message, original_error=batch)]
-            budget.remaining -= analysis.nodes
-        return errors
+        if not errors and batch is not None:
+            refusal = batch.take(analysis.nodes)
+            if refusal is not None:
+                return [GraphQLError(refusal.message, original_error=refusal)], cost
+        return errors, cost
 
     def _validate_uncached(
         self, schema: GraphQLSchema, document: DocumentNode
@@ -320,14 +325,17 @@ class DocumentValidation(SchemaExtension):
             yield
             return
         # Set in every case: Strawberry then skips its own validation.
-        budget = context.context.cost_budget if isinstance(context.context, Context) else None
-        context.pre_execution_errors = self.validator.errors(
+        batch = context.context.batch_budget if isinstance(context.context, Context) else None
+        context.pre_execution_errors, cost = self.validator.check(
             context.schema._schema,
             context.graphql_document,
             context.operation_name,
             context.variables,
-            budget,
+            batch,
         )
+        if isinstance(context.context, Context):
+            # Charged to the tenant's budget and reported by CostBudget (app/api/fairness.py).
+            context.context.cost = cost
         yield
 
 
@@ -348,6 +356,8 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
         lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
         lambda: DocumentValidation(validator),
+        # After DocumentValidation, whose cost it charges.
+        CostBudget,
     ]
 
 

@@ -107,6 +107,30 @@ class TooComplex(LimitExceeded):
     code = "QUERY_TOO_COMPLEX"
 
 
+class BatchBudget:
+    """The objects the operations of one batched request may still return together: the
+    cost limit (`max_nodes`) bounds their sum, not each one alone."""
+
+    def __init__(self, max_nodes: int) -> None:
+        self.max_nodes = max_nodes
+        self.remaining = max_nodes
+
+    def take(self, nodes: int) -> TooComplex | None:
+        """Take an operation's objects; the refusal (taking nothing) when they would
+        overdraw the batch's budget."""
+        if nodes > self.remaining:
+            spent = self.max_nodes - self.remaining
+            return TooComplex(
+                f"This batch's operations could return up to {spent + nodes} objects"
+                f" together; the limit is {self.max_nodes}. Send fewer operations together or"
+                " ask for smaller pages.",
+                limit="nodes",
+                maximum=self.max_nodes,
+            )
+        self.remaining -= nodes
+        return None
+
+
 def _cap(value: int) -> int:
     return value if value < SATURATED else SATURATED
 

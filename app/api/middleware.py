@@ -19,28 +19,29 @@ from uuid import UUID
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api import ratelimit_fields
 from app.api.context import NamedTenant, Principal
 from app.api.errors import error_body
 from app.core import telemetry
 from app.core.db import Database
-from app.core.errors import OperationAborted, QuotaExceeded, TenantSuspended, Unauthenticated
-from app.core.ratelimit import Rate, TokenBuckets
+from app.core.errors import OperationAborted, TenantSuspended, Unauthenticated
+from app.core.ratelimit import PlanRates, Rate, TokenBuckets
 from app.core.request_meta import RequestMeta
 from app.core.security import AccessClaims, TokenService
-from app.core.store import Store, platform_key, tenant_key
+from app.core.store import Store, platform_key
 
 logger = logging.getLogger("tenantry.auth")
 errors_logger = logging.getLogger("tenantry.errors")
 
 
 class TenantAccess(Protocol):
-    """Whether a tenant may be used now, and its plan's request rate (None: unlimited)."""
+    """Whether a tenant may be used now, and its plan's rates (app/api/fairness.py)."""
 
     @property
     def active(self) -> bool: ...
 
     @property
-    def requests_per_minute(self) -> int | None: ...
+    def rates(self) -> PlanRates: ...
 
     @property
     def session_revoked(self) -> bool: ...
@@ -156,8 +157,8 @@ class ErrorBoundaryMiddleware:
 class BodyLimitMiddleware:
     """413 for bodies over the limit, declared or streamed, before anything parses them.
 
-    Anonymous requests (no verified caller, `anonymous`) get `anonymous_max_bytes`: what they can do
-    (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
+    Anonymous requests (no verified caller, `anonymous`) get `anonymous_max_bytes`: what they
+    can do (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
     list variable costs graphql-core hundreds of milliseconds to lex or coerce.
     """
 
@@ -214,7 +215,7 @@ class AnonymousRateLimitMiddleware:
     anything else runs. The address is the peer's, or X-Forwarded-For's when uvicorn trusts
     the proxy (TENANTRY_FORWARDED_ALLOW_IPS); IPv6 addresses count per /64, the block one
     subscriber usually holds. Requests with a verified token are counted per tenant
-    (AuthenticationMiddleware)."""
+    (TenantLimitMiddleware)."""
 
     def __init__(
         self, app: ASGIApp, *, buckets: TokenBuckets, rate: Rate, paths: frozenset[str]
@@ -231,6 +232,8 @@ class AnonymousRateLimitMiddleware:
         client = scope.get("client")
         key = platform_key("anonymous", client_network(client[0] if client else None))
         taken = await self.buckets.take(key, self.rate)
+        policy = [ratelimit_fields.policy_item("address", self.rate)]
+        limit = [ratelimit_fields.limit_item("address", self.rate, taken)]
         if not taken.allowed:
             await _send_json(
                 send,
@@ -238,11 +241,20 @@ class AnonymousRateLimitMiddleware:
                 "RATE_LIMITED",
                 "Too many requests without a token from this address; try again in"
                 f" {taken.retry_after} seconds",
-                [(b"retry-after", str(taken.retry_after).encode())],
+                [
+                    (b"retry-after", str(taken.retry_after).encode()),
+                    *ratelimit_fields.fields(policy, limit),
+                ],
                 {"retryAfterSeconds": taken.retry_after},
             )
             return
-        await self.app(scope, receive, send)
+
+        async def with_fields(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ratelimit_fields.add_fields(message, policy, limit)
+            await send(message)
+
+        await self.app(scope, receive, with_fields)
 
 
 def anonymous(scope: Scope) -> bool:
@@ -323,20 +335,10 @@ class AuthenticationMiddleware:
                         database, claims
                     ):
                         raise Unauthenticated("Invalid access token")
-                    if access.requests_per_minute is not None:
-                        await self._count_request(claims.tenant_id, access.requests_per_minute)
+                    # Applied by TenantLimitMiddleware (app/api/fairness.py), next.
+                    state["plan_rates"] = access.rates
             except TenantSuspended as exc:
                 await _send_json(send, 403, exc.code, exc.message)
-                return
-            except RateExceeded as exc:
-                await _send_json(
-                    send,
-                    429,
-                    exc.code,
-                    exc.message,
-                    [(b"retry-after", str(exc.retry_after).encode())],
-                    exc.details(),
-                )
                 return
             except Unauthenticated as exc:
                 # Not answered here: the request goes on without a caller, so `@public`
@@ -351,24 +353,6 @@ class AuthenticationMiddleware:
                 else:
                     state["platform_principal"] = claims
         await self.app(scope, receive, send)
-
-    async def _count_request(self, tenant_id: UUID, per_minute: int) -> None:
-        """Count a signed-in request against its tenant's plan (one shared fixed window per
-        tenant, so every server process counts together when the store is Redis)."""
-        counted = await self.store.hit(tenant_key(tenant_id, "requests"), window_seconds=60)
-        if counted.count > per_minute:
-            raise RateExceeded(per_minute, counted.resets_in)
-
-
-class RateExceeded(QuotaExceeded):
-    def __init__(self, per_minute: int, retry_after: int) -> None:
-        super().__init__(
-            f"This organisation's plan allows {per_minute} requests per minute"
-            f" (requestsPerMinute); try again in {retry_after} seconds",
-            limit="requestsPerMinute",
-            maximum=per_minute,
-        )
-        self.retry_after = retry_after
 
 
 # Resolves a tenant name (slug or id) to its id, and records a mismatch in the signed-in

@@ -28,13 +28,13 @@ from strawberry.types.graphql import OperationType
 from app.api.context import (
     Authorizer,
     Context,
-    CostBudget,
     ImpersonationRecorder,
     PlatformAuthorizer,
 )
 from app.api.documents import DocumentRefused, Documents, owner_of
 from app.api.errors import error_document
 from app.api.graphiql import graphiql_html
+from app.api.limits import BatchBudget
 from app.api.transport import (
     JSON,
     OperationRequest,
@@ -151,7 +151,7 @@ class GraphQLView(GraphQL[Context, None]):
                 "An Idempotency-Key header names one operation: in a batch, give each"
                 " mutation its own `@idempotent(key:)`",
             )
-        budget = CostBudget(self.settings.limits.max_nodes)
+        budget = BatchBudget(self.settings.limits.max_nodes)
         bodies: list[dict[str, Any]] = []
         sub_responses: list[Response] = []
         for operation in operations:
@@ -165,7 +165,7 @@ class GraphQLView(GraphQL[Context, None]):
         self,
         request: Request,
         operation: OperationRequest,
-        budget: CostBudget | None = None,
+        budget: BatchBudget | None = None,
     ) -> tuple[dict[str, Any], Response]:
         """One operation's GraphQL response (and the response its resolvers set headers or
         a status on)."""
@@ -177,7 +177,7 @@ class GraphQLView(GraphQL[Context, None]):
             telemetry.error_code(refused.code)
             return error_document(refused.code, refused.message), sub_response
         context = await self.get_context(request, sub_response)
-        context.cost_budget = budget
+        context.batch_budget = budget
         get = request.method == "GET"
         try:
             result = await self.schema.execute(
@@ -227,8 +227,12 @@ class GraphQLView(GraphQL[Context, None]):
         self, body: object, status: int, media_type: str, sub_responses: Sequence[Response]
     ) -> Response:
         response = graphql_response(body, status=status, media_type=media_type)
+        # The headers resolvers and extensions set; in a batch, each name once (the last
+        # operation's value: e.g. the RateLimit fields after the whole batch).
+        merged: dict[bytes, bytes] = {}
         for sub_response in sub_responses:
-            response.headers.raw.extend(sub_response.headers.raw)
+            merged.update(sub_response.headers.raw)
+        response.headers.raw.extend(merged.items())
         return response
 
     async def get_context(

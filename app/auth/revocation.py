@@ -31,6 +31,7 @@ from uuid import UUID
 from app.auth import queries
 from app.core import telemetry
 from app.core.db import Database, Session
+from app.core.ratelimit import PlanRates
 from app.core.store import Store, StoreKey, tenant_key
 from app.tenants import service as tenants
 from app.tenants.service import TenantAccess
@@ -58,8 +59,8 @@ class RequestAccess:
         return self.tenant.active
 
     @property
-    def requests_per_minute(self) -> int | None:
-        return self.tenant.requests_per_minute
+    def rates(self) -> PlanRates:
+        return self.tenant.rates
 
 
 def _key(tenant_id: UUID, session_id: UUID) -> StoreKey:

@@ -85,7 +85,7 @@ def _tenant_import(settings: Settings, args: argparse.Namespace) -> int:
         if settings.redis_url is not None:
             # The servers' store: requests naming the new slug (subdomain, X-Tenant) find it
             # at once, not when they stop remembering it as unknown.
-            store = Store.from_url(settings.redis_url)
+            store = Store.from_settings(settings)
             try:
                 await forget_slug(store, imported.tenant.slug)
             finally:
@@ -142,7 +142,7 @@ def _tenant_purge_expired(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"would purge {tenant.slug} ({tenant.id}), {deleted}")
             return 0
         # The servers' store (Redis): the purge drops what they cache of the tenant.
-        store = Store.from_url(settings.redis_url)
+        store = Store.from_settings(settings)
         failed = 0
         try:
             for tenant in expired:

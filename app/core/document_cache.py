@@ -10,24 +10,20 @@ live in this process's memory, where at most `max_owners` owners are kept.
 
 Nothing here trusts a digest: a document is stored only under its own SHA-256, and one read
 back that does not hash to the digest asked for (a corrupted or tampered store) is a miss.
-Neither does anything depend on the store being up: Redis out of reach makes every lookup a
-miss (clients send the document again, which runs) and keeps nothing, logged once per outage.
+Nor does anything depend on Redis being up: every call goes through the store's budget and
+circuit breaker (app/core/store.py), and while Redis is away documents are registered and
+found in this process's memory (a miss elsewhere only makes a client send the document).
 """
 
 from __future__ import annotations
 
 import hashlib
-import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from app.core.store import Store, StoreKey
-
-logger = logging.getLogger("tenantry.store")
 
 
 def sha256_hex(document: str) -> str:
@@ -56,6 +52,11 @@ _PUT_SCRIPT = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local lifetime = tonumber(ARGV[3])
+-- Registrations within one millisecond keep their order (the oldest goes first).
+local newest = redis.call('ZREVRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+if newest[2] and tonumber(newest[2]) >= now then
+  now = tonumber(newest[2]) + 1
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - lifetime)
@@ -100,22 +101,20 @@ class DocumentCache:
         redis = store.redis
         self._get: Any = None if redis is None else redis.register_script(_GET_SCRIPT)
         self._put: Any = None if redis is None else redis.register_script(_PUT_SCRIPT)
-        self._unreachable = False
 
     async def get(self, owner: StoreKey, digest: str) -> str | None:
         """The document `owner` registered under `digest`, if it is still kept."""
-        if self._get is not None:
-            try:
-                found = await self._get(
-                    keys=self._keys(owner), args=[digest, self.ttl_seconds * 1000]
-                )
-            except (RedisError, OSError) as error:
-                self._failed(error)
-                return None
-            self._unreachable = False
-            document = found.decode() if isinstance(found, bytes) else found
-        else:
-            document = self._get_in_memory(owner.value, digest)
+
+        async def on_redis(client: Any) -> object:
+            found = await self._get(
+                keys=self._keys(owner), args=[digest, self.ttl_seconds * 1000], client=client
+            )
+            return found.decode() if isinstance(found, bytes) else found
+
+        async def in_memory() -> object:
+            return self._get_in_memory(owner.value, digest)
+
+        document = await self.store.call(on_redis, in_memory)
         if not isinstance(document, str) or sha256_hex(document) != digest:
             return None
         return document
@@ -126,26 +125,19 @@ class DocumentCache:
         if len(document.encode()) > self.max_bytes:
             return False
         digest = sha256_hex(document)
-        if self._put is not None:
-            try:
-                await self._put(
-                    keys=self._keys(owner),
-                    args=[digest, document, self.ttl_seconds * 1000, self.max_entries],
-                )
-            except (RedisError, OSError) as error:
-                self._failed(error)
-                return False
-            self._unreachable = False
-            return True
-        self._put_in_memory(owner.value, digest, document)
-        return True
 
-    def _failed(self, error: Exception) -> None:
-        if not self._unreachable:
-            logger.warning(
-                "persisted queries: the store is unreachable (%s); every hash is a miss", error
+        async def on_redis(client: Any) -> None:
+            await self._put(
+                keys=self._keys(owner),
+                args=[digest, document, self.ttl_seconds * 1000, self.max_entries],
+                client=client,
             )
-        self._unreachable = True
+
+        async def in_memory() -> None:
+            self._put_in_memory(owner.value, digest, document)
+
+        await self.store.call(on_redis, in_memory)
+        return True
 
     def _keys(self, owner: StoreKey) -> list[str]:
         documents = self.store.backend_key(owner)

@@ -106,6 +106,12 @@ class Limits:
     anonymous_per_minute: int = 60
     # How long a statement waits for a row or table lock another transaction holds.
     lock_timeout_ms: int = 2000
+    # Fair admission (app/core/admission.py): operations of one tenant running at once in a
+    # server process while it is alone, split between the tenants active within the last
+    # second (0: no limit); how many more may wait for a turn, and for how long.
+    tenant_concurrency: int = 2
+    tenant_queue: int = 64
+    tenant_queue_wait_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -349,6 +355,11 @@ class Settings:
     pool_tenant_max_size: int | None = None
     # The budget of each readiness check (GET /readyz).
     ready_timeout_ms: int = 1000
+    # Redis is optional at run time (app/core/store.py): each call's budget, the failed calls
+    # in a row that open the circuit breaker, and how often it then tries Redis again.
+    redis_timeout_ms: int = 50
+    redis_failures_to_open: int = 3
+    redis_retry_ms: int = 1000
     limits: Limits = field(default_factory=Limits)
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
@@ -447,6 +458,13 @@ class Settings:
                 env, "TENANTRY_ANONYMOUS_PER_MINUTE", Limits.anonymous_per_minute
             ),
             lock_timeout_ms=_int(env, "TENANTRY_LOCK_TIMEOUT_MS", Limits.lock_timeout_ms),
+            tenant_concurrency=_int(
+                env, "TENANTRY_TENANT_CONCURRENCY", Limits.tenant_concurrency, minimum=0
+            ),
+            tenant_queue=_int(env, "TENANTRY_TENANT_QUEUE", Limits.tenant_queue, minimum=0),
+            tenant_queue_wait_ms=_int(
+                env, "TENANTRY_TENANT_QUEUE_WAIT_MS", Limits.tenant_queue_wait_ms
+            ),
         )
         if limits.default_page_size > limits.max_page_size:
             raise SettingsError("TENANTRY_DEFAULT_PAGE_SIZE exceeds TENANTRY_MAX_PAGE_SIZE")
@@ -553,6 +571,11 @@ class Settings:
             ),
             pool_tenant_max_size=tenant_max,
             ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
+            redis_timeout_ms=_int(env, "TENANTRY_REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
+            redis_failures_to_open=_int(
+                env, "TENANTRY_REDIS_FAILURES_TO_OPEN", defaults.redis_failures_to_open
+            ),
+            redis_retry_ms=_int(env, "TENANTRY_REDIS_RETRY_MS", defaults.redis_retry_ms),
             limits=limits,
             auth=auth,
             browsers=BrowserSettings.from_env(env),

@@ -14,6 +14,7 @@ from app.core import telemetry, validation
 from app.core.actor import Actor, refuse_impersonation
 from app.core.db import Database, Session
 from app.core.errors import Conflict, Invalid, NotFound
+from app.core.ratelimit import PlanRates
 from app.core.request_meta import RequestMeta
 from app.core.store import Store, StoreKey, tenant_key
 from app.core.validation import MISSING, Patch
@@ -126,7 +127,7 @@ STATUS_TTL_SECONDS = 5
 @dataclass(frozen=True)
 class TenantAccess:
     """What every signed-in request needs of its tenant before anything runs: whether it may
-    be used at all, and its plan's request rate. Cached by tenant id."""
+    be used at all, and its plan's rates. Cached by tenant id."""
 
     status: str  # a TenantStatus value, or "missing" (purged)
     plan: str | None
@@ -136,8 +137,9 @@ class TenantAccess:
         return self.status == TenantStatus.ACTIVE.value
 
     @property
-    def requests_per_minute(self) -> int | None:
-        return plan_of(self.plan).requests_per_minute
+    def rates(self) -> PlanRates:
+        """The plan's request, per-user and cost rates (app/api/fairness.py applies them)."""
+        return plan_of(self.plan).rates
 
     @classmethod
     def of(cls, tenant: Tenant | None) -> TenantAccess:

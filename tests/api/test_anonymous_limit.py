@@ -21,7 +21,7 @@ from app.core.db import Database
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.settings import Settings
 from app.core.store import Store, platform_key
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, SHARED_REDIS, GraphQL, Org, start_server, stop_server
 
 BURST = 3
 # One token a minute: no test here waits for one.
@@ -110,7 +110,7 @@ async def test_other_addresses_signed_in_requests_and_health_checks_are_not_limi
 
     # then
     assert elsewhere.status_code == 200
-    assert signed_in.json() == {"data": {"__typename": "Query"}}
+    assert signed_in.json() == {"data": {"__typename": "Query"}, "extensions": COST_1}
     assert health.status_code == 200
 
 
@@ -209,7 +209,7 @@ async def test_memory_keeps_a_bounded_number_of_buckets() -> None:
 async def test_redis_buckets_are_shared_by_every_server_process(app_settings: Settings) -> None:
     # given: two processes' buckets on one Redis
     url = _redis_url(app_settings)
-    one, two = Store.from_url(url), Store.from_url(url)
+    one, two = Store.from_url(url, SHARED_REDIS), Store.from_url(url, SHARED_REDIS)
     try:
         key, rate = platform_key("test", secrets.token_hex(4)), Rate(burst=3, per_minute=1)
 
@@ -223,3 +223,20 @@ async def test_redis_buckets_are_shared_by_every_server_process(app_settings: Se
     finally:
         await one.close()
         await two.close()
+
+
+async def test_answers_carry_the_address_buckets_ratelimit_fields(
+    limited: httpx.AsyncClient,
+) -> None:
+    address = _address()
+
+    first = await limited.post("/graphql", json=TYPENAME, headers=address)
+    for _ in range(BURST - 1):
+        await limited.post("/graphql", json=TYPENAME, headers=address)
+    refused = await limited.post("/graphql", json=TYPENAME, headers=address)
+
+    # a burst of 3 refilled at 1 a minute: 180 s to refill, the next token within 60 s
+    assert first.headers["ratelimit-policy"] == f'"address";q={BURST};w={BURST * 60}'
+    assert first.headers["ratelimit"] == f'"address";r={BURST - 1};t=60'
+    retry_after = refused.headers["retry-after"]
+    assert refused.headers["ratelimit"] == f'"address";r=0;t={retry_after}'

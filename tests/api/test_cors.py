@@ -17,7 +17,7 @@ from app.core.settings import BrowserSettings, Settings
 from app.core.store import Store, tenant_key
 from app.tenants.resolution import forget
 from app.tenants.service import cors_origins
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, GraphQL, Org, start_server, stop_server
 
 ALLOWED = "https://app.example.com"
 TENANT_ORIGIN = "https://acme-portal.example"
@@ -140,7 +140,10 @@ async def test_a_listed_origin_reads_answers_and_the_headers_it_needs(
     response = await viewer(api, ALLOWED, org.token, **{"x-request-id": "cors-1"})
 
     assert response.status_code == 200
-    assert response.json() == {"data": {"viewer": {"email": org.members[0].email}}}
+    assert response.json() == {
+        "data": {"viewer": {"email": org.members[0].email}},
+        "extensions": COST_1,
+    }
     headers = cors_headers(response)
     assert headers["access-control-allow-origin"] == ALLOWED
     exposed = set(headers["access-control-expose-headers"].lower().split(", "))
@@ -276,7 +279,10 @@ async def test_a_tenants_origins_are_allowed_on_its_own_host_only(
 
     assert on_its_host.status_code == 200
     assert on_its_host.headers["access-control-allow-origin"] == TENANT_ORIGIN
-    assert read.json() == {"data": {"viewer": {"email": org.members[0].email}}}
+    assert read.json() == {
+        "data": {"viewer": {"email": org.members[0].email}},
+        "extensions": COST_1,
+    }
     assert read.headers["access-control-allow-origin"] == TENANT_ORIGIN
     for response in (on_another_tenants_host, on_the_bare_host, on_an_unknown_host):
         assert refused(response)
@@ -320,7 +326,7 @@ async def test_a_purged_tenants_origins_are_dropped_from_the_store(
     api: httpx.AsyncClient, database: Database, app_settings: Settings, org: Org
 ) -> None:
     await set_origins(api, org, [TENANT_ORIGIN])
-    store = Store.from_url(app_settings.redis_url)
+    store = Store.from_settings(app_settings)
     try:
         assert await cors_origins(database, store, org.id) == {TENANT_ORIGIN}
 
@@ -339,6 +345,9 @@ async def test_a_same_origin_request_costs_no_origin_lookup(
 
     response = await viewer(api, f"http://{host}", org.token, host=host)
 
-    assert response.json() == {"data": {"viewer": {"email": org.members[0].email}}}
+    assert response.json() == {
+        "data": {"viewer": {"email": org.members[0].email}},
+        "extensions": COST_1,
+    }
     assert cors_headers(response) == {}
     assert not [s for s in statements if s.startswith(READ_ORIGINS)], statements

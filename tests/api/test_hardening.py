@@ -31,7 +31,7 @@ from app.core.db import Database
 from app.core.keys import KeyRing, generate_signing_key, load_or_create_keys
 from app.core.security import TokenService
 from app.core.settings import Limits, Settings
-from tests.app_fixtures import GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, GraphQL, Org, start_server, stop_server, without_cost
 from tests.conftest import TestDatabase
 from tests.factories import mint_access_token, session_of
 
@@ -1044,7 +1044,7 @@ def _assert_invalid_token(response: httpx.Response) -> None:
     """The one answer to a refused token: an UNAUTHENTICATED request error, nothing else."""
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-    assert response.json() == {
+    assert without_cost(response.json()) == {
         "errors": [{"message": "Invalid access token", "extensions": {"code": "UNAUTHENTICATED"}}]
     }
 
@@ -1200,6 +1200,7 @@ async def test_production_refuses_introspection_before_validating_the_document(
                 "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
             }
         ],
+        "extensions": COST_1,
     }
 
 

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from app.api.limits import SATURATED, Analysis, DocumentLimits
 from app.core.settings import Limits
 from app.schema import build_schema
-from tests.app_fixtures import GraphQL, Org
+from tests.app_fixtures import COST_1, GraphQL, Org
 
 LIMITS = Limits()
 CHECKER = DocumentLimits.of(LIMITS, build_schema()._schema)
@@ -516,4 +516,4 @@ async def test_anonymous_documents_have_a_smaller_token_limit(gql: GraphQL, org:
         "limit": "tokens",
         "maximum": LIMITS.max_anonymous_tokens,
     }
-    assert signed_in == {"data": {"tasks": {"totalCount": 0}}}
+    assert signed_in == {"data": {"tasks": {"totalCount": 0}}, "extensions": COST_1}

@@ -12,6 +12,7 @@ import pytest
 from app.core.document_cache import DocumentCache, sha256_hex
 from app.core.settings import Settings
 from app.core.store import Store, StoreKey, platform_key, tenant_key
+from tests.app_fixtures import SHARED_REDIS
 from tests.auth.helpers import store_url
 
 STORES = ["redis", "memory"]
@@ -29,7 +30,7 @@ class Clock:
 
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest, app_settings: Settings) -> AsyncIterator[Store]:
-    opened = Store.from_url(store_url(request.param, app_settings))
+    opened = Store.from_url(store_url(request.param, app_settings), SHARED_REDIS)
     try:
         yield opened
     finally:
@@ -111,7 +112,7 @@ async def test_memory_keeps_a_bounded_number_of_owners() -> None:
 
 
 async def test_redis_entries_expire_on_redis_clock(app_settings: Settings) -> None:
-    store = Store.from_url(store_url("redis", app_settings))
+    store = Store.from_url(store_url("redis", app_settings), SHARED_REDIS)
     try:
         cache = DocumentCache(store, ttl_seconds=60, max_entries=10, max_bytes=1000)
         mine = owner()
@@ -130,7 +131,7 @@ async def test_redis_entries_expire_on_redis_clock(app_settings: Settings) -> No
 
 async def test_redis_entries_are_shared_by_every_process(app_settings: Settings) -> None:
     url = store_url("redis", app_settings)
-    one, two = Store.from_url(url), Store.from_url(url)
+    one, two = Store.from_url(url, SHARED_REDIS), Store.from_url(url, SHARED_REDIS)
     try:
         mine = owner()
         await DocumentCache(one, ttl_seconds=60, max_entries=10, max_bytes=1000).put(
@@ -147,26 +148,24 @@ async def test_redis_entries_are_shared_by_every_process(app_settings: Settings)
         await two.close()
 
 
-async def test_redis_out_of_reach_is_a_miss_and_keeps_nothing(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+async def test_redis_out_of_reach_falls_back_to_this_process_memory() -> None:
     # given: a Redis no one listens on (port 1)
     store = Store.from_url("redis://127.0.0.1:1/0")
     try:
         cache = DocumentCache(store, ttl_seconds=60, max_entries=10, max_bytes=1000)
+        mine = owner()
 
-        # when / then: no error reaches the request, one warning per outage
-        assert await cache.put(owner(), document(1)) is False
-        assert await cache.get(owner(), sha256_hex(document(1))) is None
-        warnings = [r for r in caplog.records if "unreachable" in r.getMessage()]
-        assert len(warnings) == 1
+        # when / then: no error reaches the request; this process keeps and finds the document
+        assert await cache.put(mine, document(1)) is True
+        assert await cache.get(mine, sha256_hex(document(1))) == document(1)
+        assert await cache.get(mine, sha256_hex(document(2))) is None
     finally:
         await store.close()
 
 
 async def test_a_document_that_does_not_match_its_hash_is_a_miss(app_settings: Settings) -> None:
     # given: a store whose entry was tampered with (or corrupted)
-    store = Store.from_url(store_url("redis", app_settings))
+    store = Store.from_url(store_url("redis", app_settings), SHARED_REDIS)
     try:
         cache = DocumentCache(store, ttl_seconds=60, max_entries=10, max_bytes=1000)
         mine = tenant_key(uuid4(), "apq")

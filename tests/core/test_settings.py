@@ -180,3 +180,21 @@ def test_tracing_is_off_unless_the_otel_variables_name_an_exporter() -> None:
 def test_bad_observability_settings_are_refused_by_name(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_redis_calls_get_tens_of_milliseconds_by_default_and_are_configurable() -> None:
+    defaults = Settings.from_env({})
+    configured = Settings.from_env(
+        {
+            "TENANTRY_REDIS_TIMEOUT_MS": "20",
+            "TENANTRY_REDIS_FAILURES_TO_OPEN": "5",
+            "TENANTRY_REDIS_RETRY_MS": "250",
+        }
+    )
+
+    assert (defaults.redis_timeout_ms, defaults.redis_failures_to_open) == (50, 3)
+    assert defaults.redis_retry_ms == 1000
+    assert (configured.redis_timeout_ms, configured.redis_failures_to_open) == (20, 5)
+    assert configured.redis_retry_ms == 250
+    with pytest.raises(SettingsError, match="TENANTRY_REDIS_TIMEOUT_MS"):
+        Settings.from_env({"TENANTRY_REDIS_TIMEOUT_MS": "0"})

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.core.store import Limit, Store, platform_key, tenant_key
+from tests.app_fixtures import SHARED_REDIS
 
 
 def _redis_url() -> str | None:
@@ -31,7 +32,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
         url = _redis_url()
         if url is None:
             pytest.skip("REDIS_URL is not set (CI sets it; see README)")
-        backend = Store.from_url(url)
+        backend = Store.from_url(url, SHARED_REDIS)
         try:
             await backend.ping()
         except Exception as exc:
@@ -140,3 +141,13 @@ async def test_a_refused_claim_has_nothing_to_release(store: Store) -> None:
     await store.release(refused)
 
     assert (await store.count(key, window_seconds=60)).count == 1
+
+
+async def test_an_add_stores_only_where_nothing_is(store: Store) -> None:
+    key = tenant_key(uuid.uuid4(), "session")
+
+    first = await store.add(key, "live", ttl_seconds=60)
+    second = await store.add(key, "other", ttl_seconds=60)
+
+    assert (first, second) == (True, False)
+    assert await store.get(key) == "live"

@@ -19,7 +19,7 @@ from app.mfa import crypto
 from app.platform.models import AdminStatus
 from app.platform.service import set_status
 from tests.api.helpers import refused_input
-from tests.app_fixtures import GraphQL
+from tests.app_fixtures import COST_1, GraphQL
 from tests.auth.helpers import STORES, fresh_ip, from_ip, throttled_server
 from tests.factories import platform_fingerprint
 from tests.platform.support import AUDIT, SIGN_IN, VIEWER, new_admin, sign_in
@@ -83,12 +83,12 @@ async def test_every_failure_is_the_same_error_recorded_with_its_reason(
 
     for name, variables in attempts.items():
         body = await gql(SIGN_IN, variables)
-        assert body == {"data": {"platformSignIn": FAILURE}}, name
+        assert body == {"data": {"platformSignIn": FAILURE}, "extensions": COST_1}, name
 
     unknown = await gql(
         SIGN_IN, {"input": {"email": "nobody@platform.example", "password": "x" * 12, "code": "1"}}
     )
-    assert unknown == {"data": {"platformSignIn": FAILURE}}
+    assert unknown == {"data": {"platformSignIn": FAILURE}, "extensions": COST_1}
     after = await platform_fingerprint(database)
     # Only the audit log grew: no session was opened, no admin row changed.
     assert {t for t in before if before[t] != after[t]} == {"public.platform_audit_log"}
@@ -108,7 +108,7 @@ async def test_a_disabled_admin_cannot_sign_in(
 
     body = await gql(SIGN_IN, admin.credentials())
 
-    assert body == {"data": {"platformSignIn": FAILURE}}
+    assert body == {"data": {"platformSignIn": FAILURE}, "extensions": COST_1}
     assert await failed_sign_ins(database, admin.id) == [{"failed": "disabled"}]
 
 
@@ -119,7 +119,7 @@ async def test_a_code_works_once(gql: GraphQL, database: Database, app_settings:
 
     replayed = await gql(SIGN_IN, admin.credentials(code=code))
 
-    assert replayed == {"data": {"platformSignIn": FAILURE}}
+    assert replayed == {"data": {"platformSignIn": FAILURE}, "extensions": COST_1}
 
 
 async def test_two_sign_ins_racing_with_one_code_get_one_session(
