@@ -25,7 +25,14 @@ READER_FACING = [
     "README.md",
     *(
         f"docs/{n}.md"
-        for n in ("operations", "runbooks", "authentication", "authorization", "platform")
+        for n in (
+            "operations",
+            "runbooks",
+            "authentication",
+            "authorization",
+            "platform",
+            "clients",
+        )
     ),
 ]
 BLOCK = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
