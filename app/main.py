@@ -21,6 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
+from app.api.documents import documents_for
 from app.api.fairness import FairSharing, TenantLimitMiddleware
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
@@ -101,6 +102,7 @@ def create_app(
         authorize=actor_for,
         authorize_platform=platform_actor_for,
         record_impersonated=record_operation,
+        documents=documents_for(settings.transport, store, schema),
     )
 
     @asynccontextmanager
@@ -153,7 +155,8 @@ def create_app(
         return JSONResponse(tokens.public_jwks(), headers={"cache-control": "max-age=300"})
 
     routes: list[BaseRoute] = [
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        # Every method: the view answers those it does not take (405, with Allow) in JSON.
+        Route("/graphql", graphql),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/.well-known/jwks.json", jwks),
@@ -185,11 +188,15 @@ def create_app(
             # inside CORS so an allowed page can read them, and inside the access log.
             Middleware(ErrorBoundaryMiddleware),
             Middleware(
-                BodyLimitMiddleware,
-                max_bytes=settings.limits.max_body_bytes,
-                anonymous_max_bytes=settings.limits.max_anonymous_body_bytes,
+                AuthenticationMiddleware,
+                tokens=tokens,
+                store=store,
+                tenant_access=request_access,
+                impersonation_live=impersonation_live,
             ),
-            # Before any token, tenant or GraphQL work.
+            # After the token's verification, so a request whose token was refused counts as
+            # anonymous too (it may still run `@public` operations); before any tenant or
+            # GraphQL work and before the body is read.
             Middleware(
                 AnonymousRateLimitMiddleware,
                 buckets=buckets,
@@ -197,11 +204,9 @@ def create_app(
                 paths=frozenset({"/graphql"}),
             ),
             Middleware(
-                AuthenticationMiddleware,
-                tokens=tokens,
-                store=store,
-                tenant_access=request_access,
-                impersonation_live=impersonation_live,
+                BodyLimitMiddleware,
+                max_bytes=settings.limits.max_body_bytes,
+                anonymous_max_bytes=settings.limits.max_anonymous_body_bytes,
             ),
             Middleware(
                 TenantResolutionMiddleware,

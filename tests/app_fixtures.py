@@ -34,6 +34,9 @@ from app.users.service import create_user
 from tests.factories import open_session
 
 PASSWORD = "correct horse battery staple"
+# GraphQL over HTTP's own response media type: its status codes tell refusals apart (a
+# refused token is 401); the legacy application/json answers 200 (docs/clients.md).
+GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}
 # The machine's Redis is shared with other work: tests that count exact outcomes on it give
 # each call a budget a loaded machine keeps, so the circuit breaker never opens by chance (a
 # breaker opened mid-test moves counts to process memory: 60 concurrent TOTP codes on a
@@ -291,6 +294,7 @@ def statements(database: Database) -> Iterator[list[str]]:
 
 __all__ = [
     "COST_1",
+    "GRAPHQL_RESPONSE",
     "PASSWORD",
     "SHARED_REDIS",
     "SHARED_REDIS_TIMEOUT_MS",

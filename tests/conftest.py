@@ -160,7 +160,16 @@ def test_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestDatabase]:
 @pytest.fixture(scope="session")
 async def database(test_db: TestDatabase) -> AsyncIterator[Database]:
     """The app's pool, connected as the unprivileged server role."""
-    db = await Database.connect(test_db.urls.app, min_size=1, max_size=4, statement_timeout_ms=5000)
+    # Tests are not about waiting for a connection (tests/resilience/test_bounded_waits.py
+    # is, with pools of its own): on a loaded machine 40 concurrent sign-ins on 4 connections
+    # once waited past the 2 s default.
+    db = await Database.connect(
+        test_db.urls.app,
+        min_size=1,
+        max_size=4,
+        statement_timeout_ms=5000,
+        acquire_timeout_ms=60_000,
+    )
     try:
         yield db
     finally:

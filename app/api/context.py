@@ -11,6 +11,7 @@ from uuid import UUID
 import strawberry
 from starlette.requests import Request
 
+from app.api.limits import BatchBudget
 from app.api.loaders import Loaders
 from app.core.actor import Actor, PlatformActor
 from app.core.db import Database, Session
@@ -97,6 +98,8 @@ class Context:
     authorize_platform: PlatformAuthorizer
     # Required for operations under an impersonation token: without it they are refused.
     record_impersonated: ImpersonationRecorder | None = None
+    # Set for the operations of a batched request (app/api/view.py), shared among them.
+    batch_budget: BatchBudget | None = None
     loaders: Loaders = field(init=False)
     # The operation's static cost (app/api/limits.py), once its document is analysed.
     cost: int | None = field(init=False, default=None)

@@ -21,6 +21,7 @@ from graphql import (
     DocumentNode,
     FieldNode,
     GraphQLError,
+    OperationDefinitionNode,
     ValidationContext,
     get_operation_ast,
     specified_rules,
@@ -41,8 +42,9 @@ from app.api.context import Context, OperationSummary
 from app.api.errors import ErrorMasking
 from app.api.fairness import CostBudget
 from app.api.inputs import StringInputs
-from app.api.limits import DocumentLimits, TooComplex
-from app.api.permissions import only_read_refusals
+from app.api.limits import BatchBudget, DocumentLimits, TooComplex
+from app.api.permissions import only_read_refusals, public_operation
+from app.core.errors import Unauthenticated
 from app.core.settings import Limits
 
 
@@ -107,6 +109,42 @@ class OperationTransaction(SchemaExtension):
         # A commit that fails (the database gone: DatabaseUnavailable, or lost during COMMIT:
         # CommitOutcomeUnknown) raises here; ErrorMasking answers it as the operation's error.
         await context.session.close(commit=not failed)
+
+
+class SignInRequired(SchemaExtension):
+    """One answer for every caller who is not signed in, whatever the reason.
+
+    An operation selecting any root field that is not `@public` runs only for a verified
+    caller. For anyone else (no token, or one the authentication middleware refused:
+    malformed, forged, expired, revoked, an impersonation no longer live) it is refused
+    before anything executes, with one UNAUTHENTICATED request error and no data, and
+    `WWW-Authenticate: Bearer` (`error="invalid_token"` for a refused token, RFC 6750).
+    Operations of only `@public` fields (signIn, refreshToken, …) and introspection run for
+    anyone, whatever Authorization header came with them: a stale token never blocks the
+    refresh that replaces it.
+    """
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        context = execution.context
+        answered = execution.result is not None  # already refused (StringInputs)
+        if (
+            not answered
+            and isinstance(context, Context)
+            and context.principal is None
+            and context.platform is None
+        ):
+            document = execution.graphql_document
+            assert document is not None  # executing: parsed and validated
+            operation = get_operation_ast(document, execution.operation_name)
+            assert operation is not None
+            if not public_operation(execution.schema._schema, document, operation):
+                refused = getattr(context.request.state, "refused_credential", None) is not None
+                context.response.headers["www-authenticate"] = (
+                    'Bearer error="invalid_token"' if refused else "Bearer"
+                )
+                raise Unauthenticated("Invalid access token" if refused else "Sign in required")
+        yield
 
 
 class ReportingParserCache(ParserCache):
@@ -223,9 +261,12 @@ class DocumentValidator:
         document: DocumentNode,
         operation_name: str | None,
         variables: dict[str, Any] | None,
+        batch: BatchBudget | None = None,
     ) -> tuple[list[GraphQLError], int]:
         """`errors`, and the cost of the operation to run: one, plus the most objects its
-        connections could return (what the tenant's cost budget is charged)."""
+        connections could return (what the tenant's cost budget is charged). With a batch's
+        `batch` budget, a valid document's objects are taken from it (and one that would
+        overdraw it is refused, taking nothing)."""
         if self._limits is None or self._limits.shape.schema is not schema:
             self._limits = DocumentLimits.of(self.limits, schema)
         operation = get_operation_ast(document, operation_name)
@@ -237,13 +278,29 @@ class DocumentValidator:
         # Refused here, before validation (tens of milliseconds for a full introspection
         # query); graphql-core's NoSchemaIntrospectionCustomRule stays as the backstop.
         if analysis.introspection_roots and not self.introspection:
-            return [GraphQLError(_INTROSPECTION_DISABLED)], cost
-        return self._validate(schema, document), cost
+            return [_validation_error(GraphQLError(_INTROSPECTION_DISABLED))], cost
+        errors = self._validate(schema, document)
+        if not errors and batch is not None:
+            refusal = batch.take(analysis.nodes)
+            if refusal is not None:
+                return [GraphQLError(refusal.message, original_error=refusal)], cost
+        return errors, cost
 
     def _validate_uncached(
         self, schema: GraphQLSchema, document: DocumentNode
     ) -> list[GraphQLError]:
-        return validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
+        found = validate(schema, document, self.rules, hide_suggestions=self.hide_suggestions)
+        return [_validation_error(e) for e in found]
+
+
+def _validation_error(error: GraphQLError) -> GraphQLError:
+    """graphql-core's validation error with its stable code (app/api/errors.py keeps it); a
+    limit's refusal (one rule enforces one) keeps its own."""
+    if error.original_error is not None:
+        return error
+    return GraphQLError(
+        error.message, nodes=error.nodes, extensions={"code": "GRAPHQL_VALIDATION_FAILED"}
+    )
 
 
 class DocumentValidation(SchemaExtension):
@@ -255,12 +312,32 @@ class DocumentValidation(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         assert context.graphql_document is not None
+        # GraphQL's GetOperation(): without `operationName` a document must hold exactly one
+        # operation (Strawberry would run the first one).
+        named = getattr(context, "_provided_operation_name", None)
+        operations = [
+            d
+            for d in context.graphql_document.definitions
+            if isinstance(d, OperationDefinitionNode)
+        ]
+        if named is None and len(operations) > 1:
+            context.pre_execution_errors = [
+                GraphQLError(
+                    "This document holds several operations: name the one to run in"
+                    " `operationName`",
+                    extensions={"code": "OPERATION_RESOLUTION_FAILURE"},
+                )
+            ]
+            yield
+            return
         # Set in every case: Strawberry then skips its own validation.
+        batch = context.context.batch_budget if isinstance(context.context, Context) else None
         context.pre_execution_errors, cost = self.validator.check(
             context.schema._schema,
             context.graphql_document,
             context.operation_name,
             context.variables,
+            batch,
         )
         if isinstance(context.context, Context):
             # Charged to the tenant's budget and reported by CostBudget (app/api/fairness.py).
@@ -276,8 +353,12 @@ def build_extensions(limits: Limits, *, introspection: bool) -> list[ExtensionFa
     validator = DocumentValidator(limits, introspection=introspection)
     return [
         ErrorMasking,
-        OperationTransaction,
+        # Inputs no service could store are refused first, whoever the caller (like
+        # validation errors).
         StringInputs,
+        # Before the transaction and idempotency extensions: nothing of theirs runs either.
+        SignInRequired,
+        OperationTransaction,
         lambda: TokenLimit(limits),
         lambda: ReportingParserCache(maxsize=256),
         lambda: DocumentValidation(validator),

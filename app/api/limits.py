@@ -8,9 +8,10 @@ spread stands for are multiplied, never expanded, and saturate at `SATURATED`.
 
 - Depth counts object levels: a connection's `edges { node { … } }` or `nodes { … }` is one
   level with the connection field, and an introspection `ofType` chain is counted on its own.
-- Cost (`nodes`) is the most objects the operation's connections could return: `first`
-  multiplied down every path, a connection without `first` counting the default page. It
-  reads `first` from the operation's variables, else their defaults, else the default page.
+- Cost (`nodes`) is the most objects the operation's connections could return: the page
+  size (`first`, or `last` for a page from the end) multiplied down every path, a
+  connection without either counting the default page. It reads them from the operation's
+  variables, else their defaults, else the default page.
   Cost is linear in the multiplier, so a fragment's cost at multiplier 1 is all that is kept.
 - Introspection is bounded by its roots (`__schema`, `__type`), its `ofType` depth, and the
   values it can produce, counted from the schema's real sizes: where the parents are distinct
@@ -104,6 +105,30 @@ class TooLarge(LimitExceeded):
 
 class TooComplex(LimitExceeded):
     code = "QUERY_TOO_COMPLEX"
+
+
+class BatchBudget:
+    """The objects the operations of one batched request may still return together: the
+    cost limit (`max_nodes`) bounds their sum, not each one alone."""
+
+    def __init__(self, max_nodes: int) -> None:
+        self.max_nodes = max_nodes
+        self.remaining = max_nodes
+
+    def take(self, nodes: int) -> TooComplex | None:
+        """Take an operation's objects; the refusal (taking nothing) when they would
+        overdraw the batch's budget."""
+        if nodes > self.remaining:
+            spent = self.max_nodes - self.remaining
+            return TooComplex(
+                f"This batch's operations could return up to {spent + nodes} objects"
+                f" together; the limit is {self.max_nodes}. Send fewer operations together or"
+                " ask for smaller pages.",
+                limit="nodes",
+                maximum=self.max_nodes,
+            )
+        self.remaining -= nodes
+        return None
 
 
 def _cap(value: int) -> int:
@@ -401,24 +426,30 @@ class _Walk:
         return self.shape.schema.get_type(name)
 
     def _page(self, node: FieldNode, pages: bool) -> int | None:
-        """The page a field asks for: its `first`, or the default page for a connection
-        selected without one (it has `edges` or `nodes`); None for any other field."""
-        for argument in node.arguments or ():
-            if argument.name.value != "first":
-                continue
-            value: Any = argument.value
-            if isinstance(value, VariableNode):
-                name = value.name.value
-                value = self.variables.get(name, self.defaults.get(name))
-            elif isinstance(value, IntValueNode):
-                literal = value.value
-                if len(literal.lstrip("-")) <= _MAX_DIGITS:
-                    value = int(literal)
-                else:
-                    value = 0 if literal.startswith("-") else SATURATED
-            # A bool is an int to Python, not to GraphQL; null or anything else: the default.
-            return _cap(max(value, 0)) if type(value) is int else self.default_page_size
+        """The page a field asks for: its `first` or `last` (the larger, should both be
+        given), or the default page for a connection selected without them (it has `edges`
+        or `nodes`); None for any other field."""
+        sizes = [
+            self._size(argument.value)
+            for argument in node.arguments or ()
+            if argument.name.value in ("first", "last")
+        ]
+        if sizes:
+            return max(sizes)
         return self.default_page_size if pages else None
+
+    def _size(self, value: Any) -> int:
+        if isinstance(value, VariableNode):
+            name = value.name.value
+            value = self.variables.get(name, self.defaults.get(name))
+        elif isinstance(value, IntValueNode):
+            literal = value.value
+            if len(literal.lstrip("-")) <= _MAX_DIGITS:
+                value = int(literal)
+            else:
+                value = 0 if literal.startswith("-") else SATURATED
+        # A bool is an int to Python, not to GraphQL; null or anything else: the default.
+        return _cap(max(value, 0)) if type(value) is int else self.default_page_size
 
 
 def _defaults(operation: OperationDefinitionNode | None) -> dict[str, Any]:
@@ -565,7 +596,8 @@ class DocumentLimits:
         if a.nodes > limits.max_nodes:
             return TooComplex(
                 f"This operation could return up to {a.nodes} objects; the limit is "
-                f"{limits.max_nodes}. Ask for smaller pages (`first`) or fewer nested lists.",
+                f"{limits.max_nodes}. Ask for smaller pages (`first`, `last`) or fewer nested"
+                " lists.",
                 limit="nodes",
                 maximum=limits.max_nodes,
             )

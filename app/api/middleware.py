@@ -1,7 +1,9 @@
 """Pure-ASGI middleware: request ids, the body-size cap, and bearer-token verification.
 
-Token verification happens here, before any GraphQL work: an invalid token is a 401 and
-nothing executes. A request without a token proceeds anonymously (sign-in needs that).
+Token verification happens here, before any GraphQL work. A request without a token, or
+with one that does not verify, proceeds anonymously (sign-in and token refresh need that);
+whatever is not `@public` then answers UNAUTHENTICATED without executing
+(app/api/extensions.py).
 """
 
 from __future__ import annotations
@@ -155,8 +157,8 @@ class ErrorBoundaryMiddleware:
 class BodyLimitMiddleware:
     """413 for bodies over the limit, declared or streamed, before anything parses them.
 
-    Requests without an Authorization header get `anonymous_max_bytes`: what they can do
-    (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
+    Anonymous requests (no verified caller, `anonymous`) get `anonymous_max_bytes`: what they
+    can do (sign in, introspect) fits in a few kilobytes, and a megabyte of one string literal or
     list variable costs graphql-core hundreds of milliseconds to lex or coerce.
     """
 
@@ -173,7 +175,7 @@ class BodyLimitMiddleware:
             return
         headers = Headers(scope=scope)
         limit = self.max_bytes
-        if self.anonymous_max_bytes is not None and "authorization" not in headers:
+        if self.anonymous_max_bytes is not None and anonymous(scope):
             limit = min(limit, self.anonymous_max_bytes)
         declared = headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -208,12 +210,12 @@ class _TooLarge(Exception):
 
 
 class AnonymousRateLimitMiddleware:
-    """Requests to `paths` without an Authorization header take a token from their client
-    address's bucket; with none left they get 429 (RATE_LIMITED, Retry-After) before anything
-    else runs. The address is the peer's, or X-Forwarded-For's when uvicorn trusts the proxy
-    (TENANTRY_FORWARDED_ALLOW_IPS); IPv6 addresses count per /64, the block one subscriber
-    usually holds. Requests with a token are counted per tenant (AuthenticationMiddleware).
-    """
+    """Anonymous requests to `paths` (no verified caller, `anonymous`) take a token from their
+    client address's bucket; with none left they get 429 (RATE_LIMITED, Retry-After) before
+    anything else runs. The address is the peer's, or X-Forwarded-For's when uvicorn trusts
+    the proxy (TENANTRY_FORWARDED_ALLOW_IPS); IPv6 addresses count per /64, the block one
+    subscriber usually holds. Requests with a verified token are counted per tenant
+    (TenantLimitMiddleware)."""
 
     def __init__(
         self, app: ASGIApp, *, buckets: TokenBuckets, rate: Rate, paths: frozenset[str]
@@ -224,11 +226,7 @@ class AnonymousRateLimitMiddleware:
         self.paths = paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] not in self.paths
-            or "authorization" in Headers(scope=scope)
-        ):
+        if scope["type"] != "http" or scope["path"] not in self.paths or not anonymous(scope):
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -259,6 +257,13 @@ class AnonymousRateLimitMiddleware:
         await self.app(scope, receive, with_fields)
 
 
+def anonymous(scope: Scope) -> bool:
+    """Whether the request has no verified caller: no token, or one AuthenticationMiddleware
+    (which runs before the anonymous limits) refused."""
+    state = scope.get("state", {})
+    return state.get("principal") is None and state.get("platform_principal") is None
+
+
 def client_network(host: str | None) -> str:
     """What per-address limits count: an IPv4 address, or an IPv6 address's /64."""
     try:
@@ -275,7 +280,10 @@ def client_network(host: str | None) -> str:
 class AuthenticationMiddleware:
     """Verifies `Authorization: Bearer` and stores who is calling in the request state:
     `principal` for a tenant user, `platform_principal` for a platform administrator
-    (app/core/security.py keeps the two token kinds apart)."""
+    (app/core/security.py keeps the two token kinds apart). A token that does not verify, or
+    whose session, tenant or impersonation is no longer live, makes no caller: the request
+    goes on anonymously with `refused_credential` set, and counts as anonymous for every
+    limit after this middleware."""
 
     def __init__(
         self,
@@ -299,6 +307,7 @@ class AuthenticationMiddleware:
         state = scope.setdefault("state", {})
         state["principal"] = None
         state["platform_principal"] = None
+        state["refused_credential"] = None
         header = Headers(scope=scope).get("authorization")
         if header is not None:
             scheme, _, token = header.partition(" ")
@@ -332,19 +341,17 @@ class AuthenticationMiddleware:
                 await _send_json(send, 403, exc.code, exc.message)
                 return
             except Unauthenticated as exc:
+                # Not answered here: the request goes on without a caller, so `@public`
+                # operations (signIn, refreshToken) still run, and anything else gets the
+                # same UNAUTHENTICATED error as a request without a token
+                # (app/api/extensions.py: SignInRequired).
                 logger.info("rejected bearer token (request %s)", state.get("request_id"))
-                await _send_json(
-                    send,
-                    401,
-                    exc.code,
-                    exc.message,
-                    [(b"www-authenticate", b'Bearer error="invalid_token"')],
-                )
-                return
-            if isinstance(claims, AccessClaims):
-                state["principal"] = Principal.of(claims)
+                state["refused_credential"] = exc
             else:
-                state["platform_principal"] = claims
+                if isinstance(claims, AccessClaims):
+                    state["principal"] = Principal.of(claims)
+                else:
+                    state["platform_principal"] = claims
         await self.app(scope, receive, send)
 
 

@@ -46,10 +46,22 @@ import enum
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
 from strawberry.extensions import FieldExtension
 from strawberry.extensions.field_extension import AsyncExtensionResolver
 from strawberry.schema_directive import Location
@@ -373,6 +385,50 @@ def only_read_refusals(errors: Sequence[GraphQLError]) -> bool:
         return len(error.path or ()) > 1 and original in (Forbidden, Unauthenticated)
 
     return all(read_refusal(e) for e in errors)
+
+
+def public_operation(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> bool:
+    """Whether every root field `operation` selects (through fragments too) is `@public` or
+    introspection: what an anonymous caller, or one whose token was refused, may run. For a
+    validated document (every field exists)."""
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return False
+    public = _public_fields(root)
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    pending: list[SelectionSetNode] = [operation.selection_set]
+    spread: set[str] = set()
+    while pending:
+        for selection in pending.pop().selections:
+            if isinstance(selection, FieldNode):
+                name = selection.name.value
+                if not name.startswith("__") and name not in public:
+                    return False
+            elif isinstance(selection, InlineFragmentNode):
+                pending.append(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in spread and name in fragments:
+                    spread.add(name)
+                    pending.append(fragments[name].selection_set)
+    return True
+
+
+@lru_cache(maxsize=16)
+def _public_fields(root: GraphQLObjectType) -> frozenset[str]:
+    """The root type's fields whose rule is PUBLIC (computed once per schema's root type)."""
+    found = set()
+    for name, field in root.fields.items():
+        definition = (field.extensions or {}).get("strawberry-definition")
+        if isinstance(definition, StrawberryField) and any(
+            r.kind is RuleKind.PUBLIC for r in rules_of(definition)
+        ):
+            found.add(name)
+    return frozenset(found)
 
 
 # The factories every root field uses: `extensions=requires(Permission.TASK_WRITE_OWN)`.

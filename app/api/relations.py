@@ -42,9 +42,12 @@ from app.api.context import Info
 from app.api.permissions import Rule, RuleExtension
 from app.api.relay import (
     After,
+    Before,
     Connection,
     First,
+    Last,
     OrderDirection,
+    PageArguments,
     TableBacked,
     ordering,
     table_connection,
@@ -289,7 +292,8 @@ def connection(
     name: str | None = None,
 ) -> Any:
     """A page of `rows` whose column `partition` holds the parent's id (None: the whole
-    table), with `first`, `after`, the listing's filter arguments and its `orderBy`."""
+    table), with `first`/`after` and `last`/`before`, the listing's filter arguments and its
+    `orderBy`."""
     relation = Relation(
         RelationKind.CONNECTION, rows.target, nullable, partition=partition, listing=rows, rule=rule
     )
@@ -299,6 +303,8 @@ def connection(
         info: Info,
         first: int | None = None,
         after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
         order_by: Any | None = None,
         **filters: Any,
     ) -> Connection[Any]:
@@ -306,8 +312,7 @@ def connection(
             info,
             rows.target.resolve(),
             ordering=rows.ordering(order_by),
-            first=first,
-            after=after,
+            arguments=PageArguments(first=first, after=after, last=last, before=before),
             filters=rows.filter_values(filters),
             partition=partition,
             parent=None if partition is None else root.pk,
@@ -316,6 +321,8 @@ def connection(
     parameters = [
         _keyword("first", First),
         _keyword("after", After),
+        _keyword("last", Last),
+        _keyword("before", Before),
         *(
             _keyword(
                 a.name, _ANNOTATED[a.type | None, strawberry.argument(description=a.description)]

@@ -1,7 +1,8 @@
 """Relay conventions: the Node interface, opaque global ids, and connections.
 
-Connections are backed by the declarative tables in app/core/tables.py: keyset cursors,
-`first + 1` rows to know whether a next page exists, and `totalCount` only when asked.
+Connections are backed by the declarative tables in app/core/tables.py: keyset cursors in
+both directions (`first`/`after` forward, `last`/`before` backward), one row more than the
+page to know whether more follow, and `totalCount` only when asked.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import binascii
 import dataclasses
 import enum
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Generic, Protocol, Self, TypeVar
 from uuid import UUID
 
@@ -20,6 +22,7 @@ from app.api.context import Info
 from app.api.permissions import Rule, admits
 from app.core.errors import Invalid
 from app.core.tables import (
+    Cursor,
     Filter,
     Ordering,
     PageQuery,
@@ -28,6 +31,7 @@ from app.core.tables import (
     count_rows,
     decode_cursor,
     fetch_page,
+    slice_page,
 )
 
 
@@ -146,21 +150,39 @@ N = TypeVar("N")
 
 # The arguments every connection and every by-id field take, described once.
 First = Annotated[
-    int | None, strawberry.argument(description="Page size (default 20, at most 100).")
+    int | None,
+    strawberry.argument(
+        description="Page size from the start (default 20, at most 100). Not with `last`."
+    ),
 ]
 After = Annotated[
-    str | None, strawberry.argument(description="Cursor to continue after (`endCursor`).")
+    str | None,
+    strawberry.argument(description="Cursor to continue after (a page's `endCursor`)."),
+]
+Last = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Page size from the end, for paging backwards (at most 100). Not with `first`."
+    ),
+]
+Before = Annotated[
+    str | None,
+    strawberry.argument(description="Cursor to continue before (a page's `startCursor`)."),
 ]
 ObjectId = Annotated[strawberry.ID, strawberry.argument(description="Its global ID.")]
 
 
 @strawberry.type(description="Where a page sits in its connection.")
 class PageInfo:
-    has_next_page: bool = strawberry.field(description="More items follow this page.")
-    has_previous_page: bool = strawberry.field(
-        description="Items precede this page (true whenever `after` was given)."
+    has_next_page: bool = strawberry.field(
+        description="More items follow this page (with `last`: true whenever `before` was given)."
     )
-    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    has_previous_page: bool = strawberry.field(
+        description="Items precede this page (with `first`: true whenever `after` was given)."
+    )
+    start_cursor: str | None = strawberry.field(
+        description="Cursor of the first edge: pass it as `before` for the previous page."
+    )
     end_cursor: str | None = strawberry.field(
         description="Cursor of the last edge: pass it as `after` for the next page."
     )
@@ -187,13 +209,44 @@ class Connection(Generic[N]):
         return [e.node for e in self.edges]
 
 
-def page_size(info: Info, first: int | None) -> int:
+@dataclass(frozen=True)
+class PageArguments:
+    """A connection's pagination arguments as the client gave them."""
+
+    first: int | None = None
+    after: str | None = None
+    last: int | None = None
+    before: str | None = None
+
+
+def page_query(
+    info: Info, arguments: PageArguments, ordering: Ordering, filters: tuple[Filter, ...] = ()
+) -> PageQuery:
+    """The page the arguments ask for: `first` rows from the start of the range between the
+    cursors, or `last` rows from its end; neither is the default page from the start. Both
+    together are refused (the Relay specification strongly discourages them)."""
     limits = info.context.settings.limits
-    if first is None:
-        return limits.default_page_size
-    if first < 0 or first > limits.max_page_size:
-        raise Invalid(f"`first` must be between 0 and {limits.max_page_size}", field="first")
-    return first
+    if arguments.first is not None and arguments.last is not None:
+        raise Invalid("Pass either `first` or `last`, not both", field="last")
+    name, size = (
+        ("last", arguments.last) if arguments.last is not None else ("first", arguments.first)
+    )
+    if size is None:
+        size = limits.default_page_size
+    elif size < 0 or size > limits.max_page_size:
+        raise Invalid(f"`{name}` must be between 0 and {limits.max_page_size}", field=name)
+    return PageQuery(
+        ordering=ordering,
+        first=size,
+        after=_cursor(arguments.after, ordering, "after"),
+        before=_cursor(arguments.before, ordering, "before"),
+        filters=filters,
+        from_end=arguments.last is not None,
+    )
+
+
+def _cursor(value: str | None, ordering: Ordering, field: str) -> Cursor | None:
+    return None if value is None else decode_cursor(value, ordering, field=field)
 
 
 async def table_connection(
@@ -201,16 +254,13 @@ async def table_connection(
     node_type: type[TableBacked],
     *,
     ordering: Ordering,
-    first: int | None,
-    after: str | None,
+    arguments: PageArguments,
     filters: tuple[Filter, ...] = (),
     partition: str | None = None,
     parent: UUID | None = None,
 ) -> Connection[Any]:
     """A connection over `node_type.table`; with `partition`, the children of `parent`."""
-    size = page_size(info, first)
-    cursor = decode_cursor(after, ordering) if after is not None else None
-    page = PageQuery(ordering=ordering, first=size, after=cursor, filters=filters)
+    page = page_query(info, arguments, ordering, filters)
     loaders = info.context.loaders
     table = node_type.table
     rows: list[Row[Any]]
@@ -227,13 +277,13 @@ async def table_connection(
         async def count() -> int:
             return (await count_rows(session, table, filters))[None]
 
-    visible = rows[:size]
-    edges = [Edge(node=node_type.from_model(r.model), cursor=r.cursor) for r in visible]
+    shown = slice_page(page, rows)
+    edges = [Edge(node=node_type.from_model(r.model), cursor=r.cursor) for r in shown.rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(
-            has_next_page=len(rows) > size,
-            has_previous_page=cursor is not None,
+            has_next_page=shown.has_next_page,
+            has_previous_page=shown.has_previous_page,
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),

@@ -199,6 +199,40 @@ class BrowserSettings:
 
 
 @dataclass(frozen=True)
+class TransportSettings:
+    """GraphQL over HTTP beyond one document per request (app/api/documents.py, view.py and
+    docs/clients.md): automatic persisted queries, trusted documents, batching."""
+
+    # Apollo's automatic persisted queries: documents registered by their SHA-256 in the
+    # store (Redis: shared by every process), per tenant at most `apq_max_entries` of at
+    # most `apq_max_document_bytes`, each kept `apq_ttl_seconds` from its registration.
+    apq: bool = True
+    apq_ttl_seconds: int = 24 * 3600
+    apq_max_entries: int = 1000
+    apq_max_document_bytes: int = 16_384
+    # A manifest of registered operations: when set, only they run (trusted documents).
+    trusted_documents_file: Path | None = None
+    # Operations one POST may carry as a JSON array; 0: batching off.
+    max_batch_operations: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TransportSettings:
+        trusted = env.get("TENANTRY_TRUSTED_DOCUMENTS") or None
+        return cls(
+            apq=_bool(env, "TENANTRY_APQ", cls.apq),
+            apq_ttl_seconds=_int(env, "TENANTRY_APQ_TTL", cls.apq_ttl_seconds, minimum=60),
+            apq_max_entries=_int(env, "TENANTRY_APQ_MAX_ENTRIES", cls.apq_max_entries),
+            apq_max_document_bytes=_int(
+                env, "TENANTRY_APQ_MAX_DOCUMENT_BYTES", cls.apq_max_document_bytes
+            ),
+            trusted_documents_file=Path(trusted) if trusted else None,
+            max_batch_operations=_int(
+                env, "TENANTRY_MAX_BATCH", cls.max_batch_operations, minimum=0, maximum=100
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class ObservabilitySettings:
     """Logs, metrics and traces (app/core/logs.py, metrics.py, tracing.py and
     docs/observability.md)."""
@@ -351,6 +385,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     browsers: BrowserSettings = field(default_factory=BrowserSettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     @property
     def embedded(self) -> bool:
@@ -577,6 +612,7 @@ class Settings:
             auth=auth,
             browsers=BrowserSettings.from_env(env),
             observability=ObservabilitySettings.from_env(env, dev=dev),
+            transport=TransportSettings.from_env(env),
         )
 
 

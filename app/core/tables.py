@@ -129,8 +129,9 @@ def encode_cursor(sort: str, id_: UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(value: str, ordering: Ordering) -> Cursor:
-    """Parse and type-check a client cursor so a forged one fails here, not in SQL."""
+def decode_cursor(value: str, ordering: Ordering, *, field: str = "after") -> Cursor:
+    """Parse and type-check a client cursor so a forged one fails here, not in SQL; `field`
+    names the argument it came in (`after` or `before`) in the error."""
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         decoded = json_value(raw)
@@ -143,7 +144,7 @@ def decode_cursor(value: str, ordering: Ordering) -> Cursor:
         if not _valid_sort(sort, ordering.cast):
             raise ValueError
     except (ValueError, TypeError, binascii.Error):
-        raise Invalid("Invalid cursor", field="after") from None
+        raise Invalid("Invalid cursor", field=field) from None
     return cursor
 
 
@@ -166,12 +167,17 @@ class Contains:
 
 @dataclass(frozen=True)
 class PageQuery:
-    """One page of rows: equality filters, an ordering, `first` rows after a cursor."""
+    """One page of rows: equality filters, an ordering, and `first` rows of the range between
+    the cursors `after` and `before` (each exclusive, each optional), taken from the start of
+    that range, or from its end when `from_end` (Relay's `last`: then `first` is its value).
+    """
 
     ordering: Ordering
     first: int
     after: Cursor | None = None
     filters: tuple[Filter, ...] = ()
+    before: Cursor | None = None
+    from_end: bool = False
 
 
 def _where(filters: Sequence[Filter], args: list[object]) -> list[str]:
@@ -192,19 +198,25 @@ def _where(filters: Sequence[Filter], args: list[object]) -> list[str]:
 
 
 def _keyset(page: PageQuery, args: list[object]) -> list[str]:
-    if page.after is None:
-        return []
-    args.extend([page.after.sort, page.after.id])
-    op = "<" if page.ordering.descending else ">"
-    n = len(args)
-    # The sort value travels as text (as it was read) and is cast by PostgreSQL, so it
-    # compares exactly like the column it came from.
-    expression, cast = page.ordering.sql, page.ordering.cast
-    return [f"({expression}, t.id) {op} (${n - 1}::text::{cast}, ${n}::uuid)"]
+    """The range between the cursors: rows after `after` and before `before` in the order."""
+    clauses = []
+    for cursor, later in ((page.after, True), (page.before, False)):
+        if cursor is None:
+            continue
+        args.extend([cursor.sort, cursor.id])
+        op = ">" if later != page.ordering.descending else "<"
+        n = len(args)
+        # The sort value travels as text (as it was read) and is cast by PostgreSQL, so it
+        # compares exactly like the column it came from.
+        expression, cast = page.ordering.sql, page.ordering.cast
+        clauses.append(f"({expression}, t.id) {op} (${n - 1}::text::{cast}, ${n}::uuid)")
+    return clauses
 
 
-def _order_by(ordering: Ordering) -> str:
-    direction = " DESC" if ordering.descending else ""
+def _order_by(ordering: Ordering, *, reverse: bool = False) -> str:
+    """The ordering's ORDER BY; `reverse` reads it from the end (the same expression, so a
+    descending ordering's own expression is kept)."""
+    direction = " DESC" if ordering.descending != reverse else ""
     return f"{ordering.sql}{direction}, t.id{direction}"
 
 
@@ -232,7 +244,9 @@ async def fetch_page(
     partition: str | None = None,
     parents: Sequence[UUID] = (),
 ) -> dict[UUID | None, list[Row[M]]]:
-    """Up to `page.first + 1` rows (one extra says there is a next page).
+    """Up to `page.first + 1` rows in reading order: the ordering's, or its reverse for a
+    page taken from the end (`from_end`). One row beyond `first` says more rows follow in
+    that direction; `slice_page` turns the rows into the page.
 
     With `partition`, one statement reads a page per parent id (a window function), so a
     nested connection costs one query whatever the number of parents.
@@ -247,15 +261,16 @@ async def fetch_page(
     limit = f"${len(args)}"
     sort = f"({page.ordering.sql})::text AS _sort"
     where_sql = " AND ".join(where) or "true"
+    order = _order_by(page.ordering, reverse=page.from_end)
     if partition is None:
         sql = (
             f"SELECT {table.select_list()}, {sort} FROM {table.name} t WHERE {where_sql} "
-            f"ORDER BY {_order_by(page.ordering)} LIMIT {limit}"
+            f"ORDER BY {order} LIMIT {limit}"
         )
     else:
         sql = (
             f"SELECT * FROM (SELECT {table.select_list()}, {sort}, row_number() OVER "
-            f"(PARTITION BY t.{partition} ORDER BY {_order_by(page.ordering)}) AS _rn "
+            f"(PARTITION BY t.{partition} ORDER BY {order}) AS _rn "
             f"FROM {table.name} t WHERE {where_sql}) s WHERE s._rn <= {limit} ORDER BY s._rn"
         )
     result: dict[UUID | None, list[Row[M]]] = {}
@@ -265,6 +280,30 @@ async def fetch_page(
             Row(table.to_model(r), encode_cursor(r["_sort"], r["id"]))
         )
     return result
+
+
+@dataclass(frozen=True)
+class PageSlice(Generic[M]):
+    """A page as a Relay connection shows it: its rows in the ordering's order, and whether
+    rows follow or precede it."""
+
+    rows: list[Row[M]]
+    has_next_page: bool
+    has_previous_page: bool
+
+
+def slice_page(page: PageQuery, rows: Sequence[Row[M]]) -> PageSlice[M]:
+    """The page of what `fetch_page` read for it, with the flags of the Relay cursor
+    connections specification: in the reading direction, a row beyond `first` means more
+    follow; in the other, rows are claimed exactly when that side's cursor was given (its own
+    row lies there), which the specification allows in place of an extra query.
+    """
+    more = len(rows) > page.first
+    visible = list(rows[: page.first])
+    if page.from_end:
+        visible.reverse()
+        return PageSlice(visible, has_next_page=page.before is not None, has_previous_page=more)
+    return PageSlice(visible, has_next_page=more, has_previous_page=page.after is not None)
 
 
 async def count_rows(

@@ -180,8 +180,11 @@ async def refresh_works(gql: GraphQL, refresh_token: str) -> bool:
 
 
 async def access_works(gql: GraphQL, access_token: str) -> bool:
-    response = await gql.post(VIEWER, token=access_token)
-    return response.status_code == 200 and response.json()["data"]["viewer"] is not None
+    body = (await gql.post(VIEWER, token=access_token)).json()
+    if "data" not in body:  # refused before it ran: a token that no longer works
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", body
+        return False
+    return body["data"]["viewer"] is not None
 
 
 async def live_sessions(database: Database, tenant_id: UUID, user_id: UUID) -> int:

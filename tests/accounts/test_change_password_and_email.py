@@ -151,7 +151,7 @@ async def test_changing_the_password_needs_a_signed_in_user(gql: GraphQL) -> Non
         CHANGE_PASSWORD, {"input": {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}}
     )
 
-    assert body["data"] is None
+    assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

@@ -160,7 +160,7 @@ async def test_only_owners_invite_owners(gql: GraphQL, admin_org: Org, database:
 async def test_signing_in_is_required(gql: GraphQL) -> None:
     body = await gql(INVITE, {"input": {"email": "x@example.com"}})
 
-    assert body["data"] is None
+    assert "data" not in body
     assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 

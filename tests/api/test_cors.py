@@ -156,7 +156,9 @@ async def test_answers_refused_before_graphql_carry_cors_headers_too(
     api: httpx.AsyncClient, app_settings: Settings
 ) -> None:
     # A page must be able to read why it was refused (and its WWW-Authenticate).
-    unauthenticated = await viewer(api, ALLOWED, "not-a-token")
+    unauthenticated = await viewer(
+        api, ALLOWED, "not-a-token", accept="application/graphql-response+json"
+    )
     too_large = await api.post(
         "/graphql",
         content=b"x" * (app_settings.limits.max_body_bytes + 1),

@@ -68,6 +68,12 @@ def _nodes(document: str, variables: dict[str, Any] | None, name: str | None = N
         (WITH_DEFAULTS, {"f": True}, 20 + 400 + 8000),  # a Boolean is no Int
         ("{ projects(first: 99999999999999999999999) { totalCount } }", {}, 10**15),
         ("{ projects(first: -99999999999999999999999) { totalCount } }", {}, 0),
+        # `last` counts like `first` (a page from the end is as large); with both, the larger.
+        ("{ projects(last: 7) { totalCount } }", {}, 7),
+        ("query($l: Int) { projects(last: $l) { nodes { id } } }", {"l": 30}, 30),
+        ("query($l: Int = 40) { projects(last: $l) { nodes { id } } }", {}, 40),
+        ("{ projects(first: 3, last: 9) { totalCount } }", {}, 9),
+        ("{ projects(last: 99999999999999999999999) { totalCount } }", {}, 10**15),
     ],
 )
 def test_estimate(document: str, variables: dict[str, Any], expected: int) -> None:
@@ -89,7 +95,7 @@ async def test_over_the_limit_is_rejected_before_any_sql(
     # 100 + 100*100 + 100*100*1 = 20 100 > 20 000
     body = await gql(NESTED, {"p": 100, "t": 100, "c": 1}, token=org.token)
 
-    assert body["data"] is None
+    assert "data" not in body
     [error] = body["errors"]
     assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX", "limit": "nodes", "maximum": LIMIT}
     assert "20100" in error["message"]
@@ -108,7 +114,7 @@ async def test_variable_defaults_count_as_given(
     body = await gql(WITH_DEFAULTS, token=org.token)
 
     # then
-    assert body["data"] is None
+    assert "data" not in body
     [error] = body["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert "1010100" in error["message"]

@@ -31,7 +31,7 @@ from app.core.db import Database
 from app.core.keys import KeyRing, generate_signing_key, load_or_create_keys
 from app.core.security import TokenService
 from app.core.settings import Limits, Settings
-from tests.app_fixtures import COST_1, GraphQL, Org, start_server, stop_server
+from tests.app_fixtures import COST_1, GraphQL, Org, start_server, stop_server, without_cost
 from tests.conftest import TestDatabase
 from tests.factories import mint_access_token, session_of
 
@@ -255,7 +255,7 @@ async def test_query_deeper_than_the_limit_is_rejected_before_any_sql(
     body = await gql(document, token=org.token)
 
     # then
-    assert body["data"] is None
+    assert "data" not in body
     error = _only_error(body)
     assert f"nests {LIMITS.max_depth + 1} levels deep" in error["message"]
     assert error["extensions"] == {
@@ -295,7 +295,7 @@ async def test_too_many_aliases_are_rejected_before_any_sql(
     body = await gql(document, token=org.token)
 
     # then
-    assert body["data"] is None
+    assert "data" not in body
     error = _only_error(body)
     assert f"uses {LIMITS.max_aliases + 1} aliases" in error["message"]
     assert error["extensions"] == {
@@ -321,9 +321,15 @@ async def test_too_many_tokens_are_rejected_before_any_sql(
     # when
     body = await gql(OVER_TOKEN_LIMIT, token=org.token)
 
-    # then
-    assert body["data"] is None
-    assert f"more than {LIMITS.max_tokens} tokens" in _only_error(body)["message"]
+    # then: the size limit of the text, in its own words and code
+    assert "data" not in body
+    error = _only_error(body)
+    assert f"more than {LIMITS.max_tokens} tokens" in error["message"]
+    assert error["extensions"] == {
+        "code": "QUERY_TOO_LARGE",
+        "limit": "tokens",
+        "maximum": LIMITS.max_tokens,
+    }
     assert statements == []
 
 
@@ -335,15 +341,32 @@ async def test_tokens_at_the_limit_are_answered(gql: GraphQL, org: Org) -> None:
     assert data["tasks"]["totalCount"] == 0
 
 
-@pytest.mark.parametrize("document", [OVER_TOKEN_LIMIT, "{ viewer {"], ids=["tokens", "syntax"])
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        (OVER_TOKEN_LIMIT, "QUERY_TOO_LARGE"),
+        ("{ viewer {", "GRAPHQL_PARSE_FAILED"),
+        ("{ viewr { id } }", "GRAPHQL_VALIDATION_FAILED"),
+    ],
+    ids=["tokens", "syntax", "validation"],
+)
 async def test_rejected_documents_carry_a_stable_error_code(
-    gql: GraphQL, org: Org, document: str
+    gql: GraphQL, org: Org, document: str, code: str
 ) -> None:
     # when
     body = await gql(document, token=org.token)
 
-    # then: like every other rejected document (depth, aliases, unknown field)
-    assert _only_error(body).get("extensions", {}).get("code") == "GRAPHQL_VALIDATION_FAILED"
+    # then: one code per kind of refusal (limits, parse, validation), and no data at all
+    assert _only_error(body).get("extensions", {}).get("code") == code
+    assert "data" not in body
+
+
+async def test_a_syntax_error_keeps_its_location(gql: GraphQL, org: Org) -> None:
+    # when
+    body = await gql("{\n  viewer {\n    id\n", token=org.token)
+
+    # then
+    assert _only_error(body)["locations"] == [{"line": 4, "column": 1}]
 
 
 @pytest.mark.parametrize(
@@ -364,7 +387,7 @@ async def test_rejected_documents_carry_a_stable_error_code(
     ],
     ids=["null-variable", "missing-input-field", "anonymous"],
 )
-async def test_invalid_variables_are_a_validation_error_naming_the_field(
+async def test_invalid_variables_are_bad_user_input_naming_the_field(
     gql: GraphQL,
     org: Org,
     statements: list[str],
@@ -376,9 +399,9 @@ async def test_invalid_variables_are_a_validation_error_naming_the_field(
     body = await gql(document, variables, token=org.token)
 
     # then: the client's own mistake, explained (not an internal error), and nothing ran
-    assert body["data"] is None
+    assert "data" not in body
     error = _only_error(body)
-    assert error["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert error["extensions"]["code"] == "BAD_USER_INPUT"
     assert named in error["message"]
     assert not any("projects" in sql for sql in statements), statements
 
@@ -650,7 +673,7 @@ async def test_deeply_nested_graphql_literal_is_a_clean_error_and_the_server_liv
     # then
     assert response.status_code == 200
     body = response.json()
-    assert body["data"] is None
+    assert "data" not in body
     assert "nested too deeply" in _only_error(body)["message"]
     assert statements == []
     assert (await http.get("/healthz")).json() == {"status": "ok"}
@@ -1012,10 +1035,16 @@ BAD_AUTHORIZATION_HEADERS = {
 }
 
 
+# GraphQL over HTTP's own media type: the status tells the refusal (legacy application/json
+# answers 200 with the same body: tests/api/test_authentication_shape.py).
+GRAPHQL_RESPONSE = {"accept": "application/graphql-response+json"}
+
+
 def _assert_invalid_token(response: httpx.Response) -> None:
+    """The one answer to a refused token: an UNAUTHENTICATED request error, nothing else."""
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
-    assert response.json() == {
+    assert without_cost(response.json()) == {
         "errors": [{"message": "Invalid access token", "extensions": {"code": "UNAUTHENTICATED"}}]
     }
 
@@ -1034,7 +1063,7 @@ async def test_forged_token_baseline_is_accepted(
 
 
 @pytest.mark.parametrize("kind", list(BAD_TOKENS))
-async def test_bad_token_is_401_and_runs_nothing(
+async def test_bad_token_is_unauthenticated_and_runs_nothing(
     gql: GraphQL,
     org: Org,
     server_keys: KeySet,
@@ -1046,7 +1075,7 @@ async def test_bad_token_is_401_and_runs_nothing(
     token = BAD_TOKENS[kind](server_keys, app_settings, org)
 
     # when
-    response = await gql.post(VIEWER, token=token)
+    response = await gql.post(VIEWER, token=token, headers=GRAPHQL_RESPONSE)
 
     # then
     _assert_invalid_token(response)
@@ -1054,7 +1083,7 @@ async def test_bad_token_is_401_and_runs_nothing(
 
 
 @pytest.mark.parametrize("kind", list(BAD_TOKENS))
-async def test_bad_token_on_a_mutation_is_401_and_creates_nothing(
+async def test_bad_token_on_a_mutation_is_unauthenticated_and_creates_nothing(
     gql: GraphQL,
     org: Org,
     database: Database,
@@ -1067,7 +1096,9 @@ async def test_bad_token_on_a_mutation_is_401_and_creates_nothing(
     token = BAD_TOKENS[kind](server_keys, app_settings, org)
 
     # when
-    response = await gql.post(CREATE_PROJECT, {"name": "forged"}, token=token)
+    response = await gql.post(
+        CREATE_PROJECT, {"name": "forged"}, token=token, headers=GRAPHQL_RESPONSE
+    )
 
     # then
     _assert_invalid_token(response)
@@ -1078,12 +1109,12 @@ async def test_bad_token_on_a_mutation_is_401_and_creates_nothing(
 @pytest.mark.parametrize(
     "header", list(BAD_AUTHORIZATION_HEADERS.values()), ids=list(BAD_AUTHORIZATION_HEADERS)
 )
-async def test_malformed_authorization_header_is_401_and_runs_nothing(
+async def test_malformed_authorization_header_is_unauthenticated_and_runs_nothing(
     http: httpx.AsyncClient, statements: list[str], header: str
 ) -> None:
     # when
     response = await http.post(
-        "/graphql", json={"query": VIEWER}, headers={"authorization": header}
+        "/graphql", json={"query": VIEWER}, headers={"authorization": header, **GRAPHQL_RESPONSE}
     )
 
     # then
@@ -1096,10 +1127,10 @@ async def test_without_a_token_the_caller_is_anonymous(gql: GraphQL) -> None:
     viewer = await gql(VIEWER)
     projects = await gql(PROJECT_COUNT)
 
-    # then
-    assert viewer == {"data": {"viewer": None}, "extensions": COST_1}
-    assert projects["data"] is None
-    assert _only_error(projects)["extensions"] == {"code": "UNAUTHENTICATED"}
+    # then: nothing runs; the same request error as for a refused token
+    for body in (viewer, projects):
+        assert "data" not in body
+        assert _only_error(body)["extensions"] == {"code": "UNAUTHENTICATED"}
 
 
 async def test_anonymous_mutation_is_unauthenticated_and_creates_nothing(
@@ -1109,7 +1140,7 @@ async def test_anonymous_mutation_is_unauthenticated_and_creates_nothing(
     body = await gql(CREATE_PROJECT, {"name": "anonymous"})
 
     # then
-    assert body["data"] is None
+    assert "data" not in body
     assert _only_error(body)["extensions"]["code"] == "UNAUTHENTICATED"
     assert await _count_projects(database, org.id) == 0
 
@@ -1144,7 +1175,7 @@ async def test_production_rejects_introspection(
 
     # then
     body = response.json()
-    assert body["data"] is None
+    assert "data" not in body
     assert "introspection" in body["errors"][0]["message"].lower()
     assert "Project" not in response.text
     assert statements == []
@@ -1162,7 +1193,6 @@ async def test_production_refuses_introspection_before_validating_the_document(
     # then: one refusal, from the limits pass (graphql-core's validation would have reported
     # the unknown field, and words its own introspection refusal differently)
     assert response.json() == {
-        "data": None,
         "errors": [
             {
                 "message": "GraphQL introspection is disabled on this server: `__schema` and"

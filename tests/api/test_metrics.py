@@ -92,7 +92,8 @@ async def test_a_scrape_after_a_workload_has_every_series(
     for _ in range(3):
         await gql(f"query Junk{secrets.token_hex(4)} {{ viewer {{ email }} }}", token=busy.token)
     await gql(INVALID, token=busy.token)
-    assert (await gql.post(BOARD, token="not-a-token")).status_code == 401
+    refused = await gql(BOARD, token="not-a-token")
+    assert refused["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     member = busier.members[0]
     assert (await sign_in(gql, busier.slug, member.email, PASSWORD))["accessToken"]
     for _ in range(2):
@@ -128,7 +129,8 @@ async def test_a_scrape_after_a_workload_has_every_series(
     # client made up included, is `other`. No operation is lost.
     names = {labels["operation"] for labels, _ in series(samples, operations)}
     assert names == {"Board", "SignIn", OTHER}
-    assert value(samples, operations) == graphql_posts - 1  # the 401 ran no operation
+    # Every operation, the refused token's too (refused before it executed).
+    assert value(samples, operations) == graphql_posts
     board = value(samples, operations, operation="Board", type="query", outcome="OK")
     assert board == 16 - (MIN_REQUESTS - 1)
     # Tenants: the two busiest got seats (from their MIN_REQUESTS-th request on); everyone
@@ -157,7 +159,8 @@ async def test_a_scrape_after_a_workload_has_every_series(
     assert value(samples, "tenantry_db_statement_duration_seconds_count", verb="select") > 0
     assert value(samples, "tenantry_db_pool_connections", state="max") == 4
     assert value(samples, "tenantry_db_pool_waiting") == 0
-    assert value(samples, "tenantry_graphql_operation_sql_statements_count", type="query") == 19
+    # 16 boards, 3 junk viewers, the refused token's board.
+    assert value(samples, "tenantry_graphql_operation_sql_statements_count", type="query") == 20
     assert value(samples, "process_cpu_seconds_total") > 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import uuid4
 
 from app.api.relay import encode_global_id
-from tests.app_fixtures import GraphQL, Org
+from tests.app_fixtures import GRAPHQL_RESPONSE, GraphQL, Org
 
 NODE = """
 query($id: ID!) {
@@ -172,6 +172,8 @@ async def test_a_deleted_user_token_is_refused(gql: GraphQL, org: Org, database:
         await session.execute("DELETE FROM users WHERE id = $1", org.members[1].id)
 
     # Their sessions went with them: the token names a session that no longer exists.
-    response = await gql.post("{ viewer { id } }", token=org.members[1].token)
+    response = await gql.post(
+        "{ viewer { id } }", token=org.members[1].token, headers=GRAPHQL_RESPONSE
+    )
 
     assert response.status_code == 401

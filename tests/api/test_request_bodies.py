@@ -1,6 +1,8 @@
-"""A request the GraphQL endpoint cannot read is a 400 with a GraphQL JSON error and a stable
-code: never text/plain, never a 500. Opaque values a client passes back (cursors, tokens) that
-hide malformed or absurdly nested JSON are INVALID, not internal errors."""
+"""A request the GraphQL endpoint cannot read is a 4xx with a GraphQL JSON error and a stable
+code: never text/plain, never a 500 (400 for what is not JSON, 422 for JSON that is not a
+GraphQL request, 415 for another content type: GraphQL over HTTP's statuses). Opaque values a
+client passes back (cursors, tokens) that hide malformed or absurdly nested JSON are INVALID,
+not internal errors."""
 
 from __future__ import annotations
 
@@ -17,12 +19,12 @@ JSON = {"content-type": "application/json"}
 VIEWER = "{ viewer { id } }"
 
 
-def assert_bad_request(response: httpx.Response, message: str) -> None:
-    assert response.status_code == 400, response.text
+def assert_bad_request(
+    response: httpx.Response, message: str, status: int = 400, code: str = "BAD_REQUEST"
+) -> None:
+    assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {
-        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
-    }
+    assert response.json() == {"errors": [{"message": message, "extensions": {"code": code}}]}
 
 
 @pytest.mark.parametrize(
@@ -78,29 +80,54 @@ async def test_a_body_that_is_not_an_object_is_a_json_400(
 ) -> None:
     response = await http.post("/graphql", content=content, headers=JSON)
 
-    assert_bad_request(response, "The request body must be a JSON object")
+    assert_bad_request(response, "The request body must be a JSON object", 422)
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("payload", "message", "code"),
     [
-        ({}, "No GraphQL query found in the request"),
-        ({"query": 1}, "The GraphQL operation's `query` must be a string or null, if provided."),
+        (
+            {},
+            "No GraphQL query found: send `query` (or a persisted document's id, see"
+            " docs/clients.md)",
+            "BAD_REQUEST",
+        ),
+        ({"query": 1}, "The request's `query` must be a string or null", "BAD_REQUEST"),
         (
             {"query": VIEWER, "variables": [1]},
-            "The GraphQL operation's `variables` must be an object or null, if provided.",
+            "The request's `variables` must be an object or null",
+            "BAD_REQUEST",
         ),
-        ({"query": VIEWER, "operationName": "Nope"}, 'Unknown operation named "Nope".'),
-        ([{"query": VIEWER}], "Batching is not enabled"),
+        (
+            [{"query": VIEWER}],
+            "Batched requests (a JSON array of operations) are not enabled on this server",
+            "BATCHING_NOT_ENABLED",
+        ),
     ],
-    ids=["no-query", "query-not-a-string", "variables-not-an-object", "unknown-operation", "batch"],
+    ids=["no-query", "query-not-a-string", "variables-not-an-object", "batch"],
 )
-async def test_a_request_that_is_not_a_graphql_request_is_a_json_400(
-    http: httpx.AsyncClient, payload: Any, message: str
+async def test_a_request_that_is_not_a_graphql_request_is_a_json_422(
+    http: httpx.AsyncClient, payload: Any, message: str, code: str
 ) -> None:
     response = await http.post("/graphql", content=json.dumps(payload), headers=JSON)
 
-    assert_bad_request(response, message)
+    assert_bad_request(response, message, 422, code)
+
+
+async def test_an_unknown_operation_name_is_a_request_error(http: httpx.AsyncClient) -> None:
+    # The request is well-formed; GraphQL's GetOperation() refuses it (200 in application/json).
+    payload = {"query": VIEWER, "operationName": "Nope"}
+    response = await http.post("/graphql", content=json.dumps(payload), headers=JSON)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "errors": [
+            {
+                "message": "Unknown operation named 'Nope'",
+                "extensions": {"code": "OPERATION_RESOLUTION_FAILURE"},
+            }
+        ]
+    }
 
 
 @pytest.mark.parametrize(
@@ -112,17 +139,23 @@ async def test_undecodable_get_variables_are_a_json_400(
     # (8000 levels: as deep as a URL carries, and deeper than the parser recurses.)
     response = await http.get("/graphql", params={"query": VIEWER, "variables": variables[:8000]})
 
-    assert response.status_code == 400, response.text
+    # Not JSON: 400; JSON but not an object: not a GraphQL request, 422.
+    assert response.status_code == (422 if variables == "1" else 400), response.text
     assert response.headers["content-type"] == "application/json"
     assert response.json()["errors"][0]["extensions"] == {"code": "BAD_REQUEST"}
 
 
-async def test_an_unsupported_content_type_is_a_json_400(http: httpx.AsyncClient) -> None:
+async def test_an_unsupported_content_type_is_a_json_415(http: httpx.AsyncClient) -> None:
     response = await http.post(
         "/graphql", content=json.dumps({"query": VIEWER}), headers={"content-type": "text/plain"}
     )
 
-    assert_bad_request(response, "Unsupported content type")
+    assert_bad_request(
+        response,
+        "Send GraphQL requests as `Content-Type: application/json` (UTF-8)",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
 
 
 def _cursor(raw: bytes) -> str:

@@ -70,7 +70,7 @@ async def test_nul_and_lone_surrogates_are_refused_before_anything_runs(
     body = await gql(case.with_literals(SURROGATE))
     [error] = body["errors"]
     assert error["message"].startswith("Syntax Error: Invalid"), body
-    assert error["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    assert error["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
     # Anonymous: not even the tenant check read anything.
     assert statements == []
 

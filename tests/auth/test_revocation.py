@@ -25,7 +25,15 @@ from app.core.security import TokenService
 from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from tests.accounts.support import CHANGE_PASSWORD
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org, start_server, stop_server
+from tests.app_fixtures import (
+    GRAPHQL_RESPONSE,
+    PASSWORD,
+    GraphQL,
+    Org,
+    new_org,
+    start_server,
+    stop_server,
+)
 from tests.auth.helpers import REFRESH, REVOKE, SESSIONS, SIGN_IN, SIGN_OUT, SIGN_OUT_EVERYWHERE
 from tests.factories import mint_access_token, session_of, set_role
 from tests.mfa.helpers import enrol
@@ -94,7 +102,8 @@ def sid(signed: dict[str, Any]) -> UUID:
 
 
 async def status(gql: GraphQL, token: str) -> int:
-    return (await gql.post(VIEWER, token=token)).status_code
+    """The status of a read with `token`, in GraphQL over HTTP's media type (401: refused)."""
+    return (await gql.post(VIEWER, token=token, headers=GRAPHQL_RESPONSE)).status_code
 
 
 Revocation = Callable[[GraphQL, Org], Awaitable[list[str]]]
@@ -176,7 +185,8 @@ async def assert_refused(gql: GraphQL, revoked: dict[str, list[str]], project: s
         for token in tokens:
             assert await status(gql, token) == 401, kind
             task = {"input": {"projectId": project, "title": f"after {kind}"}}
-            assert (await gql.post(CREATE_TASK, task, token=token)).status_code == 401, kind
+            created = await gql.post(CREATE_TASK, task, token=token, headers=GRAPHQL_RESPONSE)
+            assert created.status_code == 401, kind
 
 
 async def tasks_of(database: Database, org: Org) -> int:

@@ -6,7 +6,7 @@ import pytest
 
 from app.core.db import Database
 from app.core.security import MFA_CHALLENGE_TYPE, TokenService
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, PASSWORD, GraphQL, Org, new_org
 from tests.auth.helpers import (
     REVOKE,
     SESSIONS,
@@ -40,7 +40,8 @@ async def _signed_in(gql: GraphQL, org: Org, member: int = 0) -> dict[str, str]:
 
 
 async def _status(gql: GraphQL, token: str) -> int:
-    return (await gql.post(VIEWER, token=token)).status_code
+    """The status of a read with `token`, in GraphQL over HTTP's media type (401: refused)."""
+    return (await gql.post(VIEWER, token=token, headers=GRAPHQL_RESPONSE)).status_code
 
 
 async def _audit_actions(database: Database, org: Org) -> list[str]:

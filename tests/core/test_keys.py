@@ -28,7 +28,7 @@ from app.core.security import TokenService
 from app.core.settings import Settings
 from app.tenants.service import create_tenant
 from app.users.service import create_user
-from tests.app_fixtures import start_server, stop_server
+from tests.app_fixtures import GRAPHQL_RESPONSE, start_server, stop_server
 
 VIEWER = "{ viewer { email } }"
 
@@ -342,9 +342,8 @@ async def test_running_server_picks_up_rotation_and_retirement(
     async with httpx.AsyncClient(base_url=url) as http:
 
         async def viewer(token: str) -> httpx.Response:
-            return await http.post(
-                "/graphql", json={"query": VIEWER}, headers={"authorization": f"Bearer {token}"}
-            )
+            headers = {"authorization": f"Bearer {token}", **GRAPHQL_RESPONSE}
+            return await http.post("/graphql", json={"query": VIEWER}, headers=headers)
 
         assert (await viewer(old_token)).status_code == 200
 

@@ -32,6 +32,7 @@ READER_FACING = [
             "authorization",
             "platform",
             "scale-out",
+            "clients",
         )
     ),
 ]

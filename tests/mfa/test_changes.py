@@ -7,7 +7,7 @@ import pytest
 from app.core.db import Database
 from app.core.security import TokenService
 from app.core.settings import Settings
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, PASSWORD, GraphQL, Org, new_org
 from tests.mfa.helpers import (
     DISABLE,
     REGENERATE,
@@ -84,8 +84,8 @@ async def test_disabling_removes_the_factor_and_restarts_every_session(
     assert disabled["disabled"] is True
     assert disabled["errors"] == []
     # Every earlier session ends, this one too; the caller continues with the new tokens.
-    assert (await gql.post(STATUS, token=other)).status_code == 401
-    assert (await gql.post(STATUS, token=this)).status_code == 401
+    assert (await gql.post(STATUS, token=other, headers=GRAPHQL_RESPONSE)).status_code == 401
+    assert (await gql.post(STATUS, token=this, headers=GRAPHQL_RESPONSE)).status_code == 401
     fresh = disabled["signIn"]["accessToken"]
     assert disabled["signIn"]["nextStep"] == "DONE"
     status = (await gql.data(STATUS, token=fresh))["mfaStatus"]

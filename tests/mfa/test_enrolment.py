@@ -14,7 +14,7 @@ from app.core.security import MFA_CHALLENGE_TYPE, MFA_ENROLLMENT_TYPE, TokenServ
 from app.core.settings import Settings
 from app.mfa import crypto
 from app.mfa.service import code_checks
-from tests.app_fixtures import PASSWORD, GraphQL, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, PASSWORD, GraphQL, new_org
 from tests.auth.helpers import STORES, throttled_server
 from tests.mfa.helpers import (
     CONFIRM,
@@ -94,7 +94,7 @@ async def test_confirming_with_a_valid_code_enables_mfa_and_returns_recovery_cod
     assert confirmed["errors"] == []
     assert len(set(confirmed["recoveryCodes"])) == 10
     assert confirmed["signIn"]["nextStep"] == "DONE"
-    assert (await gql.post(STATUS, token=member.token)).status_code == 401
+    assert (await gql.post(STATUS, token=member.token, headers=GRAPHQL_RESPONSE)).status_code == 401
     assert codes_of(again) == ["CONFLICT"]
     status = (await gql.data(STATUS, token=fresh))["mfaStatus"]
     assert status == {"totpEnabled": True, "totpPending": False, "recoveryCodesRemaining": 10}
@@ -163,8 +163,8 @@ async def test_enrolling_ends_every_earlier_session_and_hands_out_a_new_one(
     ]
 
     # This session's tokens end too (a thief may hold a copy); the new ones are AAL 2.
-    assert (await gql.post(STATUS, token=this)).status_code == 401
-    assert (await gql.post(STATUS, token=other)).status_code == 401
+    assert (await gql.post(STATUS, token=this, headers=GRAPHQL_RESPONSE)).status_code == 401
+    assert (await gql.post(STATUS, token=other, headers=GRAPHQL_RESPONSE)).status_code == 401
     fresh = confirmed["signIn"]["accessToken"]
     assert (await gql.post(STATUS, token=fresh)).status_code == 200
     assert tokens.verify_access_token(fresh).aal == 2

@@ -31,7 +31,7 @@ from app.platform.models import AdminStatus
 from app.schema import sdl
 from app.tenants.models import TenantStatus
 from tests.accounts.support import audit
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, PASSWORD, GraphQL, Org, new_org
 from tests.factories import fingerprint, platform_fingerprint
 from tests.platform.support import AUDIT, Admin, codes, new_admin
 from tests.platform.support import sign_in as platform_sign_in
@@ -581,7 +581,7 @@ async def test_the_token_dies_with_the_administrator_at_the_next_request(
                 "UPDATE users SET status = 'disabled' WHERE id = $1", customer.members[1].id
             )
 
-    response = await gql.post(VIEWER, token=token)
+    response = await gql.post(VIEWER, token=token, headers=GRAPHQL_RESPONSE)
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     # The tenant's other users are unaffected.
@@ -598,7 +598,7 @@ async def test_signing_out_ends_only_the_impersonation(
         "errors": [],
     }
 
-    assert (await gql.post(VIEWER, token=token)).status_code == 401
+    assert (await gql.post(VIEWER, token=token, headers=GRAPHQL_RESPONSE)).status_code == 401
     # The administrator's own session carries on, and so can a new impersonation.
     again = await started(gql, operator, customer)
     assert (await gql.data(VIEWER, token=again))["viewer"] is not None

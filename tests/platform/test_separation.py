@@ -29,7 +29,7 @@ from app.core.security import (
 )
 from app.core.settings import Settings
 from app.schema import sdl
-from tests.app_fixtures import GraphQL, Org, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, GraphQL, Org, new_org
 from tests.factories import fingerprint, platform_fingerprint, tenant_tables
 from tests.isolation.test_catalog import PLATFORM_READABLE
 from tests.platform.support import new_admin, sign_in
@@ -281,7 +281,7 @@ async def test_an_actor_that_is_not_a_live_impersonation_is_401(
     # An unknown administrator; a real one in a live session, but no impersonation session
     # of theirs behind the token's `sid`.
     for token in (acting(uuid4(), uuid4()), acting(admin.id, platform_session)):
-        response = await gql.post("{ viewer { id } }", token=token)
+        response = await gql.post("{ viewer { id } }", token=token, headers=GRAPHQL_RESPONSE)
         assert response.status_code == 401
         assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     # The plain tenant token of the same user is unaffected.
@@ -294,7 +294,7 @@ async def test_mixed_up_tokens_are_401_before_anything_runs(
 ) -> None:
     token = forged(tokens, PLATFORM_ACCESS_TOKEN_TYPE, _platform_claims(), tokens.audience)
 
-    response = await gql.post("{ platformViewer { id } }", token=token)
+    response = await gql.post("{ platformViewer { id } }", token=token, headers=GRAPHQL_RESPONSE)
 
     assert response.status_code == 401
     assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

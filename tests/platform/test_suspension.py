@@ -16,7 +16,7 @@ from app.core.settings import Settings
 from app.core.store import Store
 from app.tenants import service as tenants
 from tests.accounts.support import audit
-from tests.app_fixtures import PASSWORD, GraphQL, Org, new_org
+from tests.app_fixtures import GRAPHQL_RESPONSE, PASSWORD, GraphQL, Org, new_org
 from tests.auth.helpers import refresh, sign_in
 from tests.platform.support import AUDIT, Admin, codes, new_admin
 from tests.platform.support import sign_in as platform_sign_in
@@ -125,7 +125,8 @@ async def test_reactivation_lets_users_sign_in_again(
     assert after["errors"] == []
     assert "errors" not in await gql(VIEWER, token=after["accessToken"])
     # Sessions the suspension ended stay ended.
-    assert (await gql.post(VIEWER, token=before["accessToken"])).status_code == 401
+    stale = await gql.post(VIEWER, token=before["accessToken"], headers=GRAPHQL_RESPONSE)
+    assert stale.status_code == 401
     [entry] = await audit(database, customer.id, "tenant.reactivated")
     assert entry["metadata"] == {"reason": "paid"}
 
