@@ -41,6 +41,7 @@ from app.core.keys import KeyRing
 from app.core.migrate import known_versions
 from app.core.ratelimit import Rate, TokenBuckets
 from app.core.readiness import readiness
+from app.core.replicas import routing_reads
 from app.core.security import TokenService
 from app.core.settings import Settings, SettingsError
 from app.core.store import Store
@@ -106,9 +107,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        wait_ms = settings.read_replica_wait_ms
         if given is not None:
             try:
-                yield {"database": given, "store": store}
+                with routing_reads(given, store, wait_ms=wait_ms):
+                    yield {"database": given, "store": store}
             finally:
                 await store.close()
                 telemetry.shutdown()
@@ -122,9 +125,12 @@ def create_app(
             lock_timeout_ms=settings.limits.lock_timeout_ms,
             acquire_timeout_ms=settings.pool_acquire_timeout_ms,
             tenant_max_size=settings.pool_tenant_max_size,
+            transaction_pooler=settings.database_pooler == "transaction",
+            replica_dsn=settings.read_database_url,
         )
         try:
-            yield {"database": database, "store": store}
+            with routing_reads(database, store, wait_ms=wait_ms):
+                yield {"database": database, "store": store}
         finally:
             await store.close()
             await database.close()

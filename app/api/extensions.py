@@ -49,7 +49,8 @@ from app.core.settings import Limits
 
 
 class OperationTransaction(SchemaExtension):
-    """One transaction per operation: read-only for queries, committed or rolled back once.
+    """One transaction per operation: read-only for queries (on the read replica when there
+    is one), committed or rolled back once.
 
     A mutation whose execution raised an unexpected error is rolled back as a whole;
     expected failures are typed results and each mutation undoes its own writes
@@ -61,6 +62,11 @@ class OperationTransaction(SchemaExtension):
         assert isinstance(context, Context)
         is_query = self.execution_context.operation_type == OperationType.QUERY
         context.session.readonly = is_query
+        # Where the operation runs is decided with its read-only mode: queries on the read
+        # replica when there is one and it has the tenant's newest commit (app/core/replicas.py).
+        router = context.database.router
+        if is_query and router is not None:
+            await router.route(context.session)
         if context.principal is not None and context.principal.impersonated:
             # Before anything runs and outside the operation's transaction (not yet open),
             # so a refused, failed or rolled-back operation is on record too.

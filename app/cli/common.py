@@ -94,7 +94,11 @@ def admin_call(settings: Settings, call: Callable[[Database], Awaitable[T]]) -> 
     async def run() -> T:
         with connecting(setting):
             database = await Database.connect(
-                url, min_size=1, max_size=2, statement_timeout_ms=30_000
+                url,
+                min_size=1,
+                max_size=2,
+                statement_timeout_ms=30_000,
+                transaction_pooler=settings.database_pooler == "transaction",
             )
         try:
             return await call(database)

@@ -2,9 +2,20 @@
 
 Every request-path query runs inside `Database.session(...)`: a single transaction per
 GraphQL operation (read-only for queries) whose first statement binds `app.tenant_id` with
-`set_config(..., is_local => true)`. The setting dies with the transaction, so a pooled
-connection never carries a tenant into the next request; with no tenant the setting is ''
-and every row-level-security policy matches zero rows (fail closed).
+`SET LOCAL`. The setting dies with the transaction, so a pooled connection never carries a
+tenant into the next request; with no tenant the setting is '' and every row-level-security
+policy matches zero rows (fail closed).
+
+Nothing else is left on a server connection either: the hardened search_path is set in the
+same statement, so the server works unchanged behind a transaction pooler (PgBouncer's
+pool_mode=transaction), which hands each transaction to whichever server connection is free;
+there `transaction_pooler=True` also turns asyncpg's prepared-statement cache off.
+
+With a streaming replica (`connect(replica_dsn=...)`), a read-only session may be sent there
+before it opens (`Session.read_from`): it runs on the replica once the replica has replayed
+the WAL position it must see, else on the primary. Every read-write commit reports its WAL
+position to `Database.committed_listeners` (app/core/replicas.py keeps each tenant's newest),
+before the session's after-commit callbacks run.
 
 The same statement binds the platform scope (`app.platform`): 'on' only in sessions opened
 with `platform=True` for platform administrators and operator commands, '' otherwise, so the
@@ -26,7 +37,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -44,21 +55,56 @@ logger = logging.getLogger("tenantry.db")
 
 StatementListener = Callable[[str], None]
 CommitListener = Callable[[], None]
+# Told, after a read-write session committed, the WAL position its commit reached; must not
+# raise (the commit stands whatever it does).
+CommittedListener = Callable[["Session", int], Awaitable[None]]
 T = TypeVar("T")
 # PostgreSQL's isolation levels; None: the server's default (read committed).
 Isolation = Literal["read_committed", "repeatable_read", "serializable"]
 
-# One round trip binds the tenant, the platform scope and the statement and lock budgets, all
-# transaction-local.
+# One round trip (the simple query protocol: several statements, nothing prepared) binds the
+# tenant, the platform scope, the statement and lock budgets and the search_path, all
+# transaction-local. SET LOCAL rather than set_config(): Citus forwards SET LOCAL to its worker
+# nodes (citus.propagate_set_commands = 'local'), where row-level security reads the tenant;
+# it takes no parameters, so every value is one this module made: a UUID's canonical text,
+# 'on' or '', a number of milliseconds. pg_temp last in the search_path: even a temporary
+# table could never shadow a tenant table.
 _BIND_SQL = (
-    "SELECT set_config('app.tenant_id', $1, true), set_config('app.platform', $2, true),"
-    " set_config('statement_timeout', $3, true), set_config('lock_timeout', $4, true)"
+    "SET LOCAL app.tenant_id = '{tenant}'; SET LOCAL app.platform = '{scope}';"
+    " SET LOCAL statement_timeout = '{statement_timeout}';"
+    " SET LOCAL lock_timeout = '{lock_timeout}'; SET LOCAL search_path = public, pg_temp"
 )
 
 # Defaults of the bounded waits: the settings' (TENANTRY_LOCK_TIMEOUT_MS,
 # TENANTRY_POOL_ACQUIRE_TIMEOUT_MS, TENANTRY_POOL_TENANT_MAX_SIZE).
 LOCK_TIMEOUT_MS = Limits.lock_timeout_ms
 ACQUIRE_TIMEOUT_MS = Settings.pool_acquire_timeout_ms
+# Prepared statements asyncpg keeps per connection (its default).
+_STATEMENT_CACHE_SIZE = 100
+# The WAL position a standby has replayed; NULL on a server that is not in recovery (a
+# primary has everything it has).
+_REPLAYED_SQL = "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() END"
+# Where a server's WAL is: replayed on a standby, inserted on a primary.
+_POSITION_SQL = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    " ELSE pg_current_wal_insert_lsn() END"
+)
+# Asked right after COMMIT: the insert position is past the commit record whatever
+# synchronous_commit says (the write position may not be, with it off).
+_COMMITTED_SQL = "SELECT pg_current_wal_insert_lsn()"
+# A commit whose position could not be read (the connection was lost right after it): no
+# replica ever reaches it, so its tenant reads from the primary until the position expires.
+UNKNOWN_POSITION = 0xFFFF_FFFF_FFFF_FFFF
+# How often a session waiting for a replica to replay a position asks it again, and how long
+# one answer may take (a replica that does not answer is one that cannot be used).
+_REPLAY_POLL_SECONDS = 0.002
+_REPLAY_CHECK_SECONDS = 1.0
+
+
+class ReadRouter(Protocol):
+    """Decides where a read-only operation's session runs (app/core/replicas.py)."""
+
+    async def route(self, session: Session) -> None: ...
 
 
 def _dead(conn: PoolConnectionProxy[Any]) -> bool:
@@ -98,6 +144,37 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("inet", encoder=str, decoder=str, schema="pg_catalog", format="text")
 
 
+async def _create_pool(
+    dsn: str, min_size: int, max_size: int, transaction_pooler: bool
+) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        # Only a startup parameter every pooler passes on (PgBouncer refuses search_path);
+        # the search_path is set with the tenant, per transaction.
+        server_settings={"application_name": "tenantry"},
+        # Behind a transaction pooler a statement prepared in one transaction is unknown to
+        # the server connection of the next: asyncpg then prepares each statement unnamed, in
+        # the round trips that run it.
+        statement_cache_size=0 if transaction_pooler else _STATEMENT_CACHE_SIZE,
+        init=_init_connection,
+    )
+
+
+async def _replayed(conn: PoolConnectionProxy[Any], position: int, wait_seconds: float) -> bool:
+    """Whether the server of `conn` has replayed WAL up to `position`, asking again until
+    `wait_seconds` have passed (replay has no notification to wait on)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        replayed = await conn.fetchval(_REPLAYED_SQL, timeout=_REPLAY_CHECK_SECONDS)
+        if replayed is None or int(replayed) >= position:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_REPLAY_POLL_SECONDS)
+
+
 class Database:
     """An asyncpg pool connected as the server's unprivileged role."""
 
@@ -111,8 +188,8 @@ class Database:
         tenant_max_size: int | None = None,
     ) -> None:
         self._pool = pool
-        self._statement_timeout = f"{statement_timeout_ms}ms"
-        self._lock_timeout = f"{lock_timeout_ms}ms"
+        self._statement_timeout = f"{int(statement_timeout_ms)}ms"
+        self._lock_timeout = f"{int(lock_timeout_ms)}ms"
         self.acquire_timeout_ms = acquire_timeout_ms
         self.tenant_slots = TenantSlots(
             tenant_max_size or default_tenant_share(pool.get_max_size())
@@ -127,6 +204,11 @@ class Database:
         self._waiting = 0
         # Called just before a read-write transaction sends COMMIT (fault-injection tests).
         self.commit_listeners: list[CommitListener] = []
+        # A streaming replica of this database for read-only operations, and where they go.
+        self.replica: Database | None = None
+        self.router: ReadRouter | None = None
+        # Told every read-write commit's WAL position (only asked for while there are any).
+        self.committed_listeners: list[CommittedListener] = []
 
     @classmethod
     async def connect(
@@ -139,25 +221,41 @@ class Database:
         lock_timeout_ms: int = LOCK_TIMEOUT_MS,
         acquire_timeout_ms: int = ACQUIRE_TIMEOUT_MS,
         tenant_max_size: int | None = None,
+        transaction_pooler: bool = False,
+        replica_dsn: str | None = None,
     ) -> Database:
+        """A pool on `dsn`; with `transaction_pooler`, fit for a pooler in transaction mode;
+        with `replica_dsn`, and a pool of the same size on that streaming replica
+        (`replica`), opened lazily: a replica that is down does not keep the server from
+        starting, its reads go to the primary."""
         _quiet_pool_floor()
-        pool = await asyncpg.create_pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            # pg_temp last: even a temporary table could never shadow a tenant table.
-            server_settings={"application_name": "tenantry", "search_path": "public, pg_temp"},
-            init=_init_connection,
-        )
-        return cls(
-            pool,
-            statement_timeout_ms=statement_timeout_ms,
-            lock_timeout_ms=lock_timeout_ms,
-            acquire_timeout_ms=acquire_timeout_ms,
-            tenant_max_size=tenant_max_size,
-        )
+
+        def database(pool: asyncpg.Pool) -> Database:
+            return cls(
+                pool,
+                statement_timeout_ms=statement_timeout_ms,
+                lock_timeout_ms=lock_timeout_ms,
+                acquire_timeout_ms=acquire_timeout_ms,
+                tenant_max_size=tenant_max_size,
+            )
+
+        db = database(await _create_pool(dsn, min_size, max_size, transaction_pooler))
+        if replica_dsn is not None:
+            replica = database(await _create_pool(replica_dsn, 0, max_size, transaction_pooler))
+            # Queries that met a replica outage ran on the primary.
+            meanwhile = "reads went to the primary meanwhile"
+            replica.outage = OutageLog("database replica", logger, meanwhile=meanwhile)
+            replica.saturation = OutageLog(
+                "database replica connections", logger, meanwhile=meanwhile
+            )
+            # Whoever watches the operation's statements sees them wherever they run.
+            replica.statement_listeners = db.statement_listeners
+            db.replica = replica
+        return db
 
     async def close(self) -> None:
+        if self.replica is not None:
+            await self.replica.close()
         await self._pool.close()
 
     def pool_usage(self) -> PoolUsage:
@@ -190,6 +288,11 @@ class Database:
         """One round trip on a pooled connection; raises when the database is unreachable."""
         async with self._pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
+
+    async def wal_position(self) -> int:
+        """How far this server's WAL goes: written (a primary) or replayed (a standby)."""
+        async with self._pool.acquire() as conn:
+            return int(await conn.fetchval(_POSITION_SQL))
 
     def session(
         self,
@@ -238,6 +341,18 @@ class Database:
             raise
         await session.close(commit=True)
 
+    def _binding(self, tenant_id: UUID | None, *, platform: bool) -> str:
+        """The statement that binds a transaction to `tenant_id` (None: no tenant)."""
+        # A UUID's text is hex digits and dashes: nothing in it can end the literal (parsed
+        # again, so a string passed by mistake is refused rather than spliced in).
+        tenant = "" if tenant_id is None else str(UUID(str(tenant_id)))
+        return _BIND_SQL.format(
+            tenant=tenant,
+            scope="on" if platform else "",
+            statement_timeout=self._statement_timeout,
+            lock_timeout=self._lock_timeout,
+        )
+
     def _notify(self, sql: str) -> None:
         for listener in self.statement_listeners:
             listener(sql)
@@ -277,6 +392,23 @@ class Session:
         self._failed = False
         self._savepoints = 0
         self._after_commit: list[Callable[[], Awaitable[object]]] = []
+        # Where to try first (`read_from`): the replica, the position it must have replayed,
+        # and how long to wait for it.
+        self._replica: tuple[Database, int | None, float] | None = None
+        # This session runs on a replica (it never fills a cache another session trusts).
+        self.on_replica = False
+        # The WAL position this read-write session's commit reached (replicas configured).
+        self.commit_position: int | None = None
+
+    def read_from(self, replica: Database, *, at_least: int | None, wait_ms: int) -> None:
+        """Run this read-only session on `replica`, a streaming standby, if it has replayed
+        WAL position `at_least` (None: nothing to wait for) or does within `wait_ms`; else,
+        and when the replica cannot be reached, on the primary as usual. Decided when the
+        first statement runs: a session that has begun stays where it is."""
+        if not self.readonly:
+            raise RuntimeError("only a read-only session may run on a replica")
+        if self._conn is None:
+            self._replica = (replica, at_least, wait_ms / 1000)
 
     async def _connection(self) -> PoolConnectionProxy[Any]:
         if self._broken:
@@ -284,6 +416,11 @@ class Session:
             raise DatabaseUnavailable
         if self._closed:
             raise RuntimeError("session already closed")
+        if self._conn is None and self._replica is not None:
+            replica, self._replica = self._replica, None
+            if await self._begin_on_replica(*replica):
+                assert self._conn is not None
+                return self._conn
         if self._conn is None:
             conn = await self._acquire()
             try:
@@ -306,6 +443,42 @@ class Session:
             self._db.outage.recovered()
             self._conn, self._tx = conn, tx
         return self._conn
+
+    async def _begin_on_replica(
+        self, replica: Database, at_least: int | None, wait_seconds: float
+    ) -> bool:
+        """Open this session's transaction on `replica` once it has replayed `at_least`;
+        False (and nothing held) when it does not within `wait_seconds` or is out of reach."""
+        primary, self._db = self._db, replica
+        try:
+            conn = await self._acquire()
+        except BaseException as exc:
+            self._db = primary
+            if isinstance(exc, DatabaseUnavailable):
+                # Logged by the replica's outage log (once per outage); the primary serves.
+                telemetry.replica_read("unavailable")
+                return False
+            raise
+        outcome: telemetry.ReplicaOutcome = "behind"
+        try:
+            if at_least is None or await _replayed(conn, at_least, wait_seconds):
+                self._tx = await self._begin(conn)
+                self._conn = conn
+                self.on_replica = True
+                replica.outage.recovered()
+                telemetry.replica_read("replica")
+                return True
+        except Exception as exc:
+            if not (isinstance(exc, TimeoutError) or connection_lost(exc, conn)):
+                await self._release(conn)
+                self._db = primary
+                raise
+            replica.outage.failed(describe(exc))
+            outcome = "unavailable"
+        await self._release(conn)
+        self._db = primary
+        telemetry.replica_read(outcome)
+        return False
 
     async def _acquire(self) -> PoolConnectionProxy[Any]:
         """A pooled connection within the acquire timeout, counted against the tenant's share;
@@ -344,10 +517,7 @@ class Session:
     async def _begin(self, conn: PoolConnectionProxy[Any]) -> Transaction:
         tx = conn.transaction(isolation=self.isolation, readonly=self.readonly)
         await tx.start()
-        tenant = "" if self.tenant_id is None else str(self.tenant_id)
-        scope = "on" if self.platform else ""
-        db = self._db
-        await conn.execute(_BIND_SQL, tenant, scope, db._statement_timeout, db._lock_timeout)
+        await conn.execute(self._db._binding(self.tenant_id, platform=self.platform))
         return tx
 
     async def _release(self, conn: PoolConnectionProxy[Any]) -> None:
@@ -498,6 +668,11 @@ class Session:
                 "a statement of this transaction failed; it was rolled back, not committed"
             )
         if commit:
+            if self.commit_position is not None:
+                # Before the callbacks: a cache they invalidate may be refilled only from a
+                # replica that has this commit.
+                for listener in self._db.committed_listeners:
+                    await listener(self, self.commit_position)
             for callback in callbacks:
                 await callback()
 
@@ -535,3 +710,9 @@ class Session:
                 raise DatabaseUnavailable from None
             # COMMIT was sent and no answer came back: only the server knows.
             raise CommitOutcomeUnknown from None
+        if not self.readonly and self._db.committed_listeners:
+            try:
+                self.commit_position = int(await conn.fetchval(_COMMITTED_SQL))
+            except Exception:
+                # Committed all the same; where its commit record ends is unknown.
+                self.commit_position = UNKNOWN_POSITION

@@ -187,6 +187,14 @@ class Metrics:
             multiprocess_mode="livesum",
             registry=r,
         )
+        self.replica_reads = Counter(
+            "tenantry_replica_reads",
+            "Read-only operations sent to the read replica, by where they ran: replica, or"
+            " the primary because the replica was behind (had not replayed the tenant's"
+            " newest commit in time) or unavailable.",
+            ["outcome"],
+            registry=r,
+        )
         self.provisioning = Histogram(
             "tenantry_tenant_provisioning_seconds",
             "Tenants provisioned (created or signed up), from the first write to the commit.",

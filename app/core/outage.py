@@ -31,8 +31,11 @@ class OutageLog:
         logger: logging.Logger,
         *,
         clock: Callable[[], float] = time.monotonic,
+        meanwhile: str = "requests failed meanwhile",
     ) -> None:
         self.name = name
+        # What became of the requests that met the outage, for the closing line.
+        self.meanwhile = meanwhile
         self._logger = logger
         self._clock = clock
         self._since: float | None = None
@@ -57,8 +60,9 @@ class OutageLog:
         duration = self._clock() - self._since
         failures, self._since, self._failures = self._failures, None, 0
         self._logger.warning(
-            "%s available again after %.1f s; %d requests failed meanwhile",
+            "%s available again after %.1f s; %d %s",
             self.name,
             duration,
             failures,
+            self.meanwhile,
         )

@@ -4,7 +4,8 @@ latency, so a probe answers in time even while a dependency hangs.
 The database must answer and carry at least the schema this code needs (a newer one is
 fine: old servers keep running while a deploy migrates ahead of them); without it the server
 is not ready (503). The store may be down: Redis is optional at run time, so the server is
-then ready but "degraded".
+then ready but "degraded". So may the read replica, when there is one: queries then read
+from the primary; its report says how many bytes of WAL it has still to replay.
 """
 
 from __future__ import annotations
@@ -54,14 +55,29 @@ async def _store(store: Store, budget_s: float) -> dict[str, Any]:
     return {"status": "ok", "backend": backend, "latencyMs": latency}
 
 
+async def _replica(database: Database, replica: Database, budget_s: float) -> dict[str, Any]:
+    # Read at about the same moment; a standby never replays past its primary.
+    positions = asyncio.gather(database.wal_position(), replica.wal_position())
+    found, latency, failure = await _timed(budget_s, positions)
+    if failure is not None:
+        return {"status": "degraded", "error": failure, "latencyMs": latency}
+    primary, replayed = found
+    return {"status": "ok", "behindBytes": max(0, primary - replayed), "latencyMs": latency}
+
+
 async def readiness(
     database: Database, store: Store, *, expected_schema: str, timeout_ms: int
 ) -> tuple[bool, dict[str, Any]]:
     """Whether the server is ready, and the report: overall status and each check."""
     budget = timeout_ms / 1000
-    db_check, store_check = await asyncio.gather(
-        _database(database, expected_schema, budget), _store(store, budget)
-    )
+    checks = [_database(database, expected_schema, budget), _store(store, budget)]
+    if database.replica is not None:
+        checks.append(_replica(database, database.replica, budget))
+    db_check, store_check, *replica_check = await asyncio.gather(*checks)
     ready = db_check["status"] == "ok"
-    status = "unavailable" if not ready else "ok" if store_check["status"] == "ok" else "degraded"
-    return ready, {"status": status, "checks": {"database": db_check, "store": store_check}}
+    report = {"database": db_check, "store": store_check}
+    if replica_check:
+        report["replica"] = replica_check[0]
+    healthy = all(check["status"] == "ok" for check in report.values())
+    status = "unavailable" if not ready else "ok" if healthy else "degraded"
+    return ready, {"status": status, "checks": report}

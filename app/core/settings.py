@@ -15,6 +15,10 @@ from app.core.origins import OriginError, origin
 
 Environment = Literal["development", "production"]
 LogFormat = Literal["json", "text"]
+# What sits between the server and PostgreSQL: nothing (or a pooler in session mode), or a
+# pooler in transaction mode (PgBouncer's pool_mode=transaction), which hands every
+# transaction to whichever server connection is free (docs/scale-out.md).
+DatabasePooler = Literal["none", "transaction"]
 TracesExporter = Literal["otlp", "console"]
 MAX_IMPERSONATION_TTL_SECONDS = 900
 
@@ -282,6 +286,16 @@ class ObservabilitySettings:
         )
 
 
+def _pooler(env: Mapping[str, str]) -> DatabasePooler:
+    raw = env.get("TENANTRY_DATABASE_POOLER", "").strip().lower() or "none"
+    if raw not in ("none", "transaction"):
+        raise SettingsError(
+            f"TENANTRY_DATABASE_POOLER must be none or transaction, got {raw!r}"
+            " (a pooler in session mode needs none; statement mode cannot run transactions)"
+        )
+    return "transaction" if raw == "transaction" else "none"
+
+
 def _traces_exporter(env: Mapping[str, str]) -> TracesExporter | None:
     """The exporter the standard OpenTelemetry variables ask for; None: tracing off."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
@@ -355,6 +369,13 @@ class Settings:
     pool_tenant_max_size: int | None = None
     # The budget of each readiness check (GET /readyz).
     ready_timeout_ms: int = 1000
+    # "transaction": DATABASE_URL reaches PostgreSQL through a transaction pooler, so nothing
+    # may live on a server connection beyond one transaction (no prepared statements).
+    database_pooler: DatabasePooler = "none"
+    # A streaming replica for query operations (docs/scale-out.md), and how long a query
+    # waits for it to replay its tenant's newest commit before reading from the primary.
+    read_database_url: str | None = None
+    read_replica_wait_ms: int = 100
     # Redis is optional at run time (app/core/store.py): each call's budget, the failed calls
     # in a row that open the circuit breaker, and how often it then tries Redis again.
     redis_timeout_ms: int = 50
@@ -425,14 +446,20 @@ class Settings:
         dev = environment == "development"
         database_url = env.get("DATABASE_URL") or None
         migration_url = env.get("MIGRATION_DATABASE_URL") or None
+        read_url = env.get("TENANTRY_READ_DATABASE_URL") or None
         for name, url in (
             ("DATABASE_URL", database_url),
             ("MIGRATION_DATABASE_URL", migration_url),
+            ("TENANTRY_READ_DATABASE_URL", read_url),
         ):
             if url is not None:
                 check_database_url(name, url)
-        if migration_url and not database_url:
-            raise SettingsError("MIGRATION_DATABASE_URL is set but DATABASE_URL is not")
+        for name, url in (
+            ("MIGRATION_DATABASE_URL", migration_url),
+            ("TENANTRY_READ_DATABASE_URL", read_url),
+        ):
+            if url and not database_url:
+                raise SettingsError(f"{name} is set but DATABASE_URL is not")
         data_dir = env.get("TENANTRY_DATA_DIR")
         keys_file = env.get("TENANTRY_SIGNING_KEYS_FILE")
         limits = Limits(
@@ -571,6 +598,11 @@ class Settings:
             ),
             pool_tenant_max_size=tenant_max,
             ready_timeout_ms=_int(env, "TENANTRY_READY_TIMEOUT_MS", defaults.ready_timeout_ms),
+            database_pooler=_pooler(env),
+            read_database_url=read_url,
+            read_replica_wait_ms=_int(
+                env, "TENANTRY_READ_REPLICA_WAIT_MS", defaults.read_replica_wait_ms, minimum=0
+            ),
             redis_timeout_ms=_int(env, "TENANTRY_REDIS_TIMEOUT_MS", defaults.redis_timeout_ms),
             redis_failures_to_open=_int(
                 env, "TENANTRY_REDIS_FAILURES_TO_OPEN", defaults.redis_failures_to_open

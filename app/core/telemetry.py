@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Literal
 from uuid import UUID
 
 from opentelemetry.trace import TracerProvider
 
 from app.core.metrics import CacheName, Metrics, statement_verb
 
+ReplicaOutcome = Literal["replica", "behind", "unavailable"]
 # Codes of refusals by a rate limit besides HTTP 429 (an expected error in a payload).
 RATE_LIMIT_CODES = frozenset({"TOO_MANY_ATTEMPTS"})
 # How much of the slowest statement's SQL (never its parameters) a slow-request line shows.
@@ -123,6 +125,14 @@ def cache(name: CacheName, *, hit: bool) -> None:
     observation = _current.get()
     if observation is not None:
         observation.metrics.cache.labels(name, "hit" if hit else "miss").inc()
+
+
+def replica_read(outcome: ReplicaOutcome) -> None:
+    """A read-only operation sent to the replica ran there (`replica`), or on the primary
+    because the replica was `behind` or `unavailable`."""
+    observation = _current.get()
+    if observation is not None:
+        observation.metrics.replica_reads.labels(outcome).inc()
 
 
 def sign_in(method: str, outcome: str) -> None:

@@ -85,11 +85,14 @@ async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:
     # The generation was read before the rows: a change committed in between bumps it after
     # its commit, so this entry is stale at once rather than served until it expires.
     actor = await resolve(session, user_id)
-    await store.put(
-        entry_key,
-        {"g": generation, "p": sorted(actor.permissions), "r": sorted(actor.system_roles)},
-        ttl_seconds=CACHE_TTL_SECONDS,
-    )
+    # Not from a read replica: it may not have replayed a role change whose generation this
+    # read already saw, and the stale entry would be served until the next change.
+    if not session.on_replica:
+        await store.put(
+            entry_key,
+            {"g": generation, "p": sorted(actor.permissions), "r": sorted(actor.system_roles)},
+            ttl_seconds=CACHE_TTL_SECONDS,
+        )
     return actor
 
 

@@ -232,6 +232,47 @@ async def test_session_binds_its_tenant_for_its_transaction_only(
         assert await session.fetchval("SELECT count(*) FROM tenants") == 0
 
 
+# What a session's binding sets, read back inside it and on the same connection afterwards.
+BOUND_SETTINGS = (
+    "SELECT current_setting('search_path') AS search_path,"
+    " current_setting('statement_timeout') AS statement_timeout,"
+    " current_setting('lock_timeout') AS lock_timeout,"
+    " current_setting('app.platform', true) AS platform"
+)
+
+
+async def test_every_setting_of_a_session_ends_with_its_transaction(
+    make_database: MakeDatabase,
+) -> None:
+    # Nothing may outlive the transaction on a server connection: behind a transaction
+    # pooler the next transaction on it is another client's (docs/scale-out.md).
+    db = await make_database(max_size=1)
+    async with db._pool.acquire() as conn:
+        before = dict(await conn.fetchrow(BOUND_SETTINGS))
+    async with db.transaction(None, readonly=True, platform=True) as session:
+        inside = dict(await session.fetchrow(BOUND_SETTINGS))
+    async with db._pool.acquire() as conn:
+        after = dict(await conn.fetchrow(BOUND_SETTINGS))
+    # The hardened search_path: no "$user" schema, pg_temp last (searched first otherwise).
+    assert inside == {
+        "search_path": "public, pg_temp",
+        "statement_timeout": "5s",
+        "lock_timeout": "2s",
+        "platform": "on",
+    }
+    # A custom setting once set reads '' afterwards, not NULL (SECURITY.md, rule 1).
+    assert after == {**before, "platform": ""}
+    assert before["search_path"] != inside["search_path"]
+
+
+async def test_a_tenant_that_is_not_a_uuid_is_never_bound(database: Database) -> None:
+    # The binding takes no parameters (SET LOCAL cannot): its value is a parsed UUID's text.
+    session = database.session("x'; SET LOCAL app.platform = 'on", readonly=True)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="base 16"):
+        await session.fetchval("SELECT 1")
+    await session.close(commit=False)
+
+
 async def test_a_repeatable_read_session_reads_one_snapshot(database: Database) -> None:
     tenant = await seed_tenant(database)
     async with database.transaction(tenant, readonly=True, isolation="repeatable_read") as session:

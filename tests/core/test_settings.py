@@ -48,6 +48,7 @@ def test_auth_settings_are_read_from_the_environment() -> None:
         ("TENANTRY_CHALLENGE_TTL", "-1"),
         ("TENANTRY_IMPERSONATION_TTL", "59"),
         ("TENANTRY_IMPERSONATION_TTL", "901"),
+        ("TENANTRY_DATABASE_POOLER", "statement"),
     ],
 )
 def test_bad_values_are_refused_by_name(name: str, value: str) -> None:
@@ -178,6 +179,41 @@ def test_tracing_is_off_unless_the_otel_variables_name_an_exporter() -> None:
     ],
 )
 def test_bad_observability_settings_are_refused_by_name(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(env)
+
+
+def test_a_transaction_pooler_is_named_explicitly() -> None:
+    assert Settings.from_env({}).database_pooler == "none"
+    given = Settings.from_env({"TENANTRY_DATABASE_POOLER": "Transaction"})
+    assert given.database_pooler == "transaction"
+
+
+def test_a_read_replica_is_named_with_its_wait() -> None:
+    defaults = Settings.from_env({})
+    assert defaults.read_database_url is None
+    assert defaults.read_replica_wait_ms == 100
+    given = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://tenantry_app:pw@primary.internal/tenantry",
+            "TENANTRY_READ_DATABASE_URL": "postgresql://tenantry_app:pw@replica.internal/tenantry",
+            "TENANTRY_READ_REPLICA_WAIT_MS": "0",
+        }
+    )
+    assert given.read_database_url == "postgresql://tenantry_app:pw@replica.internal/tenantry"
+    assert given.read_replica_wait_ms == 0
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TENANTRY_READ_DATABASE_URL": "postgresql://tenantry_app@replica/tenantry"},
+        {"DATABASE_URL": "postgresql://a@b/c", "TENANTRY_READ_DATABASE_URL": "mysql://replica"},
+        {"DATABASE_URL": "postgresql://a@b/c", "TENANTRY_READ_REPLICA_WAIT_MS": "-1"},
+    ],
+)
+def test_a_read_replica_setting_that_cannot_work_is_refused_by_name(env: dict[str, str]) -> None:
+    named = next(k for k in env if k != "DATABASE_URL")
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
 

@@ -48,8 +48,10 @@ def test_only_db_py_binds_a_tenant(pattern: re.Pattern[str]) -> None:
 
 def test_db_py_binds_the_tenant_transaction_locally() -> None:
     source = BINDING_MODULE.read_text(encoding="utf-8")
-    # The one binding statement: is_local => true, never a session-level SET.
-    assert re.search(r"set_config\('app\.tenant_id', \$1, true\)", source)
+    # The one binding statement: SET LOCAL (which Citus forwards to its workers), never a
+    # session-level SET or set_config(..., false).
+    assert re.search(r"SET LOCAL app\.tenant_id = '\{tenant\}'", source)
+    assert not re.search(r"\bSET\s+(?!LOCAL\b)[\w.]+\s*(=|TO\b)", source, re.IGNORECASE)
     assert not re.search(r"set_config\([^)]*,\s*false\)", source, re.IGNORECASE)
     assert not BINDING["SET SESSION"].search(source)
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.deploy.private_postgres import PrivateCluster, private_cluster
+from tests.pg_cluster import PrivateCluster, private_cluster
 
 
 @pytest.fixture(scope="package")
 def cluster() -> Iterator[PrivateCluster]:
     """Started once for tests/deploy/; every test bootstraps a database of its own in it."""
-    with private_cluster("admin-secret") as running:
+    with private_cluster(password="admin-secret", bootstrap=False) as running:
         yield running

@@ -18,7 +18,7 @@ import pytest
 from app.cli import main
 from app.core import migrate
 from app.core.dbadmin import APP_ROLE, OWNER_ROLE
-from tests.deploy.private_postgres import PrivateCluster
+from tests.pg_cluster import PrivateCluster
 
 
 @pytest.fixture(autouse=True)

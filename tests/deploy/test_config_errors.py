@@ -18,7 +18,7 @@ import pytest
 from app.cli import main
 from tests.app_fixtures import free_port
 from tests.conftest import TestDatabase
-from tests.deploy.private_postgres import PrivateCluster
+from tests.pg_cluster import PrivateCluster
 
 
 @dataclass(frozen=True)

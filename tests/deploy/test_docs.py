@@ -31,6 +31,7 @@ READER_FACING = [
             "authentication",
             "authorization",
             "platform",
+            "scale-out",
             "clients",
         )
     ),

@@ -8,10 +8,7 @@ deliberately broken database that every check can fail.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
 
 from app.core.dbadmin import APP_ROLE, OWNER_ROLE
 from tests.conftest import TestDatabase
@@ -73,15 +70,6 @@ async def over_tenant_tables(conn: asyncpg.Connection, sql: str, *args: object) 
     tables = await conn.fetch(TENANT_TABLES_SQL)
     columns = [[row[c] for row in tables] for c in ("oid", "name", "key", "key_attnum")]
     return await conn.fetch(sql, *columns, *args)
-
-
-@pytest.fixture(scope="module")
-async def catalog(test_db: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(test_db.urls.owner)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 # --- checks: each returns a list of violations ------------------------------------------
