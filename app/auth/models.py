@@ -7,7 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from app.core.security import IssuedToken
-from app.core.tables import Ordering, Table
+from app.core.tables import Table
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,6 @@ class AuthSession:
 
 
 AUTH_SESSIONS = Table("auth_sessions", AuthSession)
-SESSION_ORDERINGS = {"CREATED_AT": Ordering("t.created_at", "timestamptz")}
 
 # Opaque-token kind of refresh tokens (app/core/security.py).
 REFRESH_TOKEN_KIND = "rt"  # noqa: S105 (a token-kind prefix, not a secret)

@@ -90,8 +90,10 @@ def _time(epoch: int) -> datetime:
 
 
 # Not a Node: `node(id:)` must never show one user's sessions to another user of the tenant.
-@strawberry.type(description="A signed-in device or client: one sign-in and its refreshes.")
-class Session:
+@strawberry.type(
+    name="Session", description="A signed-in device or client: one sign-in and its refreshes."
+)
+class DeviceSession:
     id: strawberry.ID = strawberry.field(description="Pass to `revokeSession` to end it.")
     user_agent: str = strawberry.field(description="User agent at the last sign-in or refresh.")
     ip: str | None = strawberry.field(description="Client address at the last use.")
@@ -103,7 +105,7 @@ class Session:
     current: bool = strawberry.field(description="Whether this is the session making the request.")
 
     @classmethod
-    def of(cls, model: AuthSession, *, current_id: UUID) -> Session:
+    def of(cls, model: AuthSession, *, current_id: UUID) -> DeviceSession:
         return cls(
             id=strawberry.ID(encode_global_id(SESSION_TYPE, model.id)),
             user_agent=model.user_agent,

@@ -102,21 +102,6 @@ async def hash_password(password: str, *, field: str = "password") -> str:
     return await asyncio.to_thread(_hash, password)
 
 
-async def hash_unchecked(password: str) -> str:
-    """Hash without the policy (one Argon2 run); for equalising work on failure paths.
-
-    Over-long input is still refused before hashing.
-    """
-    if len(password) > MAX_PASSWORD_LENGTH or not _encodable(password):
-        password = ""
-    return await asyncio.to_thread(_hash, password)
-
-
-async def burn_verification() -> None:
-    """Cost one Argon2 verification and learn nothing: keeps failure paths as slow as success."""
-    await asyncio.to_thread(_verify, None, "")
-
-
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant-work check: a missing hash still costs one Argon2 verification."""
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -12,7 +12,7 @@ from app.api.permissions import Rule, needs, own_record, own_record_or, self_or
 from app.api.relations import TypeRef, connection, listing, order_by, to_many
 from app.api.relay import Node
 from app.auth.sessions import active_sessions
-from app.auth.types import Session
+from app.auth.types import DeviceSession
 from app.core.tables import Table
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
@@ -50,10 +50,10 @@ class User(Node):
     @strawberry.field(
         description="The user's active sessions, newest first.", extensions=own_record()
     )
-    async def sessions(self, info: Info) -> list[Session] | None:
+    async def sessions(self, info: Info) -> list[DeviceSession] | None:
         principal = info.context.require_principal()
         found = await active_sessions(info.context.session, self.pk)
-        return [Session.of(s, current_id=principal.session_id) for s in found]
+        return [DeviceSession.of(s, current_id=principal.session_id) for s in found]
 
     roles = to_many(
         Role,
