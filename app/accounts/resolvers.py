@@ -23,7 +23,6 @@ from app.api.context import Info
 from app.api.mutations import attempt, settle
 from app.api.permissions import not_while_impersonating, public, requires, signed_in
 from app.auth.types import SignInPayload
-from app.core.errors import DomainError
 from app.rbac.permissions import Permission
 from app.tenants.resolution import tenant_to_use
 from app.users.types import User
@@ -72,8 +71,8 @@ class AccountMutations:
         ],
     ) -> SignInPayload:
         ctx = info.context
-        try:
-            result = await service.accept_invitation(
+        outcome = await settle(
+            lambda: service.accept_invitation(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -82,9 +81,8 @@ class AccountMutations:
                 password=input.password,
                 display_name=input.display_name,
             )
-        except DomainError as error:
-            return SignInPayload.of_error(error)
-        return SignInPayload.of_result(result)
+        )
+        return SignInPayload.of_outcome(outcome)
 
     @strawberry.mutation(
         description="Mail a password-reset link. The answer is the same whether or not the "
@@ -111,7 +109,7 @@ class AccountMutations:
                 email=input.email,
             )
 
-        outcome = await settle(request())
+        outcome = await settle(request)
         return AccountPayload.failed(outcome.errors)
 
     @strawberry.mutation(
@@ -127,7 +125,7 @@ class AccountMutations:
     ) -> AccountPayload:
         ctx = info.context
         outcome = await settle(
-            service.complete_password_reset(
+            lambda: service.complete_password_reset(
                 ctx.database,
                 ctx.tokens,
                 ctx.store,
@@ -204,5 +202,7 @@ class AccountMutations:
         ],
     ) -> AccountPayload:
         ctx = info.context
-        outcome = await settle(service.verify_email(ctx.database, ctx.request_meta, token=token))
+        outcome = await settle(
+            lambda: service.verify_email(ctx.database, ctx.request_meta, token=token)
+        )
         return AccountPayload.failed(outcome.errors)

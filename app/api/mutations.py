@@ -1,8 +1,17 @@
 """The one boundary where a mutation's expected failures become typed results.
 
-Each mutation runs its service call inside a savepoint: on a domain error (or a database
-error with a domain meaning) the savepoint is rolled back, so the mutation changed
-nothing, and the error is returned in the payload's `errors` list with a stable code.
+`settle` is the only code that turns an expected failure into a payload error: a domain
+error keeps its code and message, and a database error with a domain meaning is translated
+by app/core/errors.py (the one place that maps database errors). Every mutation reaches it
+through one of three entries, which differ only in who acts and which transaction the work
+runs in:
+
+- `attempt`: the signed-in user, in the operation's transaction, inside a savepoint, so a
+  refused mutation changed nothing and the next field of the document sees the new state;
+- `attempt_platform`: the same for the signed-in platform administrator;
+- `settle`: anyone (sign-in steps, invitation acceptance, password reset) or an actor the
+  resolver already holds, for services that open transactions of their own.
+
 Anything unexpected propagates and is masked by app/api/errors.py; the operation's
 transaction is then rolled back as a whole.
 """
@@ -98,6 +107,21 @@ class Outcome(Generic[T]):
     errors: list[UserError] = field(default_factory=list)
 
 
+async def settle(action: Callable[[], Awaitable[T]]) -> Outcome[T]:
+    """Run `action()`: its expected failures become the payload's errors, anything else
+    propagates. The action is called here, so an input error raised while building the
+    service call (a malformed ID, a null where a value is required) is settled too."""
+    try:
+        return Outcome(await action())
+    except DomainError as error:
+        return Outcome(errors=[UserError.of(error)])
+    except asyncpg.PostgresError as exc:
+        translated = translate_database_error(exc)
+        if translated is None:
+            raise
+        return Outcome(errors=[UserError.of(translated)])
+
+
 async def attempt(info: Info, action: Callable[[Session, Actor], Awaitable[T]]) -> Outcome[T]:
     """Run `action(session, actor)` atomically for the signed-in user."""
     return await _atomic(info, await info.context.actor(), action)
@@ -121,41 +145,10 @@ async def _atomic(info: Info, actor: A, action: Callable[[Session, A], Awaitable
             return await action(session, actor)
 
     try:
-        return await settle(atomically())
+        return await settle(atomically)
     finally:
         # The payload, and later mutations of the same document, must read the new state.
         info.context.forget()
-
-
-async def settle_platform(
-    info: Info, action: Callable[[PlatformActor], Awaitable[T]]
-) -> Outcome[T]:
-    """`settle(action(actor))` for the signed-in platform administrator: for platform
-    mutations whose service runs transactions of its own (bound to the tenant acted on)."""
-    actor = await info.context.platform_actor()
-
-    async def run() -> T:
-        # Called here, so input errors raised while building the call are settled too.
-        return await action(actor)
-
-    return await settle(run())
-
-
-async def settle(action: Awaitable[T]) -> Outcome[T]:
-    """Expected failures of `action` become the payload's errors; anything else propagates.
-
-    Used directly by flows without a signed-in user (sign-in steps, invitation acceptance,
-    password reset), which run in transactions of their own.
-    """
-    try:
-        return Outcome(await action)
-    except DomainError as error:
-        return Outcome(errors=[UserError.of(error)])
-    except asyncpg.PostgresError as exc:
-        translated = translate_database_error(exc)
-        if translated is None:
-            raise
-        return Outcome(errors=[UserError.of(translated)])
 
 
 @strawberry.type(description="The result of a delete mutation.")

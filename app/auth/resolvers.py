@@ -7,14 +7,15 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import attempt
+from app.api.mutations import attempt, settle
 from app.api.permissions import not_while_impersonating, public, signed_in
 from app.api.relay import decode_global_id
 from app.auth import service, sessions
+from app.auth.service import SignInResult
 from app.auth.types import SESSION_TYPE, SignInPayload, SignOutPayload
 from app.core.actor import Actor
 from app.core.db import Session as DbSession
-from app.core.errors import DomainError, Invalid
+from app.core.errors import Invalid
 from app.tenants.resolution import tenant_to_use
 
 
@@ -41,8 +42,9 @@ class AuthMutations:
         input: Annotated[SignInInput, strawberry.argument(description="The credentials.")],
     ) -> SignInPayload:
         ctx = info.context
-        try:
-            result = await service.sign_in(
+
+        async def run() -> SignInResult:
+            return await service.sign_in(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -52,9 +54,8 @@ class AuthMutations:
                 email=input.email,
                 password=input.password,
             )
-        except DomainError as error:
-            return SignInPayload.of_error(error)
-        return SignInPayload.of_result(result)
+
+        return SignInPayload.of_outcome(await settle(run))
 
     @strawberry.mutation(
         description="Exchange a refresh token for new tokens. Each refresh token works once; "
@@ -69,13 +70,12 @@ class AuthMutations:
         ],
     ) -> SignInPayload:
         ctx = info.context
-        try:
-            tokens = await sessions.refresh(
+        outcome = await settle(
+            lambda: sessions.refresh(
                 ctx.database, ctx.tokens, ctx.settings, ctx.store, ctx.request_meta, refresh_token
             )
-        except DomainError as error:
-            return SignInPayload.of_error(error)
-        return SignInPayload.of_tokens(tokens)
+        )
+        return SignInPayload.of_outcome(outcome)
 
     @strawberry.mutation(
         description="End the current session (its refresh and access tokens).",

@@ -8,11 +8,10 @@ from uuid import UUID
 
 import strawberry
 
-from app.api.mutations import UserError
+from app.api.mutations import Outcome, UserError
 from app.api.relay import encode_global_id
 from app.auth.models import AuthSession, SignInTokens
 from app.auth.service import NextStep, SignInResult
-from app.core.errors import DomainError
 
 strawberry.enum(NextStep, description="What a sign-in needs next.")
 
@@ -72,7 +71,7 @@ class SignInPayload:
         )
 
     @classmethod
-    def of_error(cls, error: DomainError) -> Self:
+    def failed(cls, errors: list[UserError]) -> Self:
         return cls(
             next_step=None,
             access_token=None,
@@ -81,8 +80,18 @@ class SignInPayload:
             refresh_expires_at=None,
             challenge=None,
             challenge_expires_at=None,
-            errors=[UserError.of(error)],
+            errors=errors,
         )
+
+    @classmethod
+    def of_outcome(cls, outcome: Outcome[SignInResult] | Outcome[SignInTokens]) -> Self:
+        """The payload of a settled sign-in step: its result (tokens, or what comes next) or
+        why it failed."""
+        if outcome.value is None:
+            return cls.failed(outcome.errors)
+        if isinstance(outcome.value, SignInTokens):
+            return cls.of_tokens(outcome.value)
+        return cls.of_result(outcome.value)
 
 
 def _time(epoch: int) -> datetime:

@@ -141,7 +141,9 @@ def translate_database_error(
     """Map the database errors that have a domain meaning; None for anything unexpected.
 
     A foreign-key violation means "the referenced object is not in this tenant": composite
-    foreign keys make another tenant's object and a random id fail the same way.
+    foreign keys make another tenant's object and a random id fail the same way. Called at
+    the two boundaries only: a mutation's payload errors (app/api/mutations.py) and every
+    other GraphQL error (app/api/errors.py).
     """
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return NotFound(not_found)
@@ -156,4 +158,9 @@ def translate_database_error(
         return Unavailable("The data is being changed by another request; try again")
     if isinstance(exc, asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
         return Invalid("Invalid value")
+    if isinstance(exc, asyncpg.DataError):
+        # SQLSTATE class 22 (data exception): a value the database cannot hold or compute
+        # with (out of range, malformed, too long). Its text quotes the value and the SQL
+        # around it, so the client gets only the code.
+        return Invalid("A value is out of range or malformed")
     return None

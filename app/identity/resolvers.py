@@ -7,13 +7,13 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import DeletePayload, attempt, patch
+from app.api.mutations import DeletePayload, attempt, patch, settle
 from app.api.permissions import not_while_impersonating, public, requires
 from app.api.relay import ObjectId, parse_id
+from app.auth.service import SignInResult
 from app.auth.types import SignInPayload
 from app.core.actor import Actor
 from app.core.db import Session
-from app.core.errors import DomainError
 from app.core.settings import Settings
 from app.identity import exchange, models, service
 from app.identity.jwks import JwksCache
@@ -198,8 +198,9 @@ class IdentityMutations:
         input: Annotated[ExchangeTokenInput, strawberry.argument(description="Tenant and token.")],
     ) -> SignInPayload:
         ctx = info.context
-        try:
-            result = await exchange.exchange_token(
+
+        async def run() -> SignInResult:
+            return await exchange.exchange_token(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -209,6 +210,5 @@ class IdentityMutations:
                 tenant=await tenant_to_use(ctx.database, ctx.store, input.tenant, ctx.named_tenant),
                 id_token=input.id_token,
             )
-        except DomainError as error:
-            return SignInPayload.of_error(error)
-        return SignInPayload.of_result(result)
+
+        return SignInPayload.of_outcome(await settle(run))

@@ -13,10 +13,9 @@ from typing import Annotated, TypeVar
 import strawberry
 
 from app.api.context import Context, Info, Principal
-from app.api.mutations import Outcome, UserError, settle
+from app.api.mutations import Outcome, settle
 from app.api.permissions import not_while_impersonating, public, signed_in
 from app.auth.types import SignInPayload
-from app.core.errors import DomainError
 from app.mfa import service
 from app.mfa.types import (
     ConfirmTotpEnrollmentPayload,
@@ -59,9 +58,7 @@ async def _signed_in(
     ctx = info.context
     principal = ctx.require_principal()
     try:
-        return Outcome(await action(ctx, principal))
-    except DomainError as error:
-        return Outcome(errors=[UserError.of(error)])
+        return await settle(lambda: action(ctx, principal))
     finally:
         ctx.loaders.clear()
 
@@ -89,17 +86,16 @@ class MfaMutations:
         input: Annotated[VerifyMfaInput, strawberry.argument(description="Challenge and code.")],
     ) -> SignInPayload:
         ctx = info.context
-        try:
-            signed_in = await service.verify_sign_in(
+        outcome = await settle(
+            lambda: service.verify_sign_in(
                 ctx.database,
                 _env(ctx),
                 challenge=input.challenge,
                 code=input.code,
                 recovery_code=input.recovery_code,
             )
-        except DomainError as error:
-            return SignInPayload.of_error(error)
-        return SignInPayload.of_tokens(signed_in)
+        )
+        return SignInPayload.of_outcome(outcome)
 
     @strawberry.mutation(
         description="Start adding an authenticator app: returns its secret. Signed in, or with "
@@ -112,7 +108,7 @@ class MfaMutations:
         ctx = info.context
         if challenge is not None:
             outcome = await settle(
-                service.start_enrollment_with_challenge(
+                lambda: service.start_enrollment_with_challenge(
                     ctx.database, _env(ctx), challenge=challenge
                 )
             )
@@ -141,7 +137,7 @@ class MfaMutations:
         ctx = info.context
         if challenge is not None:
             outcome = await settle(
-                service.confirm_enrollment_with_challenge(
+                lambda: service.confirm_enrollment_with_challenge(
                     ctx.database, _env(ctx), challenge=challenge, code=code
                 )
             )

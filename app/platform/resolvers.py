@@ -11,7 +11,7 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.mutations import attempt_platform, settle, settle_platform
+from app.api.mutations import attempt_platform, settle
 from app.api.permissions import (
     not_while_impersonating,
     platform_signed_in,
@@ -84,7 +84,7 @@ class PlatformMutations:
     ) -> PlatformSignInPayload:
         ctx = info.context
         outcome = await settle(
-            service.sign_in(
+            lambda: service.sign_in(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -122,9 +122,9 @@ class PlatformMutations:
         input: Annotated[ImpersonateUserInput, strawberry.argument(description="Who and why.")],
     ) -> ImpersonateUserPayload:
         ctx = info.context
-        outcome = await settle_platform(
-            info,
-            lambda actor: impersonation.impersonate(
+        actor = await ctx.platform_actor()
+        outcome = await settle(
+            lambda: impersonation.impersonate(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,

@@ -9,7 +9,7 @@ import strawberry
 
 from app.accounts.mailer import mailer_for
 from app.api.context import Info
-from app.api.mutations import patch, settle_platform
+from app.api.mutations import patch, settle
 from app.api.permissions import requires_platform
 from app.api.relations import connection
 from app.api.relay import ObjectId, parse_id
@@ -114,9 +114,9 @@ async def _set_feature(
     info: Info, tenant: strawberry.ID, key: str, enabled: bool | None
 ) -> TenantFeaturesPayload:
     ctx = info.context
-    outcome = await settle_platform(
-        info,
-        lambda actor: lifecycle.set_feature(
+    actor = await ctx.platform_actor()
+    outcome = await settle(
+        lambda: lifecycle.set_feature(
             ctx.database,
             ctx.request_meta,
             actor=actor,
@@ -144,9 +144,9 @@ async def _change(
     info: Info, tenant: strawberry.ID, change: lifecycle.Change, reason: str | None
 ) -> TenantPayload:
     ctx = info.context
-    outcome = await settle_platform(
-        info,
-        lambda actor: lifecycle.change_status(
+    actor = await ctx.platform_actor()
+    outcome = await settle(
+        lambda: lifecycle.change_status(
             ctx.database,
             ctx.tokens,
             ctx.store,
@@ -191,9 +191,9 @@ class TenantLifecycleMutations:
     ) -> CreateTenantPayload:
         ctx = info.context
         owner = input.owner
-        outcome = await settle_platform(
-            info,
-            lambda actor: lifecycle.create_tenant(
+        actor = await ctx.platform_actor()
+        outcome = await settle(
+            lambda: lifecycle.create_tenant(
                 ctx.database,
                 ctx.store,
                 mailer_for(ctx.settings),
@@ -225,9 +225,9 @@ class TenantLifecycleMutations:
         input: Annotated[UpdateTenantInput, strawberry.argument(description="The changes.")],
     ) -> TenantPayload:
         ctx = info.context
-        outcome = await settle_platform(
-            info,
-            lambda actor: lifecycle.update_tenant(
+        actor = await ctx.platform_actor()
+        outcome = await settle(
+            lambda: lifecycle.update_tenant(
                 ctx.database,
                 ctx.store,
                 ctx.request_meta,
@@ -324,9 +324,9 @@ class TenantLifecycleMutations:
         input: Annotated[PurgeTenantInput, strawberry.argument(description="The tenant.")],
     ) -> PurgeTenantPayload:
         ctx = info.context
-        outcome = await settle_platform(
-            info,
-            lambda actor: lifecycle.purge_tenant(
+        actor = await ctx.platform_actor()
+        outcome = await settle(
+            lambda: lifecycle.purge_tenant(
                 ctx.database,
                 ctx.store,
                 ctx.request_meta,

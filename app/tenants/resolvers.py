@@ -8,12 +8,11 @@ import strawberry
 
 from app.accounts.mailer import mailer_for
 from app.api.context import Info
-from app.api.mutations import UserError, attempt, patch, patch_nullable
+from app.api.mutations import UserError, attempt, patch, patch_nullable, settle
 from app.api.permissions import not_while_impersonating, public, requires, signed_in
 from app.api.relations import result
 from app.api.relay import encode_global_id
 from app.auth.types import SignInPayload
-from app.core.errors import DomainError
 from app.rbac.permissions import Permission
 from app.tasks.models import TaskStatus
 from app.tenants import service
@@ -102,8 +101,8 @@ class TenantMutations:
             password=input.password,
             display_name=input.display_name,
         )
-        try:
-            done = await sign_up(
+        outcome = await settle(
+            lambda: sign_up(
                 ctx.database,
                 ctx.tokens,
                 ctx.settings,
@@ -112,8 +111,10 @@ class TenantMutations:
                 ctx.request_meta,
                 request,
             )
-        except DomainError as error:
-            return SignUpPayload.of_error(error)
+        )
+        done = outcome.value
+        if done is None:
+            return SignUpPayload.failed(outcome.errors)
         payload = SignUpPayload.of_result(done.sign_in)
         payload.tenant_id = strawberry.ID(encode_global_id("Tenant", done.tenant.id))
         payload.slug = done.tenant.slug
