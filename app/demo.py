@@ -18,7 +18,7 @@ from app.rbac import service as rbac
 from app.tasks.models import TaskPriority, TaskStatus
 from app.tasks.service import NewTask, create_task
 from app.tenants.service import create_tenant, lookup_slug
-from app.users.service import create_user, credentials
+from app.users.service import create_user, look_up
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "tenantry-demo-password"
@@ -104,4 +104,4 @@ async def demo_present(database: Database) -> bool:
     if tenant is None:
         return False
     async with database.transaction(tenant.id, readonly=True) as session:
-        return await credentials(session, DEMO_USERS[0][0]) is not None
+        return (await look_up(session, DEMO_USERS[0][0])).found is not None

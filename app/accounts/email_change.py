@@ -18,6 +18,8 @@ from app.core.errors import Conflict, Invalid
 from app.core.request_meta import RequestMeta
 from app.core.security import parse_opaque_token
 from app.core.settings import Settings
+from app.users import service as users
+from app.users.models import UserStatus
 
 
 async def request_email_change(
@@ -32,11 +34,11 @@ async def request_email_change(
     """Mail a verification link to `new_email`; the address changes when it is followed."""
     refuse_impersonation(session, "Changing the email")
     new_email = validation.email(new_email, field="newEmail")
-    account = await queries.account(session, actor_id)
+    account = await users.account(session, actor_id)
     assert account is not None
     if new_email.lower() == account.email.lower():
         raise Invalid("This is already your email address", field="newEmail")
-    if await queries.email_taken(session, new_email, except_user=actor_id):
+    if await users.email_taken(session, new_email, except_user=actor_id):
         raise Conflict("A user with this email already exists", field="newEmail")
     await record(
         session,
@@ -117,12 +119,17 @@ async def verify_email(database: Database, meta: RequestMeta, *, token: str) -> 
         if await active_tenant(session) is None:
             raise invalid_token()
         used = await queries.consume_token(session, TokenPurpose.EMAIL_VERIFICATION, parsed.digest)
-        account = None if used is None else await queries.account(session, used.user_id)
-        if used is None or used.email is None or account is None or account.status != "active":
+        account = None if used is None else await users.account(session, used.user_id)
+        if (
+            used is None
+            or used.email is None
+            or account is None
+            or account.status is not UserStatus.ACTIVE
+        ):
             raise invalid_token()
         try:
             async with session.atomic():
-                await queries.set_verified_email(session, account.id, used.email)
+                await users.set_verified_email(session, account.id, used.email)
         except asyncpg.UniqueViolationError:
             raise Conflict(
                 "Another user took this email address meanwhile", field="token"

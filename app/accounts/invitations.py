@@ -26,10 +26,9 @@ from app.core.security import TokenService, parse_opaque_token
 from app.core.settings import Settings
 from app.rbac import service as rbac
 from app.rbac.permissions import Permission
-from app.tenants.quotas import Quota, require_room
 from app.tenants.service import current_tenant
 from app.users import service as users
-from app.users.models import User
+from app.users.models import User, UserStatus
 
 
 async def invite_user(
@@ -58,17 +57,15 @@ async def invite_user(
         if display_name is None
         else validation.text(display_name, field="displayName", max_length=200)
     )
-    existing = await queries.account_by_email(session, email)
+    existing = (await users.look_up(session, email)).found
     if existing is None:
-        await require_room(session, Quota.USERS)
+        await users.require_room_for_user(session)
         default_name = email.split("@", 1)[0][:200] or email
-        user = await queries.insert_invited_user(
-            session, email=email, display_name=name or default_name
-        )
-    elif existing.status == "invited":
+        user = await users.create_invited(session, email=email, display_name=name or default_name)
+    elif existing.status is UserStatus.INVITED:
         # A pending invitation is changed (its role replaced) only by one who may act on it.
         await users.acting_on(session, actor, existing.id, field="email")
-        user = await queries.update_invited_user(session, existing.id, display_name=name)
+        user = await users.update_invited(session, existing.id, display_name=name)
     else:
         raise Conflict("A user with this email already exists", field="email")
     await rbac.grant_system_role(
@@ -104,7 +101,7 @@ async def invite_owner(
 ) -> User:
     """The first owner of a tenant being provisioned, invited by mail (no tenant user exists
     yet to invite them): the caller has checked the input and holds the right to do it."""
-    user = await queries.insert_invited_user(session, email=email, display_name=display_name)
+    user = await users.create_invited(session, email=email, display_name=display_name)
     await rbac.grant_system_role(session, user_id=user.id, key=Role.OWNER.value, granted_by=None)
     await mail_invitation(
         session,
@@ -199,7 +196,7 @@ async def accept_invitation(
         if tenant is None:
             raise invalid_token()
         used = await queries.consume_token(session, TokenPurpose.INVITATION, parsed.digest)
-        if used is None or not await queries.activate_invited_user(
+        if used is None or not await users.accept_invitation(
             session, used.user_id, password_hash=password_hash, display_name=name
         ):
             raise invalid_token()

@@ -35,16 +35,6 @@ class Role(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Account:
-    """What account flows check about a user; never leaves the service layer."""
-
-    id: UUID
-    email: str
-    status: str
-    password_hash: str | None
-
-
-@dataclass(frozen=True)
 class ConsumedToken:
     """An account token that was just marked used."""
 

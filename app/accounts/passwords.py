@@ -30,6 +30,8 @@ from app.core.settings import Settings
 from app.core.store import Store, tenant_key
 from app.tenants.models import TenantStatus
 from app.tenants.service import lookup
+from app.users import service as users
+from app.users.models import UserStatus
 
 logger = logging.getLogger("tenantry.accounts")
 
@@ -62,13 +64,13 @@ async def request_password_reset(
     if ref is None or ref.status is not TenantStatus.ACTIVE:
         return
     async with database.transaction(ref.id) as session:
-        found = await queries.account_by_email(session, email)
+        found = (await users.look_up(session, email)).found
         # Counted per account (by id: every spelling of the address that finds it shares the
         # count), and for unknown addresses too, so the limit itself reveals nothing.
         counted = str(found.id) if found else hashlib.sha256(email.lower().encode()).hexdigest()
         hits = await store.hit(tenant_key(ref.id, "password-reset", counted), window_seconds=3600)
         refused = "too_many_requests" if hits.count > RESET_MAILS_PER_HOUR else None
-        if found is None or found.status != "active":
+        if found is None or found.status is not UserStatus.ACTIVE:
             refused = "no_active_account"
         if refused is not None:
             await record(
@@ -144,10 +146,10 @@ async def complete_password_reset(
         if await active_tenant(session) is None:
             raise invalid_token()
         used = await queries.consume_token(session, TokenPurpose.PASSWORD_RESET, parsed.digest)
-        account = None if used is None else await queries.account(session, used.user_id)
-        if account is None or account.status != "active":
+        account = None if used is None else await users.account(session, used.user_id)
+        if account is None or account.status is not UserStatus.ACTIVE:
             raise invalid_token()
-        await queries.set_password(session, account.id, password_hash)
+        await users.set_password(session, account.id, password_hash)
         await queries.delete_open_tokens(session, TokenPurpose.PASSWORD_RESET, account.id)
         await record(
             session,
@@ -184,7 +186,7 @@ async def change_password(
     refuse_impersonation(session, "Changing the password")
     actor_id = claims.user_id
     check_password_policy(new_password, field="newPassword")
-    account = await queries.account(session, actor_id)
+    account = await users.account(session, actor_id)
     assert account is not None
     # A stolen access token must not buy unlimited guesses of the password: a current
     # password is claimed and counted exactly like a sign-in of the same account.
@@ -195,7 +197,7 @@ async def change_password(
     if not await verify_password(account.password_hash, current_password):
         raise WrongPassword("The current password is wrong", field="currentPassword")
     await attempt.succeeded()
-    await queries.set_password(
+    await users.set_password(
         session, account.id, await hash_password(new_password, field="newPassword")
     )
     await queries.delete_open_tokens(session, TokenPurpose.PASSWORD_RESET, account.id)

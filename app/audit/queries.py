@@ -53,3 +53,8 @@ async def insert(
         metadata,
         *tenant,
     )
+
+
+async def count_entries(session: Session) -> int:
+    """The bound tenant's audit entries."""
+    return int(await session.fetchval("SELECT count(*) FROM audit_log"))

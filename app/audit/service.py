@@ -99,3 +99,8 @@ async def record(
 
         # Counted once recorded for good: an entry rolled back with its action is not one.
         session.after_commit(count)
+
+
+async def count_entries(session: Session) -> int:
+    """How many audit entries the bound tenant has (they go with the tenant's row)."""
+    return await queries.count_entries(session)

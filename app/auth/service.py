@@ -37,7 +37,7 @@ from app.mfa.service import has_confirmed_totp
 from app.tenants.models import TenantStatus
 from app.tenants.service import canonical_name, lookup, mfa_required
 from app.users.models import UserStatus
-from app.users.service import look_up_credentials, rehash_password
+from app.users.service import look_up, rehash_password
 
 
 class InvalidCredentials(Unauthenticated):
@@ -75,17 +75,17 @@ async def sign_in(
         # Unbound, the same lookup finds nobody (row-level security) at the same cost, and
         # still says how the email compares: unknown organisations are counted like known ones.
         async with database.transaction(None, readonly=True) as session:
-            looked = await look_up_credentials(session, email)
+            looked = await look_up(session, email)
         # A deleted tenant is counted under its id, however it was named.
         name = canonical_name(tenant) if ref is None else ref.id
         await throttle.reserve(unknown_tenant_account(name, looked.compared_as), meta)
         await verify_password(None, password)
         raise failure
     async with database.transaction(ref.id) as session:
-        looked = await look_up_credentials(session, email)
+        looked = await look_up(session, email)
         found = looked.found
         attempt = await throttle.reserve(
-            tenant_account(ref.id, found.user_id if found else None, looked.compared_as), meta
+            tenant_account(ref.id, found.id if found else None, looked.compared_as), meta
         )
         ok, new_hash = await verify_and_maybe_rehash(
             found.password_hash if found else None, password
@@ -94,7 +94,7 @@ async def sign_in(
         if proven:
             await attempt.succeeded()
         if found is not None and proven and ref.status is TenantStatus.ACTIVE:
-            user_id: UUID = found.user_id
+            user_id: UUID = found.id
             if new_hash is not None:
                 await rehash_password(session, user_id, new_hash)
             result = await after_first_factor(session, tokens, settings, meta, user_id, ref.id)
@@ -114,9 +114,9 @@ async def sign_in(
             action="auth.sign_in",
             # Right credentials in a suspended organisation: refused, not failed.
             outcome=AuditOutcome.DENIED if proven else AuditOutcome.FAILURE,
-            actor_id=found.user_id if found is not None and proven else None,
+            actor_id=found.id if found is not None and proven else None,
             target_type="user" if found else None,
-            target_id=found.user_id if found else None,
+            target_id=found.id if found else None,
             metadata={"method": "password", **({"reason": "tenant_suspended"} if proven else {})},
         )
     if proven:

@@ -73,7 +73,7 @@ def _subject(account_id: UUID | None, compared_email: str) -> str:
 
 def tenant_account(tenant_id: UUID, account_id: UUID | None, compared_email: str) -> Account:
     """A user of an existing tenant: by id when the email found one, else by the email as
-    the lookup compared it (`users.service.look_up_credentials`)."""
+    the lookup compared it (`users.service.look_up`)."""
     return Account(tenant_id, str(tenant_id), _subject(account_id, compared_email))
 
 

@@ -33,8 +33,9 @@ from app.identity.models import ExternalIdentity, IdentityProvider
 from app.identity.verify import Rejected, unverified_issuer, verify_id_token
 from app.rbac import service as rbac
 from app.tenants.models import TenantStatus
-from app.tenants.quotas import Quota, require_room
 from app.tenants.service import lookup
+from app.users import service as users
+from app.users.models import UserStatus
 
 logger = logging.getLogger("tenantry.identity")
 
@@ -143,19 +144,20 @@ async def _user(
     session: Session, provider: IdentityProvider, identity: ExternalIdentity
 ) -> tuple[UUID, str] | _Failure:
     """The user to sign in and how they were found (linked / email / created)."""
-    linked = await queries.user_by_identity(session, provider.id, identity.subject)
+    linked_id = await queries.user_of_identity(session, provider.id, identity.subject)
+    linked = None if linked_id is None else await users.account(session, linked_id)
     if linked is not None:
-        if not linked.active:
+        if linked.status is not UserStatus.ACTIVE:
             return _Failure("user_inactive", provider, linked.id)
         return linked.id, "linked"
     # Linking or creating by email needs an address the provider vouches for.
     if identity.email is None or not identity.email_verified:
         return _Failure("no_verified_email", provider)
-    by_email = await queries.user_by_email(session, identity.email, provider.id)
+    by_email = (await users.look_up(session, identity.email)).found
     if by_email is not None:
-        if not by_email.active:
+        if by_email.status is not UserStatus.ACTIVE:
             return _Failure("user_inactive", provider, by_email.id)
-        if by_email.linked_to_provider:
+        if await queries.linked_to_provider(session, by_email.id, provider.id):
             # Another subject of this provider already is this user: never take it over.
             return _Failure("email_linked_to_other_subject", provider, by_email.id)
         try:
@@ -173,14 +175,13 @@ async def _user(
     except Invalid:
         return _Failure("unusable_claims", provider)
     try:
-        await require_room(session, Quota.USERS)
+        await users.require_room_for_user(session)
     except QuotaExceeded:
         return _Failure("quota_exceeded", provider)
     try:
         async with session.atomic():
-            user_id = await queries.insert_external_user(
-                session, email=email, display_name=display_name
-            )
+            user = await users.create_external(session, email=email, display_name=display_name)
+            user_id = user.id
             await rbac.grant_system_role(
                 session, user_id=user_id, key=provider.default_role.value, granted_by=None
             )

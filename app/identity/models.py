@@ -39,17 +39,6 @@ IDENTITY_PROVIDERS = Table("identity_providers", IdentityProvider)
 
 
 @dataclass(frozen=True)
-class LocalUser:
-    """What token exchange checks about a user of the tenant."""
-
-    id: UUID
-    email: str
-    active: bool
-    # Whether the user already has an identity at the provider being exchanged for.
-    linked_to_provider: bool
-
-
-@dataclass(frozen=True)
 class ExternalIdentity:
     """The verified facts of an external token that sign-in uses."""
 

@@ -153,10 +153,10 @@ async def impersonate(
 async def _active_user(session: Session, user_id: UUID | None, email: str | None) -> User:
     if user_id is None:
         assert email is not None
-        found = await users.credentials(session, email)
+        found = (await users.look_up(session, email)).found
         if found is None:
             raise NotFound(_NO_USER, field="email")
-        user_id = found.user_id
+        user_id = found.id
     try:
         user = await users.get_user(session, user_id, field="userId")
     except NotFound:

@@ -19,6 +19,7 @@ import asyncpg
 
 from app.accounts.invitations import invite_owner
 from app.accounts.mailer import Mailer
+from app.audit import service as audit
 from app.audit.models import ActorKind
 from app.audit.service import record
 from app.auth.sessions import revoke_tenant_sessions
@@ -434,7 +435,7 @@ async def purge_tenant(
             if deleted < PURGE_BATCH_ROWS:
                 break
     async with database.transaction(tenant_id, platform=True) as session:
-        rows["public.audit_log"] = await tenant_queries.audit_entries(session)
+        rows["public.audit_log"] = await audit.count_entries(session)
         rows["public.tenants"] = await tenant_queries.delete(session)
         await record(
             session,

@@ -11,6 +11,7 @@ from app.core.db import Session
 from app.core.errors import Conflict, NotFound
 from app.core.tables import delete_row, fetch_by_ids, insert_row, lock_row, update_row
 from app.core.validation import MISSING, Patch
+from app.projects import queries
 from app.projects.models import PROJECTS, Project, ProjectStatus
 from app.rbac.permissions import Permission
 from app.tenants.quotas import Quota, require_room
@@ -46,7 +47,7 @@ async def require_active(session: Session, project_id: UUID, *, field: str) -> P
 async def create_project(session: Session, *, name: str, description: str, actor: Actor) -> Project:
     actor.require(Permission.PROJECT_WRITE)
     values = {"name": _name(name), "description": _description(description)}
-    await require_room(session, Quota.PROJECTS)
+    await require_room(session, Quota.PROJECTS, queries.counted)
     return await insert_row(session, PROJECTS, {**values, "created_by": actor.user_id})
 
 
@@ -80,7 +81,7 @@ async def set_archived(
     if project.status is wanted:
         return project
     if not archived:
-        await require_room(session, Quota.PROJECTS)
+        await require_room(session, Quota.PROJECTS, queries.counted)
     changes: dict[str, object] = {
         "status": wanted.value,
         "archived_at": datetime.now(UTC) if archived else None,
@@ -95,3 +96,8 @@ async def delete_project(session: Session, project_id: UUID, *, actor: Actor) ->
     actor.require(Permission.PROJECT_WRITE)
     if not await delete_row(session, PROJECTS, project_id):
         raise NotFound("Project not found", field="id")
+
+
+async def counted(session: Session) -> int:
+    """Projects counted against the tenant's quota: the active ones."""
+    return await queries.counted(session)

@@ -91,10 +91,6 @@ async def delete(session: Session) -> int:
     return int(status.split()[-1])
 
 
-async def audit_entries(session: Session) -> int:
-    return int(await session.fetchval("SELECT count(*) FROM audit_log"))
-
-
 async def update(session: Session, *, name: str | None, plan: str | None) -> Tenant | None:
     """Change the bound tenant's name and/or plan (None keeps the value)."""
     row = await session.fetchrow(
@@ -172,14 +168,3 @@ async def lock_plan(session: Session) -> str | None:
     changes) until the transaction ends."""
     value: str | None = await session.fetchval("SELECT plan FROM tenants FOR NO KEY UPDATE")
     return value
-
-
-# What counts against a quota, per counted table (names from app/tenants/quotas.py).
-_COUNTED = {
-    "users": "SELECT count(*) FROM users WHERE status IN ('active', 'invited')",
-    "projects": "SELECT count(*) FROM projects WHERE status = 'active'",
-}
-
-
-async def counted(session: Session, table: str) -> int:
-    return int(await session.fetchval(_COUNTED[table]))

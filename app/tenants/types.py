@@ -11,13 +11,22 @@ from app.api.context import Info
 from app.api.permissions import Rule
 from app.api.relay import Node
 from app.core.tables import Table
+from app.projects import service as projects
 from app.tasks.models import TaskStatus
 from app.tenants import features, quotas
 from app.tenants.features import FeatureFlag
 from app.tenants.models import TENANTS, TenantStatus
 from app.tenants.plans import plan_of
+from app.users import service as users
 
 strawberry.enum(TenantStatus, description="Lifecycle state of a tenant.")
+
+
+# The owners of the counted rows count them, as their quota checks do.
+_COUNTERS: dict[quotas.Quota, quotas.Counter] = {
+    quotas.Quota.USERS: users.counted,
+    quotas.Quota.PROJECTS: projects.counted,
+}
 
 
 @strawberry.type(name="FeatureFlag", description="A feature switched on or off for one tenant.")
@@ -77,7 +86,7 @@ class Tenant(Node):
         "or are invited, active projects. Adding beyond a limit is QUOTA_EXCEEDED."
     )
     async def quotas(self, info: Info) -> list[QuotaType]:
-        found = await quotas.quota_use(info.context.session, self.plan)
+        found = await quotas.quota_use(info.context.session, self.plan, _COUNTERS)
         return [QuotaType(limit=q.limit, maximum=q.maximum, used=q.used) for q in found]
 
     @strawberry.field(description="Requests per minute the plan allows; null: unlimited.")

@@ -29,22 +29,24 @@ class User:
 
 
 @dataclass(frozen=True)
-class Credentials:
-    """What sign-in checks; never leaves the service layer."""
+class Account:
+    """What sign-in and the account flows check about a user; never leaves the service
+    layer."""
 
-    user_id: UUID
-    password_hash: str | None
+    id: UUID
+    email: str
     status: UserStatus
+    password_hash: str | None
 
 
 @dataclass(frozen=True)
-class CredentialsLookup:
-    """An email looked up for sign-in: the account it names, if any, and the email in the
-    form the lookup compares (PostgreSQL's lower(), as the unique index on users), which
-    keys the account's throttling counts whether or not an account has it."""
+class AccountLookup:
+    """An email looked up: the account it names, if any, and the email in the form the
+    lookup compares (PostgreSQL's lower(), as the unique index on users), which keys the
+    account's sign-in throttling whether or not an account has it."""
 
     compared_as: str
-    found: Credentials | None
+    found: Account | None
 
 
 USERS = Table("users", User)

@@ -21,7 +21,7 @@ from app.rbac import service as rbac
 from app.rbac.permissions import Permission
 from app.tenants.quotas import Quota, require_room
 from app.users import queries
-from app.users.models import USERS, Credentials, CredentialsLookup, User, UserStatus
+from app.users.models import USERS, Account, AccountLookup, User, UserStatus
 
 
 async def create_user(
@@ -38,11 +38,16 @@ async def create_user(
     email = validation.email(email)
     display_name = validation.text(display_name, field="displayName", max_length=200)
     password_hash = None if password is None else await hash_password(password)
-    await require_room(session, Quota.USERS)
+    await require_room_for_user(session)
     try:
         async with session.atomic():
             user = await queries.insert(
-                session, email=email, display_name=display_name, password_hash=password_hash
+                session,
+                email=email,
+                display_name=display_name,
+                status=UserStatus.ACTIVE,
+                password_hash=password_hash,
+                email_verified=False,
             )
             await rbac.grant_system_role(session, user_id=user.id, key=role, granted_by=granted_by)
             return user
@@ -91,21 +96,99 @@ async def change_role(
     return await get_user(session, user_id, field="userId")
 
 
-async def credentials(session: Session, email: str) -> Credentials | None:
-    """What sign-in checks for this email in the session's tenant (any case)."""
-    return (await look_up_credentials(session, email)).found
+async def create_invited(session: Session, *, email: str, display_name: str) -> User:
+    """A user invited by mail: no password until they follow the invitation (the caller
+    checked the input, the quota and the role)."""
+    return await queries.insert(
+        session,
+        email=email,
+        display_name=display_name,
+        status=UserStatus.INVITED,
+        password_hash=None,
+        email_verified=False,
+    )
 
 
-async def look_up_credentials(session: Session, email: str) -> CredentialsLookup:
-    """`credentials`, with the email as the lookup compared it (what sign-in throttling keys
-    an account on). With no tenant bound, row-level security shows no user: the same
-    statement then finds nobody, at the same cost."""
-    return await queries.credentials_by_email(session, email.strip())
+async def create_external(session: Session, *, email: str, display_name: str) -> User:
+    """An active user without a password, whose address an identity provider verified."""
+    return await queries.insert(
+        session,
+        email=email,
+        display_name=display_name,
+        status=UserStatus.ACTIVE,
+        password_hash=None,
+        email_verified=True,
+    )
+
+
+async def account(session: Session, user_id: UUID) -> Account | None:
+    """What the account flows check about the user; None when there is no such user."""
+    return await queries.account(session, user_id)
+
+
+async def look_up(session: Session, email: str) -> AccountLookup:
+    """The user with this email in the session's tenant (any case), with the email as the
+    lookup compared it (what sign-in throttling keys an account on). With no tenant bound,
+    row-level security shows no user: the same statement then finds nobody, at the same
+    cost."""
+    return await queries.by_email(session, email.strip())
+
+
+async def email_taken(session: Session, email: str, *, except_user: UUID) -> bool:
+    """Whether another user of the tenant has this email (any case)."""
+    return await queries.email_taken(session, email, except_user=except_user)
+
+
+async def set_password(session: Session, user_id: UUID, password_hash: str) -> None:
+    """Store a new password's hash; `password_changed_at` records when."""
+    await queries.set_password(session, user_id, password_hash, changed=True)
 
 
 async def rehash_password(session: Session, user_id: UUID, password_hash: str) -> None:
-    """Store a hash recomputed with current parameters (same password, nothing else changes)."""
-    await queries.set_password_hash(session, user_id, password_hash)
+    """Store a hash recomputed with current parameters (same password, nothing else changes,
+    `password_changed_at` included)."""
+    await queries.set_password(session, user_id, password_hash, changed=False)
+
+
+async def update_invited(session: Session, user_id: UUID, *, display_name: str | None) -> User:
+    """Change a pending invitation's display name (None keeps it)."""
+    return await queries.update_invited(session, user_id, display_name=display_name)
+
+
+async def accept_invitation(
+    session: Session, user_id: UUID, *, password_hash: str, display_name: str | None
+) -> bool:
+    """An invited user becomes active with their first password and a verified address;
+    False when the user is not invited."""
+    if not await queries.activate_invited(session, user_id, display_name=display_name):
+        return False
+    await set_password(session, user_id, password_hash)
+    return True
+
+
+async def set_verified_email(session: Session, user_id: UUID, email: str) -> None:
+    """The user's address, now verified (a unique violation if another user has it)."""
+    await queries.set_verified_email(session, user_id, email)
+
+
+async def require_room_for_user(session: Session) -> None:
+    """QuotaExceeded unless the tenant's plan allows one more user (active or invited)."""
+    await require_room(session, Quota.USERS, queries.counted)
+
+
+async def counted(session: Session) -> int:
+    """Users counted against the tenant's quota: active and invited."""
+    return await queries.counted(session)
+
+
+async def invited_count(session: Session) -> int:
+    """Users of the tenant still invited."""
+    return await queries.invited_count(session)
+
+
+async def active_among(session: Session, user_ids: list[UUID]) -> list[UUID]:
+    """Those of `user_ids` who are active users of the tenant."""
+    return await queries.active_among(session, user_ids)
 
 
 async def set_disabled(
@@ -132,7 +215,7 @@ async def set_disabled(
     if disabled:
         await rbac.ensure_owner_remains(session, leaving=user_id, field="id")
     else:
-        await require_room(session, Quota.USERS)
+        await require_room_for_user(session)
     updated = await queries.set_status(
         session, user_id, UserStatus.DISABLED if disabled else UserStatus.ACTIVE
     )
