@@ -405,7 +405,7 @@ class Store:
         return list(values)
 
     async def bump(self, key: StoreKey) -> int:
-        """Increment a counter that never expires (e.g. a cache generation); returns it."""
+        """Increment a counter that never expires; returns it."""
         return int(await self._write(key.value, lambda c: c.increment(key.value, 1), _Increment(1)))
 
     async def delete(self, key: StoreKey) -> None:

@@ -6,10 +6,20 @@ tenant and user, tagged with the tenant's authorization generation; every role o
 assignment change bumps the generation once its transaction has committed, which
 invalidates every entry of the tenant at once. Entries also expire after
 `CACHE_TTL_SECONDS`, bounding staleness should a bump ever be lost.
+
+Nothing here outlives its use, so the store holds keys of the tenants active lately, not of
+every tenant ever seen: a generation expires `GENERATION_TTL_SECONDS` after the last change.
+A generation is a fresh random token, never a count: a count restarting from zero after its
+key expired could meet an entry cached with the same number before, and serve it after a
+role change. An expired generation reads as none, which no entry cached under a token
+matches; entries cached under none are older than the token that followed them, and gone
+(they live `CACHE_TTL_SECONDS`, less than a generation) before the token itself expires and
+none comes back.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -37,6 +47,8 @@ from app.rbac.permissions import (
 )
 
 CACHE_TTL_SECONDS = 60
+# Longer than an entry lives: see the module's docstring.
+GENERATION_TTL_SECONDS = 2 * CACHE_TTL_SECONDS
 MAX_CUSTOM_ROLES = 50
 OWNER = "owner"
 
@@ -77,8 +89,7 @@ async def actor_for(session: Session, store: Store, user_id: UUID) -> Actor:
     assert session.tenant_id is not None
     entry_key = tenant_key(session.tenant_id, "authz", "user", str(user_id))
     generation, entry = await store.get_many([_generation_key(session), entry_key])
-    generation = generation or 0
-    hit = isinstance(entry, dict) and entry.get("g") == generation
+    hit = isinstance(entry, dict) and "g" in entry and entry["g"] == generation
     telemetry.cache("permissions", hit=hit)
     if isinstance(entry, dict) and hit:
         return Actor(user_id, frozenset(entry["p"]), frozenset(entry["r"]))
@@ -116,7 +127,7 @@ def invalidate(session: Session, store: Store) -> None:
     key = _generation_key(session)
 
     async def bump() -> None:
-        await store.bump(key)
+        await store.put(key, secrets.token_hex(8), ttl_seconds=GENERATION_TTL_SECONDS)
 
     session.after_commit(bump)
 

@@ -3,7 +3,11 @@ every cached set of the tenant stale at once; a rolled-back change invalidates n
 
 from __future__ import annotations
 
+import os
 from uuid import uuid4
+
+import pytest
+from redis.asyncio import Redis
 
 from app.api.relay import encode_global_id
 from app.core.db import Database
@@ -79,18 +83,73 @@ async def test_the_generation_is_bumped_only_after_a_commit(database: Database) 
     store = Store.from_url(None)
     tenant = uuid4()
 
-    async def generation() -> int:
+    async def generation() -> object:
         [value] = await store.get_many([rbac._generation_key_for(tenant)])
-        return int(value or 0)
+        return value
 
     session = database.session(tenant, readonly=True)
     rbac.invalidate(session, store)
-    assert await generation() == 0
+    assert await generation() is None
     await session.close(commit=False)
-    assert await generation() == 0
+    assert await generation() is None
 
     session = database.session(tenant, readonly=True)
     rbac.invalidate(session, store)
     await session.close(commit=True)
-    assert await generation() == 1
+    assert isinstance(await generation(), str)
     await store.close()
+
+
+async def test_the_cache_keeps_nothing_forever(
+    gql: GraphQL, database: Database, tokens: TokenService
+) -> None:
+    # given: a tenant whose permission sets were cached, then changed (a generation written)
+    url = os.environ.get("REDIS_URL")
+    if url is None:
+        assert os.environ.get("CI") != "true", "CI=true but REDIS_URL is not set"
+        pytest.skip("REDIS_URL is not set (CI sets it; see README)")
+    org = await new_org(database, tokens, members=2, role="owner")
+    owner, member = org.members
+    await gql.data(ME, token=member.token)
+    roles = {r["key"]: r["id"] for r in (await gql.data(ROLES, token=owner.token))["roles"]}
+    done = await gql.data(
+        ASSIGN,
+        {"input": {"userId": encode_global_id("User", member.id), "roleId": roles["viewer"]}},
+        token=owner.token,
+    )
+    assert done["assignRole"]["errors"] == []
+    await gql.data(ME, token=member.token)
+    await gql.data(ME, token=owner.token)
+
+    # then: every key of the tenant's permission cache expires, the generation last
+    redis = Redis.from_url(url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"*t:{org.id}:authz:*")]
+        ttls = {k.decode().split(":authz:")[1]: await redis.ttl(k) for k in keys}
+    finally:
+        await redis.aclose()
+    assert set(ttls) == {"generation", f"user:{owner.id}", f"user:{member.id}"}
+    assert 0 < ttls.pop("generation") <= rbac.GENERATION_TTL_SECONDS
+    assert all(0 < ttl <= rbac.CACHE_TTL_SECONDS for ttl in ttls.values()), ttls
+    assert rbac.CACHE_TTL_SECONDS < rbac.GENERATION_TTL_SECONDS
+
+
+async def test_a_generation_never_repeats_after_its_key_expired(database: Database) -> None:
+    # given: a tenant's generation, then its key gone (as when it expires)
+    store = Store.from_url(None)
+    tenant = uuid4()
+    key = rbac._generation_key_for(tenant)
+    seen = []
+    for _ in range(3):
+        session = database.session(tenant, readonly=True)
+        rbac.invalidate(session, store)
+        await session.close(commit=True)
+        [value] = await store.get_many([key])
+        seen.append(value)
+        await store.delete(key)
+    await store.close()
+
+    # then: each change wrote a new value (an entry cached under an earlier one never
+    # matches a later one, as it could if a count restarted from zero)
+    assert all(isinstance(v, str) for v in seen)
+    assert len(set(seen)) == len(seen)
