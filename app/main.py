@@ -6,6 +6,7 @@ PostgreSQL first when none is configured. Nothing here runs at import time.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,13 +16,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from app.accounts.mailer import mailer_for
 from app.api.cors import CorsMiddleware
 from app.api.documents import documents_for
+from app.api.encoding import JSONBody
 from app.api.fairness import FairSharing, TenantLimitMiddleware
 from app.api.graphiql import STATIC_DIR
 from app.api.headers import SecurityHeadersMiddleware
@@ -36,6 +37,7 @@ from app.api.middleware import (
 from app.api.observability import ObservabilityMiddleware, Telemetry
 from app.api.view import STATIC_PREFIX, GraphQLView
 from app.auth.revocation import request_access
+from app.core import logs
 from app.core.db import Database
 from app.core.keys import KeyRing
 from app.core.migrate import known_versions
@@ -63,9 +65,9 @@ class State(TypedDict):
     store: Store
 
 
-async def healthz(request: Request) -> JSONResponse:
+async def healthz(request: Request) -> JSONBody:
     """Liveness: the process answers."""
-    return JSONResponse({"status": "ok"})
+    return JSONBody({"status": "ok"})
 
 
 def create_app(
@@ -139,7 +141,7 @@ def create_app(
     # The schema this code needs: readiness compares the database's with it.
     expected_schema = known_versions()[-1]
 
-    async def readyz(request: Request) -> JSONResponse:
+    async def readyz(request: Request) -> JSONBody:
         """Readiness: the database (with the schema this code needs) and the store, each
         named with its latency; 503 when the database is not usable (app/core/readiness.py)."""
         ready, report = await readiness(
@@ -148,11 +150,11 @@ def create_app(
             expected_schema=expected_schema,
             timeout_ms=settings.ready_timeout_ms,
         )
-        return JSONResponse(report, status_code=200 if ready else 503)
+        return JSONBody(report, status_code=200 if ready else 503)
 
-    async def jwks(request: Request) -> JSONResponse:
+    async def jwks(request: Request) -> JSONBody:
         """Public keys that verify access tokens, for other services."""
-        return JSONResponse(tokens.public_jwks(), headers={"cache-control": "max-age=300"})
+        return JSONBody(tokens.public_jwks(), headers={"cache-control": "max-age=300"})
 
     routes: list[BaseRoute] = [
         # Every method: the view answers those it does not take (405, with Allow) in JSON.
@@ -225,4 +227,22 @@ def create_app(
     # with their counts.
     app.state.store = store
     app.state.fair_sharing = sharing
+    return app
+
+
+def freeze_heap() -> None:
+    """Take everything alive now (modules, the schema, the application) out of the cyclic
+    collector's view: it lives as long as the process, and full collections then stop
+    rescanning it on every burst of requests (docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
+
+
+def from_environment() -> Starlette:
+    """The application of one `tenantry serve --workers N` process, which uvicorn starts
+    fresh: its settings come from the environment the parent process prepared."""
+    settings = Settings.from_env()
+    logs.configure(settings.observability)
+    app = create_app(settings)
+    freeze_heap()
     return app

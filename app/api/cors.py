@@ -15,7 +15,6 @@ docs/security-model.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -23,6 +22,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.encoding import JSONBody
 from app.api.middleware import host_slug
 from app.core.db import Database
 from app.core.settings import BrowserSettings
@@ -153,6 +153,4 @@ def _refusal(what: str, headers: dict[str, str] | None = None) -> Response:
             }
         ]
     }
-    return Response(
-        json.dumps(body), status_code=403, headers=headers, media_type="application/json"
-    )
+    return JSONBody(body, status_code=403, headers=headers)

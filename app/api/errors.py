@@ -14,7 +14,6 @@ idempotency check) pass through the same translation, never unmasked.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
+from app.api.encoding import json_bytes
 from app.core import telemetry
 from app.core.errors import DomainError, OperationAborted, translate_database_error
 
@@ -66,7 +66,7 @@ def error_document(
 
 def error_body(code: str, message: str, details: dict[str, object] | None = None) -> bytes:
     """`error_document` encoded as JSON."""
-    return json.dumps(error_document(code, message, details)).encode()
+    return json_bytes(error_document(code, message, details))
 
 
 def to_client_error(error: GraphQLError, request_id: str | None) -> GraphQLError:

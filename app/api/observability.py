@@ -24,10 +24,11 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from strawberry.extensions import SchemaExtension
 
+from app.api.encoding import JSONBody
 from app.api.view import STATIC_PREFIX
 from app.core import telemetry
 from app.core.metrics import Metrics
@@ -265,8 +266,8 @@ def _bearer_matches(header: str, token: str) -> bool:
     )
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
+def _error(status: int, code: str, message: str) -> JSONBody:
+    return JSONBody({"errors": [{"message": message, "extensions": {"code": code}}]}, status)
 
 
 def _route(path: str) -> str:

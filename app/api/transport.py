@@ -20,7 +20,6 @@ docs/clients.md:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 import mimeparse
 from starlette.responses import Response
 
+from app.api.encoding import json_bytes
 from app.api.errors import error_document
 from app.core import telemetry
 from app.core.validation import json_value
@@ -105,7 +105,7 @@ def graphql_response(
     body: object, *, status: int, media_type: str, headers: Mapping[str, str] | None = None
 ) -> Response:
     """`body` as the HTTP response: JSON in the negotiated media type."""
-    encoded = json.dumps(body, separators=(",", ":")).encode()
+    encoded = json_bytes(body)
     content_type = f"{media_type}; charset=utf-8" if media_type == GRAPHQL_RESPONSE_JSON else JSON
     return Response(
         encoded, status_code=status, headers={**(headers or {}), "content-type": content_type}

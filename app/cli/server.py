@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import gc
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.cli.common import admin_call, connecting, with_database
 from app.core import migrate as migrations
@@ -66,7 +66,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.core import logs
-    from app.main import create_app
+    from app.main import create_app, freeze_heap
 
     # JSON lines or readable text, with every request's ids (docs/observability.md).
     logs.configure(settings.observability)
@@ -74,6 +74,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     refused = settings.development_defaults()
     if settings.environment == "production" and args.demo:
         refused.append("--demo seeds a tenant whose password is published: never in production")
+    if args.workers > 1 and settings.redis_url is None:
+        # Each process would count rate limits and keep revocations of its own.
+        refused.append(
+            f"--workers {args.workers} needs REDIS_URL: the processes share limits,"
+            " revocations and caches through Redis"
+        )
     if _refuse(refused):
         return 2
     host, port = args.host or settings.host, args.port or settings.port
@@ -121,6 +127,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                     ]
                 )
                 return 2
+        # Built here in every case: a configuration error is one line now, not a worker that
+        # fails at start-up again and again under the supervisor.
         app = create_app(settings)
         where = "embedded PostgreSQL in " + str(settings.data_dir) if embedded else "DATABASE_URL"
         print(
@@ -128,33 +136,58 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         if settings.graphiql:
             print(f"GraphiQL: {base}/graphql")
+        config: dict[str, Any] = dict(
+            host=host,
+            port=port,
+            log_level=settings.observability.log_level.lower(),
+            # uvicorn's lines go through our handler (logs.configure), and our access line
+            # (app/api/observability.py) replaces its own.
+            log_config=None,
+            access_log=False,
+            # Client addresses (audit, sessions, per-IP throttling) come from
+            # X-Forwarded-For only when it is set by a proxy we were told to trust.
+            proxy_headers=settings.forwarded_allow_ips is not None,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
+        )
+        if args.workers > 1:
+            del app  # each worker builds its own
+            return _serve_workers(settings, args.workers, listener, config)
         # uvicorn re-raises SIGTERM after its graceful shutdown. As SystemExit (not the default
         # kill) it lets atexit stop the embedded PostgreSQL instead of leaving it running.
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-        # Everything alive now (modules, the schema) lives as long as the process: taken out
-        # of the cyclic collector's view, full collections stop rescanning it on every request
-        # burst (docs/benchmarks.md: about a quarter of a large nested query's time).
-        gc.collect()
-        gc.freeze()
-        trusted = settings.forwarded_allow_ips
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_level=settings.observability.log_level.lower(),
-                # uvicorn's lines go through our handler (logs.configure), and our access line
-                # (app/api/observability.py) replaces its own.
-                log_config=None,
-                access_log=False,
-                # Client addresses (audit, sessions, per-IP throttling) come from
-                # X-Forwarded-For only when it is set by a proxy we were told to trust.
-                proxy_headers=trusted is not None,
-                forwarded_allow_ips=trusted,
-            )
-        )
+        freeze_heap()
+        server = uvicorn.Server(uvicorn.Config(app, **config))
         server.run(sockets=[listener])
     return 0 if server.started else 1
+
+
+def _serve_workers(
+    settings: Settings, workers: int, listener: socket.socket, config: dict[str, Any]
+) -> int:
+    """`workers` server processes sharing the listening socket, under uvicorn's supervisor
+    (it restarts a worker that dies). Each builds its own application from the environment
+    (`app.main:from_environment`), which this process completes first: the database it
+    resolved (the embedded one, started here) and a metrics directory they all write to."""
+    import tempfile
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    assert settings.database_url is not None
+    os.environ["DATABASE_URL"] = settings.database_url
+    if settings.migration_database_url is not None:
+        os.environ["MIGRATION_DATABASE_URL"] = settings.migration_database_url
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Without it each worker's /metrics would count only its own requests.
+            metrics_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="tenantry-"))
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        print(f"{workers} worker processes")
+        Multiprocess(
+            uvicorn.Config("app.main:from_environment", factory=True, workers=workers, **config),
+            sockets=[listener],
+        ).run()
+    return 0
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -237,11 +270,24 @@ def _port(value: str) -> int:
     return number
 
 
+def _workers(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def register(commands: Commands) -> None:
     serve = commands.add_parser("serve", help="run the API server")
     serve.add_argument("--demo", action="store_true", help="seed and print a demo tenant")
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, help="listen port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="server processes sharing the port (default 1; about one per core; needs REDIS_URL)",
+    )
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="apply migrations and re-apply policies")
