@@ -10,4 +10,6 @@ from app.audit.types import AUDIT_LISTING
 
 @strawberry.type
 class AuditQueries:
-    audit_log = connection(AUDIT_LISTING, description="The tenant's audit log, newest first.")
+    audit_log = connection(
+        AUDIT_LISTING, nullable=True, description="The tenant's audit log, newest first."
+    )

@@ -101,7 +101,7 @@ class IdentityQueries:
         description="The tenant's trusted identity providers.",
         extensions=requires(Permission.TENANT_SETTINGS),
     )
-    async def identity_providers(self, info: Info) -> list[IdentityProvider]:
+    async def identity_providers(self, info: Info) -> list[IdentityProvider] | None:
         found = await service.list_providers(info.context.session, await info.context.actor())
         return [IdentityProvider.from_model(p) for p in found]
 

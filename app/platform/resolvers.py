@@ -65,6 +65,7 @@ class PlatformQueries:
 
     platform_audit_log = connection(
         PLATFORM_AUDIT_LISTING,
+        nullable=True,
         description="The platform audit log (sign-ins, operators' changes, tenant lifecycle), "
         "newest first.",
     )

@@ -165,6 +165,7 @@ async def _change(
 class TenantDirectoryQueries:
     tenants = connection(
         TENANT_DIRECTORY,
+        nullable=True,
         description="Every tenant, newest first, filtered by status, plan or a text in its name "
         "or slug.",
     )

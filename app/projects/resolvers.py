@@ -41,7 +41,9 @@ class ProjectPayload:
 
 @strawberry.type
 class ProjectQueries:
-    projects = connection(PROJECT_LISTING, description="Projects of the current tenant.")
+    projects = connection(
+        PROJECT_LISTING, nullable=True, description="Projects of the current tenant."
+    )
 
     @strawberry.field(
         description="A project by ID; null if there is none in this tenant.",

@@ -43,7 +43,7 @@ class RoleQueries:
         description="The tenant's roles: system roles first, then custom roles by name.",
         extensions=requires(Permission.USER_READ),
     )
-    async def roles(self, info: Info) -> list[Role]:
+    async def roles(self, info: Info) -> list[Role] | None:
         return [Role.from_model(r) for r in await service.list_roles(info.context.session)]
 
 

@@ -91,7 +91,9 @@ def _assignee(value: strawberry.ID | None) -> UUID | None:
 
 @strawberry.type
 class TaskQueries:
-    tasks = connection(TASK_LISTING, description="Tasks of the current tenant, across projects.")
+    tasks = connection(
+        TASK_LISTING, nullable=True, description="Tasks of the current tenant, across projects."
+    )
 
 
 @strawberry.type

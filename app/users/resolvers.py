@@ -24,7 +24,7 @@ class UserQueries:
         principal = info.context.require_principal()
         return await load_node(info, User, principal.user_id)
 
-    users = connection(USER_LISTING, description="Users of the current tenant.")
+    users = connection(USER_LISTING, nullable=True, description="Users of the current tenant.")
 
 
 @strawberry.input(description="A user and one of the tenant's roles.")

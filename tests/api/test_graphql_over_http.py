@@ -163,14 +163,14 @@ async def test_partial_data_is_294_with_the_graphql_media_type(
 async def test_a_field_error_that_nulls_the_data_keeps_data_null(
     http: httpx.AsyncClient, database: Database, tokens: TokenService, media: str
 ) -> None:
-    # given: a caller without the audit log's permission (a non-null root field)
+    # given: a caller without the permission of a mutation (a non-null root field)
     world = await content(database, tokens)
     _, token = await caller(database, tokens, world, ["project:read"])
 
     # when
     response = await http.post(
         "/graphql",
-        json={"query": "{ auditLog { totalCount } }"},
+        json={"query": 'mutation { createProject(input: {name: "x"}) { errors { code } } }'},
         headers={"authorization": f"Bearer {token}", "accept": media},
     )
 
@@ -178,8 +178,32 @@ async def test_a_field_error_that_nulls_the_data_keeps_data_null(
     body = response.json()
     assert response.status_code == (200 if media == LEGACY else 294)
     assert body["data"] is None
-    assert body["errors"][0]["path"] == ["auditLog"]
+    assert body["errors"][0]["path"] == ["createProject"]
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+@pytest.mark.parametrize("media", [LEGACY, GRAPHQL_RESPONSE_JSON])
+async def test_a_refused_nullable_root_field_is_null_beside_its_siblings(
+    http: httpx.AsyncClient, database: Database, tokens: TokenService, media: str
+) -> None:
+    # given: a caller without the audit log's permission (a nullable root field)
+    world = await content(database, tokens)
+    _, token = await caller(database, tokens, world, ["project:read"])
+
+    # when
+    response = await http.post(
+        "/graphql",
+        json={"query": "{ auditLog { totalCount } projects { totalCount } }"},
+        headers={"authorization": f"Bearer {token}", "accept": media},
+    )
+
+    # then: a partial success: the projects, and the refusal at its path
+    body = response.json()
+    assert response.status_code == (200 if media == LEGACY else 294)
+    assert body["data"] == {"auditLog": None, "projects": {"totalCount": 1}}
+    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [
+        (["auditLog"], "FORBIDDEN")
+    ]
 
 
 # Requests that are not well-formed GraphQL-over-HTTP requests this server takes: the same

@@ -176,7 +176,7 @@ async def test_bad_pagination_arguments_are_invalid_and_name_the_argument(
 
     [error] = body["errors"]
     assert error["extensions"] == {"code": "INVALID", "field": field}
-    assert body["data"] is None
+    assert body["data"] == {"tasks": None}
 
 
 async def test_last_counts_against_the_cost_limit_like_first(

@@ -73,7 +73,7 @@ async def test_only_tenant_admins_read_the_audit_log(gql: GraphQL, team: Org) ->
 
     body = await gql(AUDIT_LOG, token=member.token)
 
-    assert body["data"] is None
+    assert body["data"] == {"auditLog": None}
     assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 

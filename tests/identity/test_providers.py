@@ -136,8 +136,10 @@ async def test_non_admins_are_forbidden_and_change_nothing(
 
     # then each is refused by its @requiresPermission before the resolver runs
     for body in (added, updated, removed, listed):
-        assert body["data"] is None
         assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    # a refused mutation fails the operation; a refused query field is null on its own
+    assert [b["data"] for b in (added, updated, removed)] == [None] * 3
+    assert listed["data"] == {"identityProviders": None}
     providers = (await gql.data(PROVIDERS, token=owner.token))["identityProviders"]
     assert [(p["id"], p["name"]) for p in providers] == [(existing["id"], "Corporate SSO")]
 
